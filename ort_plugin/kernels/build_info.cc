@@ -1,0 +1,23 @@
+#include "kernels/build_info.h"
+
+#include "kernels/sparse_conv_cpu.h"
+
+#ifndef ONNX_SPARSIFY_VERSION
+#define ONNX_SPARSIFY_VERSION "0.0.0+unknown"
+#endif
+#ifndef ONNX_SPARSIFY_ORT_API
+#define ONNX_SPARSIFY_ORT_API 21
+#endif
+
+namespace onnx_sparsify {
+
+BuildInfo GetBuildInfo() {
+#ifdef ONNX_SPARSIFY_WITH_CUDA
+  constexpr bool kCuda = true;
+#else
+  constexpr bool kCuda = false;
+#endif
+  return BuildInfo{ONNX_SPARSIFY_VERSION, ONNX_SPARSIFY_ORT_API, kCuda, CpuKernelIsa()};
+}
+
+}  // namespace onnx_sparsify

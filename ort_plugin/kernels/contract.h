@@ -1,0 +1,15 @@
+// The SparseConv operator contract shared by every layer of the plugin (docs/operator.md).
+// The Python package keeps the same values in rewriter/_contract.py; a test checks they agree.
+#pragma once
+
+namespace onnx_sparsify {
+
+inline constexpr const char* kDomain = "org.onnx_sparsify";
+inline constexpr const char* kOpType = "SparseConv";
+inline constexpr int kOpVersion = 1;
+
+// Input and output positions of SparseConv.
+enum SparseConvInput : int { kInputX = 0, kInputValues = 1, kInputColIndices = 2, kInputRowPtr = 3, kInputBias = 4 };
+inline constexpr int kNumInputs = 5;
+
+}  // namespace onnx_sparsify

@@ -1,0 +1,242 @@
+#include "conv_params.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "errors.h"
+
+namespace onnx_sparsify {
+namespace {
+
+// Generous bound on any single attribute value: keeps every derived product far from overflow
+// while allowing any real network.
+constexpr int64_t kMaxAttributeValue = int64_t{1} << 24;
+
+std::string Join(const std::vector<int64_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+std::vector<int64_t> SpatialInts(const AttributeSource& src, const char* name, size_t expected,
+                                 int64_t fallback, int64_t min_value) {
+  auto v = src.Ints(name);
+  if (!v) return std::vector<int64_t>(expected, fallback);
+  if (v->size() != expected) {
+    throw InvalidArgument(std::string("attribute '") + name + "' has " + std::to_string(v->size()) +
+                          " values " + Join(*v) + "; kernel_shape implies " + std::to_string(expected));
+  }
+  for (int64_t x : *v) {
+    if (x < min_value || x > kMaxAttributeValue) {
+      throw InvalidArgument(std::string("attribute '") + name + "' value " + std::to_string(x) +
+                            " is out of range [" + std::to_string(min_value) + ", " +
+                            std::to_string(kMaxAttributeValue) + "]");
+    }
+  }
+  return *v;
+}
+
+Epilogue ParseEpilogue(const AttributeSource& src) {
+  const std::string name = src.String("activation").value_or("");
+  const std::vector<float> params = src.Floats("activation_params").value_or(std::vector<float>{});
+  struct Spec {
+    const char* name;
+    Activation kind;
+    size_t num_params;
+    float default_alpha, default_beta;
+  };
+  static const Spec kSpecs[] = {
+      {"", Activation::kNone, 0, 0.f, 0.f},
+      {"none", Activation::kNone, 0, 0.f, 0.f},
+      {"Relu", Activation::kRelu, 0, 0.f, 0.f},
+      {"LeakyRelu", Activation::kLeakyRelu, 1, 0.01f, 0.f},
+      {"Clip", Activation::kClip, 2, -std::numeric_limits<float>::infinity(),
+       std::numeric_limits<float>::infinity()},
+      {"Sigmoid", Activation::kSigmoid, 0, 0.f, 0.f},
+      {"HardSigmoid", Activation::kHardSigmoid, 2, 0.2f, 0.5f},
+      {"HardSwish", Activation::kHardSwish, 0, 1.0f / 6.0f, 0.5f},
+  };
+  for (const Spec& s : kSpecs) {
+    if (name != s.name) continue;
+    if (!params.empty() && params.size() != s.num_params) {
+      throw InvalidArgument("activation '" + name + "' takes " + std::to_string(s.num_params) +
+                            " activation_params, got " + std::to_string(params.size()));
+    }
+    Epilogue e{s.kind, s.default_alpha, s.default_beta};
+    if (params.size() >= 1) e.alpha = params[0];
+    if (params.size() >= 2) e.beta = params[1];
+    for (float p : params) {
+      if (std::isnan(p)) throw InvalidArgument("activation_params contains NaN");
+    }
+    return e;
+  }
+  throw InvalidArgument("unknown activation '" + name +
+                        "' (expected none, Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid or HardSwish)");
+}
+
+}  // namespace
+
+int64_t ConvAttributes::kernel_volume() const {
+  int64_t v = 1;
+  for (int64_t k : kernel_shape) v = CheckedMul(v, k, "kernel_shape");
+  return v;
+}
+
+ConvAttributes ConvAttributes::Parse(const AttributeSource& src) {
+  ConvAttributes a;
+  auto kernel = src.Ints("kernel_shape");
+  if (!kernel) throw InvalidArgument("attribute 'kernel_shape' is required (the dense weight's shape is gone)");
+  const size_t k = kernel->size();
+  if (k < 1 || k > kMaxSpatialRank) {
+    throw InvalidArgument("kernel_shape " + Join(*kernel) + " must have 1, 2 or 3 values");
+  }
+  a.kernel_shape = SpatialInts(src, "kernel_shape", k, 1, 1);
+  a.strides = SpatialInts(src, "strides", k, 1, 1);
+  a.dilations = SpatialInts(src, "dilations", k, 1, 1);
+  a.pads = SpatialInts(src, "pads", 2 * k, 0, 0);
+  a.group = src.Int("group").value_or(1);
+  if (a.group < 1 || a.group > kMaxAttributeValue) {
+    throw InvalidArgument("attribute 'group' must be at least 1, got " + std::to_string(a.group));
+  }
+  const std::string auto_pad = src.String("auto_pad").value_or("NOTSET");
+  if (auto_pad == "NOTSET") {
+    a.auto_pad = AutoPad::kNotSet;
+  } else if (auto_pad == "SAME_UPPER") {
+    a.auto_pad = AutoPad::kSameUpper;
+  } else if (auto_pad == "SAME_LOWER") {
+    a.auto_pad = AutoPad::kSameLower;
+  } else if (auto_pad == "VALID") {
+    a.auto_pad = AutoPad::kValid;
+  } else {
+    throw InvalidArgument("attribute 'auto_pad' is '" + auto_pad +
+                          "' (expected NOTSET, SAME_UPPER, SAME_LOWER or VALID)");
+  }
+  a.epilogue = ParseEpilogue(src);
+  return a;
+}
+
+AxisGeometry ResolveAxis(const ConvAttributes& attrs, int axis, int64_t in) {
+  const int k = attrs.spatial_rank();
+  AxisGeometry g;
+  g.in = in;
+  g.kernel = attrs.kernel_shape[axis];
+  g.stride = attrs.strides[axis];
+  g.dilation = attrs.dilations[axis];
+  const int64_t dilated = (g.kernel - 1) * g.dilation + 1;  // < 2^48 by the attribute bounds
+  switch (attrs.auto_pad) {
+    case AutoPad::kNotSet:
+      g.pad_begin = attrs.pads[axis];
+      g.pad_end = attrs.pads[axis + k];
+      break;
+    case AutoPad::kValid:
+      break;
+    case AutoPad::kSameUpper:
+    case AutoPad::kSameLower: {
+      const int64_t out = (in + g.stride - 1) / g.stride;
+      const int64_t total = std::max<int64_t>(0, (out - 1) * g.stride + dilated - in);
+      g.pad_begin = attrs.auto_pad == AutoPad::kSameUpper ? total / 2 : (total + 1) / 2;
+      g.pad_end = total - g.pad_begin;
+      break;
+    }
+  }
+  const int64_t padded = g.padded();
+  if (padded < dilated) {
+    throw InvalidArgument("spatial axis " + std::to_string(axis) + ": dilated kernel of size " +
+                          std::to_string(dilated) + " is larger than the padded input of size " +
+                          std::to_string(padded));
+  }
+  g.out = (padded - dilated) / g.stride + 1;
+  return g;
+}
+
+ConvGeometry ResolveGeometry(const ConvAttributes& attrs, const std::vector<int64_t>& x_shape,
+                             int64_t out_channels) {
+  const int k = attrs.spatial_rank();
+  if (static_cast<int>(x_shape.size()) != k + 2) {
+    throw InvalidArgument("input X has rank " + std::to_string(x_shape.size()) + " but kernel_shape " +
+                          Join(attrs.kernel_shape) + " needs rank " + std::to_string(k + 2));
+  }
+  ConvGeometry g;
+  g.batch = x_shape[0];
+  g.in_channels = x_shape[1];
+  g.out_channels = out_channels;
+  g.group = attrs.group;
+  g.spatial_rank = k;
+  if (g.batch < 0) throw InvalidArgument("input X has a negative batch size");
+  if (g.in_channels < 1) throw InvalidArgument("input X has no channels");
+  if (g.in_channels % g.group != 0) {
+    throw InvalidArgument("input channels " + std::to_string(g.in_channels) + " are not divisible by group " +
+                          std::to_string(g.group));
+  }
+  if (g.out_channels % g.group != 0) {
+    throw InvalidArgument("output channels " + std::to_string(g.out_channels) + " are not divisible by group " +
+                          std::to_string(g.group));
+  }
+  g.in_channels_per_group = g.in_channels / g.group;
+  g.out_channels_per_group = g.out_channels / g.group;
+  int64_t in_plane = 1;
+  g.padded_plane = 1;
+  g.out_plane = 1;
+  for (int i = 0; i < k; ++i) {
+    const int64_t in = x_shape[2 + i];
+    if (in < 1) throw InvalidArgument("input X has spatial size " + std::to_string(in) + " on axis " + std::to_string(i));
+    AxisGeometry& ax = g.axes[kMaxSpatialRank - k + i];
+    ax = ResolveAxis(attrs, i, in);
+    g.has_padding = g.has_padding || ax.pad_begin != 0 || ax.pad_end != 0;
+    in_plane = CheckedMul(in_plane, in, "input X");
+    g.padded_plane = CheckedMul(g.padded_plane, ax.padded(), "padded input");
+    g.out_plane = CheckedMul(g.out_plane, ax.out, "output Y");
+  }
+  g.in_image = CheckedMul(g.in_channels, in_plane, "input X");
+  CheckedMul(g.batch, g.in_image, "input X");
+  CheckedMul(CheckedMul(g.batch, g.in_channels, "padded input"), g.padded_plane, "padded input");
+  g.out_elements = CheckedMul(CheckedMul(g.batch, g.out_channels, "output Y"), g.out_plane, "output Y");
+  return g;
+}
+
+std::vector<int64_t> ConvGeometry::OutputShape() const {
+  std::vector<int64_t> shape = {batch, out_channels};
+  for (int i = kMaxSpatialRank - spatial_rank; i < kMaxSpatialRank; ++i) shape.push_back(axes[i].out);
+  return shape;
+}
+
+void ApplyEpilogue(const Epilogue& e, float* y, int64_t n) {
+  switch (e.kind) {
+    case Activation::kNone:
+      return;
+    case Activation::kRelu:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::max(y[i], 0.0f);
+      return;
+    case Activation::kLeakyRelu:
+      for (int64_t i = 0; i < n; ++i) y[i] = y[i] >= 0.0f ? y[i] : e.alpha * y[i];
+      return;
+    case Activation::kClip:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(y[i], e.alpha), e.beta);
+      return;
+    case Activation::kSigmoid:
+      for (int64_t i = 0; i < n; ++i) y[i] = 1.0f / (1.0f + std::exp(-y[i]));
+      return;
+    case Activation::kHardSigmoid:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::min(1.0f, std::max(0.0f, e.alpha * y[i] + e.beta));
+      return;
+    case Activation::kHardSwish:
+      for (int64_t i = 0; i < n; ++i) y[i] *= std::min(1.0f, std::max(0.0f, y[i] / 6.0f + 0.5f));
+      return;
+  }
+}
+
+const char* ActivationName(Activation a) {
+  switch (a) {
+    case Activation::kNone: return "none";
+    case Activation::kRelu: return "Relu";
+    case Activation::kLeakyRelu: return "LeakyRelu";
+    case Activation::kClip: return "Clip";
+    case Activation::kSigmoid: return "Sigmoid";
+    case Activation::kHardSigmoid: return "HardSigmoid";
+    case Activation::kHardSwish: return "HardSwish";
+  }
+  return "?";
+}
+
+}  // namespace onnx_sparsify

@@ -1,0 +1,87 @@
+// SparseConv's attributes and the convolution geometry they imply for one input shape.
+// Knows nothing of ONNX Runtime: adapters supply attributes through AttributeSource.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace onnx_sparsify {
+
+inline constexpr int kMaxSpatialRank = 3;
+
+enum class AutoPad { kNotSet, kSameUpper, kSameLower, kValid };
+enum class Activation { kNone, kRelu, kLeakyRelu, kClip, kSigmoid, kHardSigmoid, kHardSwish };
+
+// Reads one node's attributes. Each accessor returns nullopt when the attribute is absent and
+// throws InvalidArgument when it is present with another type.
+class AttributeSource {
+ public:
+  virtual ~AttributeSource() = default;
+  virtual std::optional<int64_t> Int(const char* name) const = 0;
+  virtual std::optional<std::vector<int64_t>> Ints(const char* name) const = 0;
+  virtual std::optional<std::vector<float>> Floats(const char* name) const = 0;
+  virtual std::optional<std::string> String(const char* name) const = 0;
+};
+
+// The epilogue applied after bias: y = f(conv + b).
+struct Epilogue {
+  Activation kind = Activation::kNone;
+  float alpha = 0.0f;  // LeakyRelu alpha, HardSigmoid alpha, Clip min
+  float beta = 0.0f;   // HardSigmoid beta, Clip max
+};
+
+// Validated attributes. Spatial vectors have kernel_shape.size() entries; pads has twice that
+// (all begins, then all ends), as in ONNX.
+struct ConvAttributes {
+  std::vector<int64_t> kernel_shape;
+  std::vector<int64_t> strides;
+  std::vector<int64_t> dilations;
+  std::vector<int64_t> pads;
+  int64_t group = 1;
+  AutoPad auto_pad = AutoPad::kNotSet;
+  Epilogue epilogue;
+
+  int spatial_rank() const { return static_cast<int>(kernel_shape.size()); }
+  int64_t kernel_volume() const;  // prod(kernel_shape)
+
+  static ConvAttributes Parse(const AttributeSource& source);
+};
+
+// One spatial axis after padding is resolved.
+struct AxisGeometry {
+  int64_t in = 1, out = 1, kernel = 1, stride = 1, dilation = 1, pad_begin = 0, pad_end = 0;
+  int64_t padded() const { return in + pad_begin + pad_end; }
+};
+
+// Output size and pads of one axis, exactly as ONNX Conv defines them; throws when the
+// (dilated) kernel does not fit in the padded input.
+AxisGeometry ResolveAxis(const ConvAttributes& attrs, int axis, int64_t in);
+
+// Everything one call needs, spatial axes right-aligned into 3 (leading axes of size 1).
+struct ConvGeometry {
+  int64_t batch = 0, in_channels = 0, out_channels = 0, group = 1;
+  int64_t in_channels_per_group = 0, out_channels_per_group = 0;
+  int spatial_rank = 0;
+  std::array<AxisGeometry, kMaxSpatialRank> axes;
+  bool has_padding = false;
+  // Element counts, overflow-checked.
+  int64_t in_image = 0;      // C * prod(in)
+  int64_t padded_plane = 0;  // prod(padded), one channel
+  int64_t out_plane = 0;     // prod(out), one channel
+  int64_t out_elements = 0;  // N * M * prod(out)
+
+  std::vector<int64_t> OutputShape() const;
+};
+
+// Validates X's shape against the attributes and M output channels; throws InvalidArgument.
+ConvGeometry ResolveGeometry(const ConvAttributes& attrs, const std::vector<int64_t>& x_shape,
+                             int64_t out_channels);
+
+// Applies the epilogue to n values in place (bias already added).
+void ApplyEpilogue(const Epilogue& e, float* y, int64_t n);
+
+const char* ActivationName(Activation a);
+
+}  // namespace onnx_sparsify

@@ -1,0 +1,32 @@
+// SparseConv on the CPU: direct convolution over the nonzeros, output positions as the vector
+// dimension. Knows nothing of ONNX Runtime; the caller supplies the thread pool.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "conv_params.h"
+#include "sparse_weights.h"
+
+namespace onnx_sparsify {
+
+// Runs body(i) for every i in [0, total), possibly in parallel; body never throws.
+using ParallelFor = std::function<void(int64_t total, const std::function<void(int64_t)>& body)>;
+
+// Runs body(i) for i in [0, total) on the calling thread.
+void SerialFor(int64_t total, const std::function<void(int64_t)>& body);
+
+// Validates one call's input shape against the attributes and the packed weight and returns
+// the call's geometry; throws InvalidArgument naming the problem.
+ConvGeometry PrepareCall(const ConvAttributes& attrs, const SparseWeights& weights,
+                         const std::vector<int64_t>& x_shape);
+
+// Y = epilogue(conv(X, W) + B). X and Y are dense NCHW-style tensors matching `geometry`;
+// bias is null or holds M values; `geometry` comes from PrepareCall. Never throws.
+void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, const float* bias,
+                   const ConvGeometry& geometry, const float* x, float* y, const ParallelFor& parallel_for);
+
+// The instruction set the kernel dispatches to on this CPU: "avx512f", "avx2" or "baseline".
+const char* CpuKernelIsa();
+
+}  // namespace onnx_sparsify

@@ -1,0 +1,56 @@
+// A SparseConv weight in CSR form, validated and pre-packed once when a kernel is created.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "conv_params.h"
+
+namespace onnx_sparsify {
+
+// One nonzero's position inside the C/group x kernel_shape block of its output channel:
+// the CSR column decoded, kernel indices right-aligned into 3 axes.
+struct Tap {
+  int32_t channel;
+  int32_t k[kMaxSpatialRank];
+};
+
+// Read-only view of the CSR inputs; Index is int32_t or int64_t.
+template <typename Index>
+struct CsrView {
+  const float* values;
+  int64_t num_values;
+  const Index* col_indices;
+  int64_t num_col_indices;
+  const Index* row_ptr;
+  int64_t num_row_ptr;
+};
+
+class SparseWeights {
+ public:
+  // Validates the CSR against the attributes and packs it: each row's nonzeros sorted by column,
+  // columns decoded into taps. Throws InvalidArgument naming the first problem found.
+  // in_channels is X's channel count when known at creation, or -1; when known, every column
+  // is checked against it here, otherwise CheckInputChannels() does it once per call.
+  template <typename Index>
+  static SparseWeights Pack(const CsrView<Index>& csr, const ConvAttributes& attrs, int64_t in_channels);
+
+  // Throws unless every column fits in the C/group x kernel_shape block for this input.
+  void CheckInputChannels(int64_t in_channels, int64_t group) const;
+
+  int64_t out_channels() const { return static_cast<int64_t>(row_begin_.size()) - 1; }
+  int64_t nnz() const { return static_cast<int64_t>(values_.size()); }
+  int64_t row_begin(int64_t m) const { return row_begin_[m]; }
+  int64_t row_end(int64_t m) const { return row_begin_[m + 1]; }
+  const float* values() const { return values_.data(); }
+  const Tap* taps() const { return taps_.data(); }
+  // Smallest C/group that holds every nonzero (0 when there are none).
+  int64_t min_in_channels_per_group() const { return max_channel_ + 1; }
+
+ private:
+  std::vector<int64_t> row_begin_;
+  std::vector<float> values_;
+  std::vector<Tap> taps_;
+  int64_t max_channel_ = -1;
+};
+
+}  // namespace onnx_sparsify

@@ -1,0 +1,44 @@
+// SparseConv for ONNX Runtime's CPU execution provider.
+#pragma once
+#include <onnxruntime_cxx_api.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kernels/conv_params.h"
+#include "kernels/sparse_weights.h"
+
+namespace onnx_sparsify {
+
+// One instance per node. Everything is validated and packed in the constructor; Compute only
+// reads members, so one instance safely serves concurrent Run calls.
+class SparseConvCpuKernel {
+ public:
+  SparseConvCpuKernel(const OrtApi& api, const OrtKernelInfo* info, std::string node_name);
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) const;
+
+ private:
+  void Compute(OrtKernelContext* context) const;
+
+  const OrtApi& api_;
+  std::string node_name_;
+  ConvAttributes attrs_;
+  SparseWeights weights_;
+  bool has_bias_input_ = false;
+  std::optional<std::vector<float>> constant_bias_;
+};
+
+struct SparseConvCpuOp : Ort::CustomOpBase<SparseConvCpuOp, SparseConvCpuKernel, /*WithStatus=*/true> {
+  SparseConvCpuOp();
+  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** op_kernel) const;
+  const char* GetName() const;
+  const char* GetExecutionProviderType() const { return "CPUExecutionProvider"; }
+  size_t GetInputTypeCount() const;
+  ONNXTensorElementDataType GetInputType(size_t index) const;
+  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const;
+  size_t GetOutputTypeCount() const { return 1; }
+  ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+};
+
+}  // namespace onnx_sparsify

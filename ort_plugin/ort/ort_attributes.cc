@@ -1,0 +1,124 @@
+#include "ort/ort_attributes.h"
+
+#include <string>
+
+#include "kernels/errors.h"
+
+namespace onnx_sparsify {
+namespace {
+
+// Owns an OrtStatus; null means success.
+struct StatusGuard {
+  const OrtApi& api;
+  OrtStatus* status;
+  ~StatusGuard() {
+    if (status) api.ReleaseStatus(status);
+  }
+  std::string message() const { return status ? api.GetErrorMessage(status) : ""; }
+};
+
+// Kernel-info getters report an absent attribute and a type mismatch the same way, as an
+// error status; only the message tells them apart.
+bool IsAbsent(const StatusGuard& s) { return s.message().find("No attribute with") != std::string::npos; }
+
+template <typename T, typename Getter>
+std::optional<std::vector<T>> ReadArray(const OrtApi& api, const char* name, Getter get) {
+  size_t size = 0;
+  {
+    StatusGuard s{api, get(nullptr, &size)};
+    if (s.status) {
+      if (IsAbsent(s)) return std::nullopt;
+      throw InvalidArgument(std::string("attribute '") + name + "': " + s.message());
+    }
+  }
+  std::vector<T> out(size);
+  if (size > 0) ThrowIfError(api, get(out.data(), &size), std::string("attribute '") + name + "'");
+  return out;
+}
+
+}  // namespace
+
+void ThrowIfError(const OrtApi& api, OrtStatus* status, const std::string& context) {
+  StatusGuard s{api, status};
+  if (s.status) throw InvalidArgument(context + ": " + s.message());
+}
+
+std::optional<int64_t> KernelInfoAttributes::Int(const char* name) const {
+  int64_t value = 0;
+  StatusGuard s{api_, api_.KernelInfoGetAttribute_int64(info_, name, &value)};
+  if (!s.status) return value;
+  if (IsAbsent(s)) return std::nullopt;
+  throw InvalidArgument(std::string("attribute '") + name + "' must be an integer: " + s.message());
+}
+
+std::optional<std::vector<int64_t>> KernelInfoAttributes::Ints(const char* name) const {
+  return ReadArray<int64_t>(api_, name, [&](int64_t* out, size_t* size) {
+    return api_.KernelInfoGetAttributeArray_int64(info_, name, out, size);
+  });
+}
+
+std::optional<std::vector<float>> KernelInfoAttributes::Floats(const char* name) const {
+  return ReadArray<float>(api_, name, [&](float* out, size_t* size) {
+    return api_.KernelInfoGetAttributeArray_float(info_, name, out, size);
+  });
+}
+
+std::optional<std::string> KernelInfoAttributes::String(const char* name) const {
+  auto chars = ReadArray<char>(api_, name, [&](char* out, size_t* size) {
+    return api_.KernelInfoGetAttribute_string(info_, name, out, size);
+  });
+  if (!chars) return std::nullopt;
+  return std::string(chars->data(), chars->empty() ? 0 : chars->size() - 1);  // drop the terminator
+}
+
+const OrtOpAttr* ShapeInferAttributes::Find(const char* name) const {
+  const OrtOpAttr* attr = nullptr;
+  StatusGuard s{api_, api_.ShapeInferContext_GetAttribute(ctx_, name, &attr)};
+  return s.status ? nullptr : attr;
+}
+
+std::optional<int64_t> ShapeInferAttributes::Int(const char* name) const {
+  const OrtOpAttr* attr = Find(name);
+  if (!attr) return std::nullopt;
+  int64_t value = 0;
+  size_t written = 0;
+  ThrowIfError(api_, api_.ReadOpAttr(attr, ORT_OP_ATTR_INT, &value, sizeof(value), &written),
+               std::string("attribute '") + name + "' must be an integer");
+  return value;
+}
+
+namespace {
+template <typename T>
+std::optional<std::vector<T>> ReadOpAttrArray(const OrtApi& api, const OrtOpAttr* attr, OrtOpAttrType type,
+                                              const char* name) {
+  if (!attr) return std::nullopt;
+  size_t bytes = 0;
+  {
+    // A zero-length read reports the size needed (as an error when it is not zero).
+    T probe{};
+    StatusGuard s{api, api.ReadOpAttr(attr, type, &probe, 0, &bytes)};
+    if (s.status && bytes == 0) throw InvalidArgument(std::string("attribute '") + name + "': " + s.message());
+  }
+  std::vector<T> out((bytes + sizeof(T) - 1) / sizeof(T));
+  if (bytes > 0) {
+    ThrowIfError(api, api.ReadOpAttr(attr, type, out.data(), bytes, &bytes), std::string("attribute '") + name + "'");
+  }
+  return out;
+}
+}  // namespace
+
+std::optional<std::vector<int64_t>> ShapeInferAttributes::Ints(const char* name) const {
+  return ReadOpAttrArray<int64_t>(api_, Find(name), ORT_OP_ATTR_INTS, name);
+}
+
+std::optional<std::vector<float>> ShapeInferAttributes::Floats(const char* name) const {
+  return ReadOpAttrArray<float>(api_, Find(name), ORT_OP_ATTR_FLOATS, name);
+}
+
+std::optional<std::string> ShapeInferAttributes::String(const char* name) const {
+  auto chars = ReadOpAttrArray<char>(api_, Find(name), ORT_OP_ATTR_STRING, name);
+  if (!chars) return std::nullopt;
+  return std::string(chars->data(), chars->size());
+}
+
+}  // namespace onnx_sparsify

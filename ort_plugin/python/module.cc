@@ -1,0 +1,132 @@
+// onnx_sparsify._core: the CPU kernel directly from NumPy (for tests and benchmarks) and the
+// build's facts. A thin binding: all logic lives in ort_plugin/kernels.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include "kernels/build_info.h"
+#include "kernels/contract.h"
+#include "kernels/errors.h"
+#include "kernels/sparse_conv_cpu.h"
+
+namespace py = pybind11;
+using namespace onnx_sparsify;
+
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+class DictAttributes final : public AttributeSource {
+ public:
+  explicit DictAttributes(const py::dict& d) : d_(d) {}
+  std::optional<int64_t> Int(const char* name) const override { return Get<int64_t>(name); }
+  std::optional<std::vector<int64_t>> Ints(const char* name) const override { return Get<std::vector<int64_t>>(name); }
+  std::optional<std::vector<float>> Floats(const char* name) const override { return Get<std::vector<float>>(name); }
+  std::optional<std::string> String(const char* name) const override { return Get<std::string>(name); }
+
+ private:
+  template <typename T>
+  std::optional<T> Get(const char* name) const {
+    if (!d_.contains(name) || d_[name].is_none()) return std::nullopt;
+    try {
+      return d_[name].cast<T>();
+    } catch (const py::cast_error&) {
+      throw InvalidArgument(std::string("attribute '") + name + "' has the wrong type");
+    }
+  }
+  const py::dict& d_;
+};
+
+// A plain thread pool for the binding: `threads` workers pull indices from a shared counter.
+ParallelFor ThreadedFor(int threads) {
+  return [threads](int64_t total, const std::function<void(int64_t)>& body) {
+    const int workers = static_cast<int>(std::min<int64_t>(threads, total));
+    if (workers <= 1) return SerialFor(total, body);
+    std::atomic<int64_t> next{0};
+    auto work = [&] {
+      for (int64_t i = next++; i < total; i = next++) body(i);
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < workers; ++t) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+  };
+}
+
+template <typename Index>
+SparseWeights PackFrom(const FloatArray& values, const py::array& cols, const py::array& row_ptr,
+                       const ConvAttributes& attrs) {
+  auto c = py::array_t<Index, py::array::c_style>::ensure(cols);
+  auto r = py::array_t<Index, py::array::c_style>::ensure(row_ptr);
+  if (!c || !r) throw InvalidArgument("W_col_indices and W_row_ptr must be 1-D integer arrays");
+  return SparseWeights::Pack(CsrView<Index>{values.data(), values.size(), c.data(), c.size(), r.data(), r.size()},
+                             attrs, -1);
+}
+
+py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, const py::array& col_indices,
+                              const py::array& row_ptr, const std::optional<FloatArray>& bias, const py::dict& attributes,
+                              int threads, std::optional<py::array_t<float>> out) {
+  const ConvAttributes attrs = ConvAttributes::Parse(DictAttributes(attributes));
+  if (values.ndim() != 1 || col_indices.ndim() != 1 || row_ptr.ndim() != 1) {
+    throw InvalidArgument("W_values, W_col_indices and W_row_ptr must be 1-D");
+  }
+  if (!col_indices.dtype().is(row_ptr.dtype())) {
+    throw InvalidArgument("W_col_indices and W_row_ptr must have the same integer type (both int32 or both int64)");
+  }
+  SparseWeights weights;
+  if (col_indices.dtype().is(py::dtype::of<int32_t>())) {
+    weights = PackFrom<int32_t>(values, col_indices, row_ptr, attrs);
+  } else if (col_indices.dtype().is(py::dtype::of<int64_t>())) {
+    weights = PackFrom<int64_t>(values, col_indices, row_ptr, attrs);
+  } else {
+    throw InvalidArgument("W_col_indices and W_row_ptr must be int32 or int64");
+  }
+  const std::vector<int64_t> x_shape(x.shape(), x.shape() + x.ndim());
+  const ConvGeometry g = PrepareCall(attrs, weights, x_shape);
+  if (bias && (bias->ndim() != 1 || bias->shape(0) != weights.out_channels())) {
+    throw InvalidArgument("B must have shape [" + std::to_string(weights.out_channels()) + "]");
+  }
+  const std::vector<int64_t> y_shape = g.OutputShape();
+  py::array_t<float> y = out ? *out : py::array_t<float>(std::vector<py::ssize_t>(y_shape.begin(), y_shape.end()));
+  if (out) {
+    const bool same = y.ndim() == static_cast<py::ssize_t>(y_shape.size()) &&
+                      std::equal(y_shape.begin(), y_shape.end(), y.shape()) &&
+                      (y.flags() & py::array::c_style) && y.writeable();
+    if (!same) throw InvalidArgument("out must be a writable C-contiguous float32 array of the output shape");
+  }
+  const float* b = bias ? bias->data() : nullptr;
+  float* y_data = y.mutable_data();
+  {
+    py::gil_scoped_release release;
+    SparseConvCpu(attrs, weights, b, g, x.data(), y_data, ThreadedFor(std::max(1, threads)));
+  }
+  return y;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "onnx-sparsify native kernels (the same code the ONNX Runtime plugin runs)";
+  py::register_exception<InvalidArgument>(m, "InvalidArgument", PyExc_ValueError);
+  m.attr("DOMAIN") = kDomain;
+  m.attr("OP_TYPE") = kOpType;
+  m.attr("OP_VERSION") = kOpVersion;
+  m.def("sparse_conv", &SparseConv, py::arg("x"), py::arg("values"), py::arg("col_indices"), py::arg("row_ptr"),
+        py::arg("bias") = py::none(), py::kw_only(), py::arg("attributes") = py::dict(), py::arg("threads") = 1,
+        py::arg("out") = py::none(),
+        "SparseConv on the CPU. `attributes` holds SparseConv's ONNX attributes by name (kernel_shape "
+        "required). Writes into `out` when given. Raises InvalidArgument (a ValueError) on bad input.");
+  m.def("build_info", [] {
+    const BuildInfo info = GetBuildInfo();
+    py::dict d;
+    d["version"] = info.version;
+    d["ort_api_version"] = info.ort_api_version;
+    d["cuda_compiled"] = info.cuda_compiled;
+    d["cpu_isa"] = info.cpu_isa;
+    return d;
+  });
+}
