@@ -38,6 +38,9 @@ class CMakeBuild(build_ext):
         if shutil.which("ninja") or _has_ninja_module():
             args.append("-GNinja")
         args += [a for a in os.environ.get("CMAKE_ARGS", "").split() if a]
+        # pip builds in a fresh isolated environment each time: a cache naming the last one's
+        # ninja or pybind11 would break the configure step.
+        (build_dir / "CMakeCache.txt").unlink(missing_ok=True)
         subprocess.run(["cmake", str(ROOT), *args], cwd=build_dir, check=True)
         subprocess.run(["cmake", "--build", ".", "--parallel", str(os.cpu_count() or 2)], cwd=build_dir, check=True)
 

@@ -1,0 +1,234 @@
+"""Builders shared by the tests: the same convolution once as ONNX Conv (the reference, run by
+ORT's own kernel) and once as SparseConv (run by the plugin)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+import onnx_sparsify
+from onnx_sparsify.csr import dense_to_csr
+
+IR_VERSION = 8  # loads in every ONNX Runtime from 1.21 on
+OPSET = 17
+
+# Activation name -> (ONNX reference node builder, activation_params)
+ACTIVATIONS: dict[str, Sequence[float]] = {
+    "Relu": (),
+    "LeakyRelu": (0.15,),
+    "Clip": (-0.5, 0.75),
+    "Sigmoid": (),
+    "HardSigmoid": (0.3, 0.4),
+    "HardSwish": (),
+}
+
+
+def activation_nodes(name: str | None, params: Sequence[float], src: str, dst: str) -> tuple[list, list]:
+    """ONNX nodes (and initializers) computing the activation from src into dst."""
+    if not name:
+        return [helper.make_node("Identity", [src], [dst])], []
+    if name == "LeakyRelu":
+        return [helper.make_node("LeakyRelu", [src], [dst], alpha=params[0] if params else 0.01)], []
+    if name == "HardSigmoid":
+        a, b = params if params else (0.2, 0.5)
+        return [helper.make_node("HardSigmoid", [src], [dst], alpha=a, beta=b)], []
+    if name == "Clip":
+        lo, hi = params
+        inits = [numpy_helper.from_array(np.float32(lo), "clip_min"), numpy_helper.from_array(np.float32(hi), "clip_max")]
+        return [helper.make_node("Clip", [src, "clip_min", "clip_max"], [dst])], inits
+    return [helper.make_node(name, [src], [dst])], []
+
+
+def _model(nodes, inputs, initializers, opsets) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes, "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializers
+    )
+    return helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION)
+
+
+def x_input(x_shape: Sequence[int], symbolic: Sequence[bool] = ()) -> onnx.ValueInfoProto:
+    dims: list[Any] = [f"d{i}" if i < len(symbolic) and symbolic[i] else d for i, d in enumerate(x_shape)]
+    return helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)
+
+
+def conv_model(
+    x_shape: Sequence[int],
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    attrs: dict[str, Any],
+    activation: str | None = None,
+    activation_params: Sequence[float] = (),
+    symbolic: Sequence[bool] = (),
+) -> onnx.ModelProto:
+    """Conv (+ activation) with ONNX's own ops: the reference."""
+    inits = [numpy_helper.from_array(weight.astype(np.float32), "w")]
+    conv_inputs = ["x", "w"]
+    if bias is not None:
+        inits.append(numpy_helper.from_array(bias.astype(np.float32), "b"))
+        conv_inputs.append("b")
+    act_nodes, act_inits = activation_nodes(activation, activation_params, "conv_out", "y")
+    nodes = [helper.make_node("Conv", conv_inputs, ["conv_out"], name="conv", **attrs), *act_nodes]
+    return _model(nodes, [x_input(x_shape, symbolic)], inits + act_inits, [helper.make_opsetid("", OPSET)])
+
+
+def sparse_conv_model(
+    x_shape: Sequence[int],
+    values: np.ndarray,
+    col_indices: np.ndarray,
+    row_ptr: np.ndarray,
+    bias: np.ndarray | None,
+    attrs: dict[str, Any],
+    symbolic: Sequence[bool] = (),
+    csr_as_inputs: bool = False,
+    node_name: str = "sparse_conv",
+) -> onnx.ModelProto:
+    """A single SparseConv node with the given (possibly malformed) CSR tensors as initializers."""
+    csr = [
+        numpy_helper.from_array(np.asarray(values), "w_values"),
+        numpy_helper.from_array(np.asarray(col_indices), "w_cols"),
+        numpy_helper.from_array(np.asarray(row_ptr), "w_row_ptr"),
+    ]
+    inputs = ["x", "w_values", "w_cols", "w_row_ptr"]
+    inits = [] if csr_as_inputs else list(csr)
+    graph_inputs = [x_input(x_shape, symbolic)]
+    if csr_as_inputs:
+        graph_inputs += [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in csr]
+    if bias is not None:
+        inits.append(numpy_helper.from_array(np.asarray(bias, dtype=np.float32), "b"))
+        inputs.append("b")
+    node = helper.make_node(
+        onnx_sparsify.OP_TYPE, inputs, ["y"], name=node_name, domain=onnx_sparsify.DOMAIN, **attrs
+    )
+    opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid(onnx_sparsify.DOMAIN, onnx_sparsify.OP_VERSION)]
+    return _model([node], graph_inputs, inits, opsets)
+
+
+def sparse_conv_from_dense(
+    x_shape: Sequence[int],
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    attrs: dict[str, Any],
+    activation: str | None = None,
+    activation_params: Sequence[float] = (),
+    symbolic: Sequence[bool] = (),
+    index_dtype: type = np.int32,
+) -> onnx.ModelProto:
+    csr = dense_to_csr(weight, index_dtype)
+    sparse_attrs = dict(attrs, kernel_shape=list(weight.shape[2:]))
+    if activation:
+        sparse_attrs["activation"] = activation
+        if activation_params:
+            sparse_attrs["activation_params"] = list(activation_params)
+    return sparse_conv_model(x_shape, csr.values, csr.col_indices, csr.row_ptr, bias, sparse_attrs, symbolic)
+
+
+def session(model: onnx.ModelProto, plugin: bool, threads: int = 1) -> ort.InferenceSession:
+    options = onnx_sparsify.session_options() if plugin else ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def run_nan_prefilled(sess: ort.InferenceSession, x: np.ndarray, out_shape: Sequence[int]) -> np.ndarray:
+    """Runs with the output bound to a NaN-filled buffer, so an element the kernel never
+    writes shows up as NaN."""
+    y = np.full(out_shape, np.nan, dtype=np.float32)
+    binding = sess.io_binding()
+    binding.bind_cpu_input("x", np.ascontiguousarray(x))
+    binding.bind_output("y", "cpu", 0, np.float32, list(y.shape), y.ctypes.data)
+    sess.run_with_iobinding(binding)
+    return y
+
+
+def rel_l2(actual: np.ndarray, expected: np.ndarray) -> float:
+    expected = expected.astype(np.float64)
+    diff = np.linalg.norm(actual.astype(np.float64) - expected)
+    return float(diff / max(np.linalg.norm(expected), 1e-30))
+
+
+def random_sparse_weight(
+    rng: np.random.Generator, shape: Sequence[int], sparsity: float, empty_rows: int = 0
+) -> np.ndarray:
+    """A float32 weight with about `sparsity` zeros, unstructured, and `empty_rows` output
+    channels with no nonzero at all."""
+    w = rng.standard_normal(shape).astype(np.float32)
+    w[rng.random(shape) < sparsity] = 0.0
+    if empty_rows:
+        w[rng.choice(shape[0], size=min(empty_rows, shape[0]), replace=False)] = 0.0
+    return w
+
+
+def ort_deviates_from_onnx(x_shape: Sequence[int], attrs: dict[str, Any], kernel_shape: Sequence[int]) -> bool:
+    """True where ORT's Conv does not implement ONNX's definition: SAME padding with dilations
+    (ORT refuses it) or with a stride longer than the dilated kernel, where ONNX's total padding
+    is negative and ORT's output no longer follows the spec (onnx.reference clamps it at 0)."""
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        return False
+    k = len(kernel_shape)
+    strides = attrs.get("strides", [1] * k)
+    dilations = attrs.get("dilations", [1] * k)
+    for size, kern, s, d in zip(x_shape[2:], kernel_shape, strides, dilations):
+        out = -(-size // s)
+        if d != 1 or (out - 1) * s + (kern - 1) * d + 1 - size < 0:
+            return True
+    return False
+
+
+def dense_reference(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    """ORT's own Conv, or onnx.reference where ORT deviates from ONNX's definition."""
+    conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
+    weight = next(t for t in model.graph.initializer if t.name == conv.input[1])
+    if ort_deviates_from_onnx(x.shape, attrs, list(weight.dims)[2:]):
+        from onnx.reference import ReferenceEvaluator
+
+        return ReferenceEvaluator(model).run(None, {"x": x})[0].astype(np.float32)
+    return session(model, plugin=False).run(None, {"x": x})[0]
+
+
+def assert_sparse_matches_dense(
+    rng: np.random.Generator,
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
+    attrs: dict[str, Any],
+    sparsity: float = 0.9,
+    bias: bool = True,
+    activation: str | None = None,
+    symbolic: Sequence[bool] = (),
+    index_dtype: type = np.int32,
+    threads: int = 1,
+    empty_rows: int = 0,
+) -> None:
+    """SparseConv through the plugin (and through the pybind11 module) equals ORT's Conv with
+    the same dense weight, within float32 rounding; every output element is written."""
+    from onnx_sparsify import _core
+
+    weight = random_sparse_weight(rng, w_shape, sparsity, empty_rows)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32) if bias else None
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    params = ACTIVATIONS.get(activation, ()) if activation else ()
+
+    dense = conv_model(x_shape, weight, b, attrs, activation, params, symbolic)
+    expected = dense_reference(dense, x)
+
+    model = sparse_conv_from_dense(x_shape, weight, b, attrs, activation, params, symbolic, index_dtype)
+    actual = run_nan_prefilled(session(model, plugin=True, threads=threads), x, expected.shape)
+    assert not np.isnan(actual).any(), "SparseConv left output elements unwritten"
+    err = rel_l2(actual, expected)
+    assert err <= 1e-5, f"relative L2 error {err:.3g} against ORT Conv"
+
+    csr = dense_to_csr(weight, index_dtype)
+    direct_attrs = dict(attrs, kernel_shape=list(w_shape[2:]), activation=activation or "")
+    if params:
+        direct_attrs["activation_params"] = list(params)
+    out = np.full(expected.shape, np.nan, np.float32)
+    _core.sparse_conv(x, csr.values, csr.col_indices, csr.row_ptr, b, attributes=direct_attrs, threads=threads, out=out)
+    err = rel_l2(out, expected)
+    assert err <= 1e-5, f"pybind11 kernel: relative L2 error {err:.3g} against ORT Conv"

@@ -1,0 +1,79 @@
+"""SparseConv equals ORT's dense Conv across everything ONNX Conv can express."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models import ACTIVATIONS, assert_sparse_matches_dense
+
+# (id, x_shape, w_shape, Conv attributes)
+CASES = [
+    ("1d", (2, 3, 17), (4, 3, 3), {}),
+    ("1d_stride_pad_dilation", (1, 4, 40), (6, 4, 5), {"strides": [3], "pads": [2, 1], "dilations": [2]}),
+    ("2d", (1, 3, 9, 11), (5, 3, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ("2d_batch", (3, 4, 8, 8), (6, 4, 3, 3), {}),
+    ("2d_stride2", (2, 8, 14, 15), (8, 8, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ("2d_stride_mixed", (1, 4, 13, 17), (5, 4, 3, 5), {"strides": [1, 3], "pads": [0, 2, 1, 0]}),
+    ("2d_asymmetric_pads", (1, 3, 10, 10), (4, 3, 4, 2), {"pads": [3, 0, 1, 2]}),
+    ("2d_dilations", (1, 5, 20, 18), (4, 5, 3, 3), {"dilations": [2, 3], "pads": [2, 3, 2, 3]}),
+    ("2d_large_kernel", (1, 3, 32, 48), (8, 3, 11, 11), {"pads": [5, 5, 5, 5]}),
+    ("2d_1x1", (2, 16, 7, 9), (12, 16, 1, 1), {}),
+    ("2d_1x1_spatial_input", (2, 8, 1, 1), (4, 8, 1, 1), {}),
+    ("2d_1x1_spatial_input_padded", (1, 8, 1, 1), (4, 8, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ("2d_wide_row", (1, 2, 3, 70), (3, 2, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ("2d_group2", (1, 8, 10, 10), (6, 4, 3, 3), {"group": 2, "pads": [1, 1, 1, 1]}),
+    ("2d_depthwise", (2, 12, 11, 11), (12, 1, 3, 3), {"group": 12, "pads": [1, 1, 1, 1]}),
+    ("2d_depthwise_stride", (1, 16, 15, 15), (16, 1, 5, 5), {"group": 16, "strides": [2, 2], "pads": [2, 2, 2, 2]}),
+    ("2d_depthwise_multiplier", (1, 6, 9, 9), (12, 1, 3, 3), {"group": 6, "pads": [1, 1, 1, 1]}),
+    ("2d_auto_same_upper", (1, 3, 10, 11), (4, 3, 4, 3), {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
+    ("2d_auto_same_lower", (1, 3, 10, 11), (4, 3, 4, 3), {"auto_pad": "SAME_LOWER", "strides": [2, 2]}),
+    ("2d_auto_same_dilated", (1, 3, 10, 11), (4, 3, 3, 2), {"auto_pad": "SAME_UPPER", "dilations": [2, 3]}),
+    ("2d_auto_valid", (1, 3, 10, 11), (4, 3, 3, 4), {"auto_pad": "VALID", "strides": [2, 1]}),
+    ("2d_stride_beyond_kernel", (1, 3, 11, 11), (4, 3, 1, 1), {"strides": [4, 5]}),
+    ("2d_same_stride_beyond_kernel", (1, 3, 10, 13), (4, 3, 1, 1), {"auto_pad": "SAME_UPPER", "strides": [5, 4]}),
+    ("3d", (1, 3, 5, 6, 7), (4, 3, 3, 3, 3), {"pads": [1, 1, 1, 1, 1, 1]}),
+    ("3d_stride_dilation", (2, 4, 8, 9, 10), (6, 4, 2, 3, 3), {"strides": [2, 1, 2], "dilations": [1, 2, 1]}),
+    ("3d_group", (1, 6, 5, 5, 5), (6, 2, 3, 3, 3), {"group": 3, "pads": [0, 1, 1, 1, 0, 1]}),
+    ("3d_same_lower", (1, 2, 6, 5, 7), (3, 2, 3, 2, 3), {"auto_pad": "SAME_LOWER", "strides": [2, 2, 1]}),
+]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,attrs", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 0.99, 1.0])
+def test_layouts_and_sparsity(x_shape, w_shape, attrs, sparsity) -> None:
+    rng = np.random.default_rng(hash((x_shape, w_shape, sparsity)) % 2**32)
+    assert_sparse_matches_dense(rng, x_shape, w_shape, attrs, sparsity=sparsity, empty_rows=1)
+
+
+@pytest.mark.parametrize("activation", [None, *ACTIVATIONS])
+@pytest.mark.parametrize("bias", [True, False])
+def test_activations_and_bias(activation, bias) -> None:
+    rng = np.random.default_rng(7)
+    assert_sparse_matches_dense(
+        rng, (2, 6, 9, 10), (8, 3, 3, 3), {"group": 2, "pads": [1, 0, 1, 2]}, bias=bias, activation=activation
+    )
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_index_dtypes(index_dtype) -> None:
+    assert_sparse_matches_dense(np.random.default_rng(3), (1, 4, 8, 8), (5, 4, 3, 3), {}, index_dtype=index_dtype)
+
+
+@pytest.mark.parametrize(
+    "x_shape,w_shape,attrs,symbolic",
+    [
+        ((2, 4, 12, 10), (6, 4, 3, 3), {"pads": [1, 1, 1, 1]}, (True, False, True, True)),
+        ((3, 4, 12, 10), (6, 4, 3, 3), {"strides": [2, 2]}, (True, True, True, True)),
+        ((2, 3, 30), (4, 3, 5), {"auto_pad": "SAME_UPPER", "strides": [2]}, (True, False, True)),
+    ],
+    ids=["N_H_W", "all_dims", "1d_same"],
+)
+def test_symbolic_dims(x_shape, w_shape, attrs, symbolic) -> None:
+    assert_sparse_matches_dense(np.random.default_rng(5), x_shape, w_shape, attrs, symbolic=symbolic)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_intra_op_threads(threads) -> None:
+    rng = np.random.default_rng(11)
+    assert_sparse_matches_dense(rng, (2, 16, 20, 20), (24, 16, 3, 3), {"pads": [1, 1, 1, 1]}, threads=threads)
