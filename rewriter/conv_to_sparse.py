@@ -94,9 +94,24 @@ def convert_convs(
         log.info("%s: %.1f%% zeros, %d nonzeros: SparseConv", node.name, 100 * sparsity, csr.nnz)
     del graph.node[:]
     graph.node.extend(new_nodes)
-    used = {name for node in graph.node for name in node.input}
-    kept = [t for t in graph.initializer if t.name in used or t.name in {o.name for o in graph.output}]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    _drop_unused_initializers(graph, ir_version=out.ir_version)
     ensure_domain(out)
     return out
+
+
+def _drop_unused_initializers(graph: onnx.GraphProto, ir_version: int) -> None:
+    """Removes initializers (and their graph inputs) nothing reads any more. Before IR 4 every
+    initializer must also be a graph input, so new ones are declared there."""
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    kept = [t for t in graph.initializer if t.name in used]
+    dropped = {t.name for t in graph.initializer} - {t.name for t in kept}
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    inputs = [i for i in graph.input if i.name not in dropped]
+    if ir_version < 4:
+        declared = {i.name for i in inputs}
+        inputs += [
+            helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in kept if t.name not in declared
+        ]
+    del graph.input[:]
+    graph.input.extend(inputs)

@@ -139,8 +139,8 @@ def run_nan_prefilled(sess: ort.InferenceSession, x: np.ndarray, out_shape: Sequ
     writes shows up as NaN."""
     y = np.full(out_shape, np.nan, dtype=np.float32)
     binding = sess.io_binding()
-    binding.bind_cpu_input("x", np.ascontiguousarray(x))
-    binding.bind_output("y", "cpu", 0, np.float32, list(y.shape), y.ctypes.data)
+    binding.bind_cpu_input(sess.get_inputs()[0].name, np.ascontiguousarray(x))
+    binding.bind_output(sess.get_outputs()[0].name, "cpu", 0, np.float32, list(y.shape), y.ctypes.data)
     sess.run_with_iobinding(binding)
     return y
 

@@ -105,16 +105,16 @@ SparseConvCpuKernel::SparseConvCpuKernel(const OrtApi& api, const OrtKernelInfo*
     throw InvalidArgument("W_col_indices and W_row_ptr must have the same integer type (both int32 or both int64)");
   }
   const int64_t in_channels = DeclaredInputChannels(api, info);
+  if (in_channels > 0 && in_channels % attrs_.group != 0) {
+    throw InvalidArgument("input channels " + std::to_string(in_channels) + " are not divisible by group " +
+                          std::to_string(attrs_.group));
+  }
   if (cols.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32) {
     weights_ = SparseWeights::Pack(MakeCsrView<int32_t>(values, cols, row_ptr), attrs_, in_channels);
   } else if (cols.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64) {
     weights_ = SparseWeights::Pack(MakeCsrView<int64_t>(values, cols, row_ptr), attrs_, in_channels);
   } else {
     throw InvalidArgument("W_col_indices and W_row_ptr must be int32 or int64");
-  }
-  if (in_channels > 0 && in_channels % attrs_.group != 0) {
-    throw InvalidArgument("input channels " + std::to_string(in_channels) + " are not divisible by group " +
-                          std::to_string(attrs_.group));
   }
 
   has_bias_input_ = InputPresent(api, info, kInputBias);
