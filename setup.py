@@ -65,7 +65,8 @@ setup(
     package_dir={"onnx_sparsify": "rewriter"},
     ext_modules=[CMakeExtension("onnx_sparsify._core")],
     cmdclass={"build_ext": CMakeBuild},
-    install_requires=["numpy>=1.21", "onnx>=1.14", "onnxruntime>=1.21"],
+    install_requires=["numpy>=1.21", "onnx>=1.14", "onnxruntime>=1.21", "rich>=12"],
+    entry_points={"console_scripts": ["onnx-sparsify=onnx_sparsify.cli:main"]},
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.80"],
     },

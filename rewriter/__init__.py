@@ -7,20 +7,32 @@ weight is stored as CSR) and the tools that rewrite a model's sparse Convs into 
 from ._contract import DOMAIN, OP_TYPE, OP_VERSION
 from ._plugin import build_info, library_path, session_options
 from ._version import __version__
-from .conv_to_sparse import convert_convs, sparse_conv_node
+from .conv_to_sparse import sparse_conv_node
 from .csr import CsrWeight, csr_to_dense, dense_to_csr
+from .model_io import ModelLoadError, ModelSaveError, load_model, save_model
+from .pruning import prune_convs
+from .report import CheckResult, LayerReport, Report
+from .sparsify import sparsify
 
 __all__ = [
     "DOMAIN",
     "OP_TYPE",
     "OP_VERSION",
+    "CheckResult",
     "CsrWeight",
+    "LayerReport",
+    "ModelLoadError",
+    "ModelSaveError",
+    "Report",
     "__version__",
     "build_info",
-    "convert_convs",
     "csr_to_dense",
     "dense_to_csr",
     "library_path",
+    "load_model",
+    "prune_convs",
+    "save_model",
     "session_options",
     "sparse_conv_node",
+    "sparsify",
 ]

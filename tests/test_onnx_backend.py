@@ -57,7 +57,7 @@ def test_cases_were_found() -> None:
 @pytest.mark.parametrize("case", NODE_CASES, ids=[c.name for c in NODE_CASES])
 def test_node_case(case) -> None:
     model, x, expected = _with_constant_weights(case)
-    sparse = onnx_sparsify.convert_convs(model)
+    sparse, _ = onnx_sparsify.sparsify(model, min_sparsity=0)
     assert [n.op_type for n in sparse.graph.node] == [onnx_sparsify.OP_TYPE]
     actual = run_nan_prefilled(session(sparse, plugin=True), x, expected.shape)
     assert rel_l2(actual, expected) <= 1e-5
@@ -69,7 +69,7 @@ def test_pytorch_converted(name: str) -> None:
     model = onnx.load(folder / "model.onnx")
     x = numpy_helper.to_array(onnx.load_tensor(folder / "test_data_set_0" / "input_0.pb"))
     expected = numpy_helper.to_array(onnx.load_tensor(folder / "test_data_set_0" / "output_0.pb"))
-    sparse = onnx_sparsify.convert_convs(model)
+    sparse, _ = onnx_sparsify.sparsify(model, min_sparsity=0)
     assert onnx_sparsify.OP_TYPE in [n.op_type for n in sparse.graph.node]
     assert "Conv" not in [n.op_type for n in sparse.graph.node]
     actual = run_nan_prefilled(session(sparse, plugin=True), x, expected.shape)

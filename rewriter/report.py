@@ -1,0 +1,132 @@
+"""What the rewriter did, layer by layer: a data object, its JSON form and a terminal table."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class LayerReport:
+    name: str
+    graph: str  # "main", or the path to a subgraph / function
+    weight_shape: list[int]
+    input_shape: list[int | str] | None = None
+    kernel: list[int] = field(default_factory=list)
+    strides: list[int] = field(default_factory=list)
+    group: int = 1
+    sparsity: float | None = None
+    nnz: int | None = None
+    rewritten: bool = False
+    reason: str = ""
+    folded: list[str] = field(default_factory=list)  # e.g. ["BatchNormalization", "Relu"]
+    dense_bytes: int = 0
+    csr_bytes: int = 0
+
+
+@dataclass
+class CheckResult:
+    passed: bool
+    tolerance: float
+    sensitivity: float  # the original model's own float32 spread (optimized vs not)
+    worst_output: str
+    worst_error: float  # relative L2, rewritten vs reference
+    errors: dict[str, float]
+    pruning_drift: dict[str, float] | None = None  # pruned vs original model, when pruned
+
+
+@dataclass
+class Report:
+    layers: list[LayerReport] = field(default_factory=list)
+    weight_bytes_before: int = 0
+    weight_bytes_after: int = 0
+    seconds: float = 0.0
+    pruned_to: float | None = None
+    check: CheckResult | None = None
+
+    @property
+    def convs(self) -> int:
+        return len(self.layers)
+
+    @property
+    def rewritten(self) -> int:
+        return sum(layer.rewritten for layer in self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["totals"] = {
+            "convs": self.convs,
+            "rewritten": self.rewritten,
+            "weight_bytes_before": self.weight_bytes_before,
+            "weight_bytes_after": self.weight_bytes_after,
+            "seconds": self.seconds,
+        }
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False, default=str)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _dims(dims: list | None) -> str:
+    if dims is None:
+        return "?"
+    return "x".join(str(d) if isinstance(d, int) and d > 0 else "?" for d in dims)
+
+
+def render(report: Report, console=None, verbose: bool = False) -> None:
+    """Prints the per-layer table and the totals with rich."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(stderr=True)
+    if not console.is_terminal:
+        console.width = max(console.width, 200)  # a log file or pipe: no reason to wrap the table
+    table = Table(title="onnx-sparsify: Conv layers", title_justify="left", show_lines=False)
+    for column in ("layer", "input", "weight", "group", "zeros", "nnz", "decision", "dense", "CSR", "reason"):
+        table.add_column(column, justify="right" if column in ("group", "zeros", "nnz", "dense", "CSR") else "left")
+    for layer in report.layers:
+        name = layer.name if layer.graph == "main" else f"{layer.graph}/{layer.name}"
+        decision = "[green]SparseConv[/green]" if layer.rewritten else "[yellow]dense[/yellow]"
+        if layer.rewritten and layer.folded:
+            decision += " +" + "+".join(layer.folded)
+        table.add_row(
+            name,
+            _dims(layer.input_shape),
+            _dims(layer.weight_shape),
+            str(layer.group),
+            "-" if layer.sparsity is None else f"{layer.sparsity:.1%}",
+            "-" if layer.nnz is None else str(layer.nnz),
+            decision,
+            _size(layer.dense_bytes),
+            _size(layer.csr_bytes) if layer.rewritten else "-",
+            layer.reason,
+        )
+    if report.layers:
+        console.print(table)
+    console.print(
+        f"Convs rewritten: {report.rewritten} of {report.convs}; "
+        f"weights {_size(report.weight_bytes_before)} -> {_size(report.weight_bytes_after)}; "
+        f"{report.seconds:.2f} s"
+    )
+    if report.check is not None:
+        c = report.check
+        verdict = "[green]passed[/green]" if c.passed else "[red]FAILED[/red]"
+        console.print(
+            f"check {verdict}: worst output '{c.worst_output}' relative L2 error {c.worst_error:.2e} "
+            f"(tolerance {c.tolerance:.2e}; the model's own float32 spread {c.sensitivity:.2e})"
+        )
+        if c.pruning_drift:
+            worst = max(c.pruning_drift, key=c.pruning_drift.get)
+            console.print(
+                f"pruning moved the outputs: '{worst}' relative L2 {c.pruning_drift[worst]:.2e} from the original "
+                "(accuracy changes: evaluate the pruned model on real data)"
+            )

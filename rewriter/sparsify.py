@@ -1,0 +1,373 @@
+"""The rewrite: each eligible, profitable Conv (with a following BatchNormalization and
+activation folded in) becomes a SparseConv whose weight is CSR. Convs in subgraphs (If / Loop /
+Scan bodies) and in model-local functions are visited too; every Conv left dense has a reason."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ._contract import DOMAIN, OP_VERSION
+from .conv_to_sparse import ensure_domain, sparse_conv_node
+from .csr import CsrWeight, dense_to_csr
+from .decision import decide
+from .folding import Activation, batchnorm_params, fold_batchnorm, match_activation
+from .graph_walk import Scope, all_graphs, subgraphs, value_uses
+from .model_io import MAX_IR_VERSION, check_opsets, load_model, tensor_bytes
+from .pruning import prune_convs
+from .report import LayerReport, Report
+
+log = logging.getLogger(__name__)
+
+_ONNX_DOMAINS = ("", "ai.onnx")
+
+
+@dataclass
+class _Plan:
+    """How one Conv is rewritten."""
+
+    conv_index: int
+    folded_indices: list[int]
+    output: str
+    csr: CsrWeight
+    weight_name: str
+    bias: np.ndarray | None
+    bias_name: str | None  # reuse this constant as B when nothing was folded into it
+    activation: Activation | None
+
+
+@dataclass
+class _Context:
+    min_sparsity: float | None
+    keep: frozenset[str]
+    index_dtype: type
+    shapes: dict[str, list]
+    report: Report
+    names: set[str]
+    touched: set[str] = field(default_factory=set)  # constants a rewrite stopped reading
+    tick: Callable[[], None] = lambda: None
+
+    def unique(self, base: str) -> str:
+        name, i = base, 1
+        while name in self.names:
+            name, i = f"{base}_{i}", i + 1
+        self.names.add(name)
+        return name
+
+
+def _attr(node: onnx.NodeProto, name: str, default):
+    for a in node.attribute:
+        if a.name == name:
+            value = helper.get_attribute_value(a)
+            return value.decode() if isinstance(value, bytes) else value
+    return default
+
+
+def _known_shapes(model: onnx.ModelProto) -> dict[str, list]:
+    """Value shapes from ONNX shape inference, for the report; empty where inference fails."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    except Exception as e:  # shape inference is a nicety for the report, never a reason to fail
+        log.debug("shape inference failed: %s", e)
+        return {}
+    shapes = {}
+    for graph in all_graphs(inferred):
+        for v in [*graph.input, *graph.value_info, *graph.output]:
+            if v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape"):
+                shapes[v.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                                  for d in v.type.tensor_type.shape.dim]
+    return shapes
+
+
+def _eligibility(node: onnx.NodeProto, scope: Scope, weight: np.ndarray | None, ctx: _Context) -> str | None:
+    """Why this Conv cannot become SparseConv, or None."""
+    if len(node.input) < 2:
+        return "Conv without a weight input"
+    if weight is None:
+        return "weight is not a constant (a graph input or computed)"
+    if weight.dtype != np.float32:
+        return f"weight is {weight.dtype}, not float32"
+    if not 3 <= weight.ndim <= 5:
+        return f"weight has rank {weight.ndim}; SparseConv covers 1D, 2D and 3D"
+    if len(node.input) > 2 and node.input[2]:
+        bias = scope.constant(node.input[2])
+        if bias is None or bias.dtype != np.float32 or bias.shape != (weight.shape[0],):
+            return "bias is not a float32 constant of shape [M]"
+    k = weight.ndim - 2
+    kernel = list(_attr(node, "kernel_shape", weight.shape[2:]))
+    if kernel != list(weight.shape[2:]):
+        return f"kernel_shape {kernel} disagrees with the weight's shape {list(weight.shape)}"
+    group = _attr(node, "group", 1)
+    if group < 1 or weight.shape[0] % group:
+        return f"group {group} does not divide the {weight.shape[0]} output channels"
+    x_shape = ctx.shapes.get(node.input[0])
+    if x_shape and len(x_shape) == k + 2 and isinstance(x_shape[1], int) and x_shape[1] > 0:
+        if x_shape[1] != weight.shape[1] * group:
+            return f"input has {x_shape[1]} channels but the weight expects {weight.shape[1] * group}"
+    if _attr(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
+        strides = list(_attr(node, "strides", [1] * k))
+        dilations = list(_attr(node, "dilations", [1] * k))
+        if any(d != 1 for d in dilations):
+            return "SAME padding with dilations, which ORT's Conv does not run; left as is"
+        if any(s > kk for s, kk in zip(strides, kernel)):
+            return "SAME padding with a stride longer than the kernel, where ORT's Conv departs from ONNX"
+    return None
+
+
+def _single_consumer(name: str, uses, consumers, graph) -> tuple[int, onnx.NodeProto] | None:
+    """The only node reading `name`, when exactly one node of this graph reads it once and it is
+    not a graph output nor read by a subgraph."""
+    readers = consumers.get(name, [])
+    if uses[name] != 1 or len(readers) != 1:
+        return None
+    index = readers[0]
+    node = graph.node[index]
+    return (index, node) if list(node.input).count(name) == 1 else None
+
+
+def _plan_conv(index: int, node: onnx.NodeProto, scope: Scope, uses, consumers, ctx: _Context):
+    name = node.name or node.output[0]
+    weight_name = node.input[1] if len(node.input) > 1 else ""
+    weight = scope.constant(weight_name) if weight_name else None
+    k = weight.ndim - 2 if weight is not None else 0
+    layer = LayerReport(
+        name=name,
+        graph=scope.path,
+        weight_shape=list(weight.shape) if weight is not None else [],
+        input_shape=ctx.shapes.get(node.input[0]),
+        kernel=list(weight.shape[2:]) if weight is not None else [],
+        strides=list(_attr(node, "strides", [1] * k)),
+        group=int(_attr(node, "group", 1)),
+        dense_bytes=int(weight.nbytes) if weight is not None else 0,
+    )
+    reason = _eligibility(node, scope, weight, ctx)
+    if reason:
+        layer.reason = reason
+        return layer, None
+    if name in ctx.keep or node.output[0] in ctx.keep:
+        layer.reason = "kept dense (--keep)"
+        return layer, None
+
+    bias_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
+    bias = scope.constant(bias_name) if bias_name else None
+    output, folded_indices, folded = node.output[0], [], []
+    found = _single_consumer(output, uses, consumers, scope.graph)
+    if found and found[1].op_type == "BatchNormalization" and found[1].domain in _ONNX_DOMAINS:
+        bn_index, bn = found
+        params = batchnorm_params(bn, scope)
+        if isinstance(params, str):
+            log.debug("%s: BatchNormalization not folded: %s", name, params)
+        elif params[0].shape[0] == weight.shape[0] and not any(o for o in bn.output[1:]):
+            weight, bias = fold_batchnorm(weight, bias, *params)
+            bias_name = None
+            output = bn.output[0]
+            folded_indices.append(bn_index)
+            folded.append("BatchNormalization")
+    activation = None
+    found = _single_consumer(output, uses, consumers, scope.graph)
+    if found:
+        match = match_activation(found[1], scope)
+        if isinstance(match, Activation):
+            activation = match
+            output = found[1].output[0]
+            folded_indices.append(found[0])
+            folded.append(match.name)
+
+    zeros = weight.size - np.count_nonzero(weight)
+    layer.sparsity = zeros / weight.size
+    layer.nnz = int(weight.size - zeros)
+    decision = decide(layer.sparsity, ctx.min_sparsity)
+    layer.reason = decision.reason
+    if not decision.rewrite:
+        return layer, None
+    index_dtype = ctx.index_dtype if weight[0].size < np.iinfo(ctx.index_dtype).max else np.int64
+    csr = dense_to_csr(weight, index_dtype)
+    layer.rewritten = True
+    layer.folded = folded
+    layer.csr_bytes = int(csr.values.nbytes + csr.col_indices.nbytes + csr.row_ptr.nbytes)
+    plan = _Plan(index, folded_indices, output, csr, weight_name, bias, bias_name, activation)
+    return layer, plan
+
+
+def _rewrite_nodes(graph: onnx.GraphProto, scope: Scope, ctx: _Context, as_constants: bool) -> list[onnx.TensorProto]:
+    """Rewrites this graph's Convs in place (after those of its subgraphs); returns the new
+    tensors, which the caller stores as initializers (or which are Constant nodes already)."""
+    for node in graph.node:
+        for attr_name, sub in subgraphs(node):
+            child = scope.child(sub, f"{node.name or node.op_type}.{attr_name}")
+            new = _rewrite_nodes(sub, child, ctx, as_constants=False)
+            sub.initializer.extend(new)
+            _drop_unused(sub, ctx, main=False, ir_version=scope.ir_version)
+
+    uses = value_uses(graph)
+    consumers: dict[str, list[int]] = defaultdict(list)
+    for i, node in enumerate(graph.node):
+        for name in set(node.input):
+            if name:
+                consumers[name].append(i)
+
+    plans: dict[int, _Plan] = {}
+    folded: set[int] = set()
+    for i, node in enumerate(graph.node):
+        if node.op_type != "Conv" or node.domain not in _ONNX_DOMAINS:
+            continue
+        ctx.tick()
+        layer, plan = _plan_conv(i, node, scope, uses, consumers, ctx)
+        ctx.report.layers.append(layer)
+        log.info("%s: %s", layer.name, ("SparseConv: " if layer.rewritten else "dense: ") + layer.reason)
+        if plan and not folded.intersection(plan.folded_indices):
+            plans[i] = plan
+            folded.update(plan.folded_indices)
+
+    new_tensors: list[onnx.TensorProto] = []
+    new_nodes: list[onnx.NodeProto] = []
+    for i, node in enumerate(graph.node):
+        if i in folded:
+            ctx.touched.update(n for n in node.input[1:] if n)
+            continue
+        plan = plans.get(i)
+        if plan is None:
+            new_nodes.append(node)
+            continue
+        ctx.touched.update(n for n in node.input[1:] if n)
+        tensors = [
+            numpy_helper.from_array(plan.csr.values, ctx.unique(f"{plan.weight_name}_csr_values")),
+            numpy_helper.from_array(plan.csr.col_indices, ctx.unique(f"{plan.weight_name}_csr_col_indices")),
+            numpy_helper.from_array(plan.csr.row_ptr, ctx.unique(f"{plan.weight_name}_csr_row_ptr")),
+        ]
+        bias_name = plan.bias_name
+        if bias_name is None and plan.bias is not None:
+            base = node.name or plan.weight_name
+            tensors.append(numpy_helper.from_array(plan.bias.astype(np.float32), ctx.unique(f"{base}_folded_bias")))
+            bias_name = tensors[-1].name
+        conv = onnx.NodeProto()
+        conv.CopyFrom(node)
+        del conv.output[:]
+        conv.output.append(plan.output)
+        sparse = sparse_conv_node(
+            conv,
+            plan.csr,
+            [t.name for t in tensors[:3]],
+            bias=bias_name,
+            activation=plan.activation.name if plan.activation else None,
+            activation_params=plan.activation.params if plan.activation else (),
+        )
+        if as_constants:
+            new_nodes += [helper.make_node("Constant", [], [t.name], value=t) for t in tensors]
+        else:
+            new_tensors += tensors
+        new_nodes.append(sparse)
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    produced = {o for n in graph.node for o in n.output} | {i.name for i in graph.input}
+    produced |= {t.name for t in graph.initializer} | {t.name for t in new_tensors}
+    kept_info = [v for v in graph.value_info if v.name in produced]
+    del graph.value_info[:]
+    graph.value_info.extend(kept_info)
+    return new_tensors
+
+
+def _drop_unused(graph: onnx.GraphProto, ctx: _Context, main: bool, ir_version: int) -> None:
+    """Removes constants a rewrite stopped reading; before IR 4 the main graph declares every
+    initializer as an input too."""
+    uses = value_uses(graph)
+    dead = {name for name in ctx.touched if uses[name] == 0}
+    kept = [t for t in graph.initializer if t.name not in dead]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = [n for n in graph.node if not (n.op_type == "Constant" and n.output and n.output[0] in dead)]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    if main:
+        inputs = [i for i in graph.input if i.name not in dead]
+        if ir_version < 4:
+            declared = {i.name for i in inputs}
+            inputs += [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                       for t in graph.initializer if t.name not in declared]
+        del graph.input[:]
+        graph.input.extend(inputs)
+
+
+def _rewrite_function(function: onnx.FunctionProto, ctx: _Context, ir_version: int) -> bool:
+    """Functions have no initializers: their constants, old and new, are Constant nodes."""
+    graph = helper.make_graph(
+        list(function.node), function.name,
+        [helper.make_empty_tensor_value_info(n) for n in function.input],
+        [helper.make_empty_tensor_value_info(n) for n in function.output],
+    )
+    before = len(ctx.report.layers)
+    scope = Scope(graph, f"function {function.domain}.{function.name}", ir_version=ir_version)
+    _rewrite_nodes(graph, scope, ctx, as_constants=True)
+    _drop_unused(graph, ctx, main=False, ir_version=ir_version)
+    del function.node[:]
+    function.node.extend(graph.node)
+    rewritten = any(layer.rewritten for layer in ctx.report.layers[before:])
+    if rewritten and not any(o.domain == DOMAIN for o in function.opset_import):
+        function.opset_import.append(helper.make_opsetid(DOMAIN, OP_VERSION))
+    return rewritten
+
+
+def _count_convs(model: onnx.ModelProto) -> int:
+    nodes = [n for g in all_graphs(model) for n in g.node] + [n for f in model.functions for n in f.node]
+    return sum(n.op_type == "Conv" and n.domain in _ONNX_DOMAINS for n in nodes)
+
+
+def sparsify(
+    model: onnx.ModelProto | str | os.PathLike,
+    *,
+    min_sparsity: float | None = None,
+    keep: Iterable[str] = (),
+    prune: float | None = None,
+    index_dtype: type = np.int32,
+    progress: Callable[[int], Callable[[], None]] | None = None,
+) -> tuple[onnx.ModelProto, Report]:
+    """Rewrites a model's sparse Convs to SparseConv.
+
+    ``model`` is a ModelProto (never modified) or a path. ``min_sparsity`` overrides the default
+    profitability decision (0 rewrites every eligible Conv); ``keep`` names Conv nodes to leave
+    dense; ``prune`` first magnitude-prunes each eligible Conv weight to that sparsity (which
+    changes the model's accuracy). Returns the new model and a per-layer report.
+    """
+    start = time.perf_counter()
+    if isinstance(model, onnx.ModelProto):
+        source = model
+    else:
+        source = load_model(model).model
+    check_opsets(source)
+    if min_sparsity is not None and not 0.0 <= min_sparsity <= 1.0:
+        raise ValueError(f"min_sparsity must be within [0, 1], got {min_sparsity}")
+    out = onnx.ModelProto()
+    out.CopyFrom(source)
+    keep = frozenset(keep)
+    report = Report()
+    if prune is not None:
+        out, _ = prune_convs(out, prune, keep)
+        report.pruned_to = prune
+    report.weight_bytes_before = tensor_bytes(source)
+
+    names = {v for g in all_graphs(out) for n in g.node for v in [*n.input, *n.output]}
+    names |= {t.name for g in all_graphs(out) for t in g.initializer}
+    ctx = _Context(min_sparsity, keep, index_dtype, _known_shapes(out), report, names)
+    if progress is not None:
+        ctx.tick = progress(_count_convs(out))
+
+    main = Scope(out.graph, "main", ir_version=out.ir_version)
+    new = _rewrite_nodes(out.graph, main, ctx, as_constants=False)
+    out.graph.initializer.extend(new)
+    _drop_unused(out.graph, ctx, main=True, ir_version=out.ir_version)
+    for function in out.functions:
+        _rewrite_function(function, ctx, out.ir_version)
+    if report.rewritten:
+        ensure_domain(out)
+    out.ir_version = min(out.ir_version, MAX_IR_VERSION)
+    report.weight_bytes_after = tensor_bytes(out)
+    report.seconds = time.perf_counter() - start
+    return out, report

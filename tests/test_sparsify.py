@@ -1,0 +1,296 @@
+"""The rewriter's Python API: eligibility, folding, decisions, subgraphs, functions and the
+output model's validity."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import onnx_sparsify
+from models import IR_VERSION, OPSET, random_sparse_weight, rel_l2, session
+from onnx_sparsify.check import check
+
+RNG = np.random.default_rng(42)
+ANY_4D = ["n", "c", "h", "w"]  # onnx.checker wants every graph output to carry a shape
+
+
+def _w(shape, sparsity=0.9):
+    return random_sparse_weight(RNG, shape, sparsity)
+
+
+def _graph_model(nodes, inits, x_shape=(1, 4, 8, 8), outputs=("y",), opset=OPSET, ir=IR_VERSION, value_info=()):
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, ANY_4D) for o in outputs],
+        inits,
+        value_info=list(value_info),
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir)
+
+
+def _conv_bn_act(activation_nodes, inits_extra=(), bn=True):
+    w, b = _w((6, 4, 3, 3)), RNG.standard_normal(6).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b"), *inits_extra]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1])]
+    src = "c"
+    if bn:
+        for name, value in [("s", RNG.uniform(0.5, 2, 6)), ("t", RNG.standard_normal(6)),
+                            ("m", RNG.standard_normal(6)), ("v", RNG.uniform(0.5, 2, 6))]:
+            inits.append(numpy_helper.from_array(value.astype(np.float32), f"bn_{name}"))
+        nodes.append(helper.make_node("BatchNormalization", ["c", "bn_s", "bn_t", "bn_m", "bn_v"], ["n"], epsilon=1e-3))
+        src = "n"
+    for node in activation_nodes(src):
+        nodes.append(node)
+    return _graph_model(nodes, inits)
+
+
+def _assert_same(original, rewritten, x_shape=(1, 4, 8, 8), tol=1e-5):
+    x = RNG.standard_normal(x_shape).astype(np.float32)
+    expected = session(original, plugin=False).run(None, {"x": x})[0]
+    actual = session(rewritten, plugin=True).run(None, {"x": x})[0]
+    assert rel_l2(actual, expected) <= tol
+
+
+def _ops(model):
+    return [n.op_type for n in model.graph.node]
+
+
+ACTIVATION_CASES = {
+    "Relu": lambda s: [helper.make_node("Relu", [s], ["y"])],
+    "LeakyRelu": lambda s: [helper.make_node("LeakyRelu", [s], ["y"], alpha=0.2)],
+    "Sigmoid": lambda s: [helper.make_node("Sigmoid", [s], ["y"])],
+    "HardSigmoid": lambda s: [helper.make_node("HardSigmoid", [s], ["y"], alpha=0.25, beta=0.4)],
+    "HardSwish": lambda s: [helper.make_node("HardSwish", [s], ["y"])],
+    "Clip": lambda s: [helper.make_node("Clip", [s, "lo", "hi"], ["y"])],
+    "ClipNoMax": lambda s: [helper.make_node("Clip", [s, "lo"], ["y"])],
+}
+
+
+@pytest.mark.parametrize("bn", [True, False], ids=["bn", "no_bn"])
+@pytest.mark.parametrize("activation", sorted(ACTIVATION_CASES))
+def test_folds_batchnorm_and_fuses_activation(activation, bn) -> None:
+    clip = [numpy_helper.from_array(np.float32(-0.3), "lo"), numpy_helper.from_array(np.float32(0.6), "hi")]
+    model = _conv_bn_act(ACTIVATION_CASES[activation], clip, bn=bn)
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert _ops(rewritten) == ["SparseConv"]
+    expected_folds = (["BatchNormalization"] if bn else []) + [activation.replace("NoMax", "")]
+    assert report.layers[0].folded == expected_folds
+    _assert_same(model, rewritten)
+    onnx.checker.check_model(rewritten)
+
+
+def test_no_fold_when_conv_output_is_shared_or_a_graph_output() -> None:
+    w = _w((6, 4, 3, 3))
+    model = _graph_model(
+        [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"), helper.make_node("Relu", ["c"], ["y"])],
+        [numpy_helper.from_array(w, "w")],
+        outputs=("y", "c"),
+    )
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert _ops(rewritten) == ["SparseConv", "Relu"] and report.layers[0].folded == []
+    x = RNG.standard_normal((1, 4, 8, 8)).astype(np.float32)
+    for a, e in zip(session(rewritten, True).run(None, {"x": x}), session(model, False).run(None, {"x": x})):
+        assert rel_l2(a, e) <= 1e-5
+
+
+def test_input_model_is_not_modified() -> None:
+    model = _conv_bn_act(ACTIVATION_CASES["Relu"])
+    before = model.SerializeToString()
+    onnx_sparsify.sparsify(model, min_sparsity=0, prune=0.95)
+    assert model.SerializeToString() == before
+
+
+def test_output_model_structure() -> None:
+    w = _w((6, 4, 3, 3))
+    vi = helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 6, 8, 8])
+    model = _graph_model(
+        [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+         helper.make_node("Neg", ["c"], ["y"])],
+        [numpy_helper.from_array(w, "w")],
+        value_info=[vi],
+    )
+    rewritten, _ = onnx_sparsify.sparsify(model, min_sparsity=0)
+    names = {t.name for t in rewritten.graph.initializer}
+    assert names == {"w_csr_values", "w_csr_col_indices", "w_csr_row_ptr"}  # dense weight removed
+    assert any(o.domain == onnx_sparsify.DOMAIN and o.version == 1 for o in rewritten.opset_import)
+    assert [v.name for v in rewritten.graph.value_info] == ["c"]  # downstream shapes stay known
+    assert rewritten.ir_version == model.ir_version
+    inferred = onnx.shape_inference.infer_shapes(rewritten)
+    y = next(v for v in inferred.graph.output if v.name == "y")
+    assert [d.dim_value for d in y.type.tensor_type.shape.dim] == [1, 6, 8, 8]
+    onnx.checker.check_model(rewritten)
+
+
+def test_weight_shared_with_another_reader_is_kept() -> None:
+    w = _w((4, 4, 1, 1))
+    model = _graph_model(
+        [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+         helper.make_node("Shape", ["w"], ["ws"]), helper.make_node("Identity", ["c"], ["y"])],
+        [numpy_helper.from_array(w, "w")],
+        outputs=("y", "ws"),
+    )
+    rewritten, _ = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert "w" in {t.name for t in rewritten.graph.initializer}
+
+
+def test_constant_node_weights_and_ir_version_cap() -> None:
+    w = _w((6, 4, 3, 3))
+    nodes = [
+        helper.make_node("Constant", [], ["w"], value=numpy_helper.from_array(w, "w")),
+        helper.make_node("Conv", ["x", "w"], ["y"], name="conv"),
+    ]
+    model = _graph_model(nodes, [])
+    model.ir_version = 11  # newer than ORT 1.21 reads
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert _ops(rewritten) == ["SparseConv"] and report.rewritten == 1  # the Constant node is gone
+    assert rewritten.ir_version == 10
+    model.ir_version = IR_VERSION
+    rewritten.ir_version = IR_VERSION
+    _assert_same(model, rewritten)
+
+
+def _if_model(outer_weight: bool) -> onnx.ModelProto:
+    w1, w2 = _w((6, 4, 3, 3)), _w((6, 4, 1, 1))
+
+    def branch(name, w, k):
+        inits = [] if outer_weight and name == "then" else [numpy_helper.from_array(w, f"{name}_w")]
+        weight = "outer_w" if outer_weight and name == "then" else f"{name}_w"
+        nodes = [helper.make_node("Conv", ["x", weight], [f"{name}_c"], name=f"{name}_conv", pads=[k // 2] * 4),
+                 helper.make_node("Relu", [f"{name}_c"], [f"{name}_y"])]
+        return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(f"{name}_y", TensorProto.FLOAT, ANY_4D)], inits)
+
+    graph = helper.make_graph(
+        [helper.make_node("If", ["cond"], ["y"], then_branch=branch("then", w1, 3), else_branch=branch("else", w2, 1))],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8]),
+         helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ANY_4D)],
+        [numpy_helper.from_array(w1, "outer_w")] if outer_weight else [],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+
+
+@pytest.mark.parametrize("outer_weight", [False, True], ids=["branch_weights", "outer_scope_weight"])
+def test_convs_inside_if_branches(outer_weight) -> None:
+    model = _if_model(outer_weight)
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert report.rewritten == 2 and {layer.graph for layer in report.layers} == {"main/If.then_branch", "main/If.else_branch"}
+    if outer_weight:
+        assert "outer_w" not in {t.name for t in rewritten.graph.initializer}
+    x = RNG.standard_normal((1, 4, 8, 8)).astype(np.float32)
+    for cond in (True, False):
+        feed = {"x": x, "cond": np.array(cond)}
+        expected = session(model, False).run(None, feed)[0]
+        assert rel_l2(session(rewritten, True).run(None, feed)[0], expected) <= 1e-5
+    onnx.checker.check_model(rewritten)
+
+
+def test_conv_inside_model_local_function() -> None:
+    w = _w((6, 4, 3, 3))
+    fn = helper.make_function(
+        "local", "ConvBlock", ["inp"], ["out"],
+        [helper.make_node("Constant", [], ["fw"], value=numpy_helper.from_array(w, "fw")),
+         helper.make_node("Conv", ["inp", "fw"], ["fc"], name="fconv", pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["fc"], ["out"])],
+        opset_imports=[helper.make_opsetid("", OPSET)],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("ConvBlock", ["x"], ["y"], domain="local")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("local", 1)],
+                              ir_version=IR_VERSION, functions=[fn])
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert report.rewritten == 1 and report.layers[0].graph.startswith("function")
+    assert [n.op_type for n in rewritten.functions[0].node].count("SparseConv") == 1
+    _assert_same(model, rewritten)
+
+
+def test_refusals_carry_reasons() -> None:
+    w = _w((6, 4, 3, 3))
+    half = _w((6, 4, 1, 1)).astype(np.float16)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w_in"], ["a"], name="graph_input_weight"),
+            helper.make_node("Cast", ["x"], ["x16"], to=TensorProto.FLOAT16),
+            helper.make_node("Conv", ["x16", "w16"], ["b16"], name="half_weight"),
+            helper.make_node("Conv", ["x", "w", "b_in"], ["c"], name="computed_bias"),
+            helper.make_node("Conv", ["x", "w"], ["d"], name="same_long_stride", auto_pad="SAME_UPPER", strides=[4, 4]),
+            helper.make_node("Conv", ["x", "w"], ["e"], name="kept"),
+            helper.make_node("Conv", ["x", "dense_w"], ["f"], name="too_dense"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8]),
+         helper.make_tensor_value_info("w_in", TensorProto.FLOAT, [6, 4, 3, 3]),
+         helper.make_tensor_value_info("b_in", TensorProto.FLOAT, [6])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "acdef"],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(half, "w16"),
+         numpy_helper.from_array(_w((6, 4, 3, 3), 0.2), "dense_w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    _, report = onnx_sparsify.sparsify(model, keep=["kept"])
+    reasons = {layer.name: layer.reason for layer in report.layers}
+    assert report.rewritten == 0
+    assert "not a constant" in reasons["graph_input_weight"]
+    assert "float16" in reasons["half_weight"]
+    assert "bias" in reasons["computed_bias"]
+    assert "stride longer than the kernel" in reasons["same_long_stride"]
+    assert "--keep" in reasons["kept"]
+    assert "< 80%" in reasons["too_dense"] and "default threshold" in reasons["too_dense"]
+
+
+def test_min_sparsity_threshold() -> None:
+    model = _graph_model(
+        [helper.make_node("Conv", ["x", "w1"], ["a"], name="sparse"), helper.make_node("Conv", ["a", "w2"], ["y"], name="half")],
+        [numpy_helper.from_array(_w((4, 4, 1, 1), 1.0), "w1"), numpy_helper.from_array(_w((4, 4, 1, 1), 0.0), "w2")],
+    )
+    _, report = onnx_sparsify.sparsify(model, min_sparsity=0.5)
+    assert [layer.rewritten for layer in report.layers] == [True, False]
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert report.rewritten == 2
+    _assert_same(model, rewritten)
+
+
+def test_prune_reaches_the_requested_sparsity_and_check_reports_drift() -> None:
+    model = _conv_bn_act(ACTIVATION_CASES["Relu"])
+    model.graph.initializer[0].CopyFrom(numpy_helper.from_array(_w((6, 4, 3, 3), 0.0), "w"))
+    pruned, achieved = onnx_sparsify.prune_convs(model, 0.75)
+    assert achieved == {"w": pytest.approx(0.75, abs=1 / 216)}
+    rewritten, report = onnx_sparsify.sparsify(pruned)
+    assert report.layers[0].sparsity == pytest.approx(0.75, abs=1 / 216)
+    assert report.rewritten == 0  # 75% is below the default threshold
+    rewritten, report = onnx_sparsify.sparsify(model, prune=0.9)
+    assert report.rewritten == 1 and report.pruned_to == 0.9
+    result = check(pruned, onnx_sparsify.sparsify(pruned, min_sparsity=0)[0], original=model)
+    assert result.passed and result.pruning_drift["y"] > 1e-3
+
+
+def test_check_catches_a_wrong_rewrite() -> None:
+    model = _conv_bn_act(ACTIVATION_CASES["Relu"])
+    rewritten, _ = onnx_sparsify.sparsify(model, min_sparsity=0)
+    values = next(t for t in rewritten.graph.initializer if t.name.endswith("_csr_values"))
+    wrong = numpy_helper.to_array(values).copy()
+    wrong[0] *= 1.01  # one weight off by 1%
+    values.CopyFrom(numpy_helper.from_array(wrong, values.name))
+    result = check(model, rewritten)
+    assert not result.passed and result.worst_output == "y"
+
+
+def test_ir3_model_declares_initializers_as_inputs() -> None:
+    w = _w((4, 4, 3, 3))
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8]),
+         helper.make_tensor_value_info("w", TensorProto.FLOAT, [4, 4, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)], ir_version=3)
+    rewritten, _ = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert {i.name for i in rewritten.graph.input} == {"x", "w_csr_values", "w_csr_col_indices", "w_csr_row_ptr"}
+    _assert_same(model, rewritten)
