@@ -12,7 +12,7 @@ from .csr import CsrWeight, csr_to_dense, dense_to_csr
 from .model_io import ModelLoadError, ModelSaveError, load_model, save_model
 from .pruning import prune_convs
 from .report import CheckResult, LayerReport, Report
-from .sparsify import sparsify
+from .rewrite import sparsify
 
 __all__ = [
     "DOMAIN",

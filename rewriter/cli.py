@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from .model_io import ModelLoadError, ModelSaveError, check_opsets, load_model, save_model
     from .pruning import prune_convs
     from .report import render
-    from .sparsify import sparsify
+    from . import rewrite
 
     console = Console(stderr=True, quiet=args.quiet)
     try:
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if args.prune is not None:
         reference, _ = prune_convs(original, args.prune, args.keep)
     progress = _progress_bar(not args.quiet and sys.stderr.isatty())
-    model, report = sparsify(reference, min_sparsity=args.min_sparsity, keep=args.keep, progress=progress)
+    model, report = rewrite.sparsify(reference, min_sparsity=args.min_sparsity, keep=args.keep, progress=progress)
     if args.prune is not None:
         report.pruned_to = args.prune
     try:

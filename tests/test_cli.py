@@ -1,0 +1,182 @@
+"""The onnx-sparsify command: flags, output, report and every documented exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from models import IR_VERSION, OPSET, random_sparse_weight, rel_l2, session
+from onnx_sparsify import cli
+
+EXE = shutil.which("onnx-sparsify", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+
+
+def _model(sparsity: float = 0.9, opset: int = OPSET) -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["b"], name="relu1"),
+        helper.make_node("Conv", ["b", "w2"], ["y"], name="conv2"),
+    ]
+    inits = [
+        numpy_helper.from_array(random_sparse_weight(rng, (8, 4, 3, 3), sparsity), "w1"),
+        numpy_helper.from_array(random_sparse_weight(rng, (8, 8, 1, 1), sparsity), "w2"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, "H", "W"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, "H", "W"])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=IR_VERSION)
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    command = [EXE] if EXE else [sys.executable, "-m", "onnx_sparsify.cli"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture()
+def model_path(tmp_path: Path) -> Path:
+    path = tmp_path / "model.onnx"
+    onnx.save(_model(), path)
+    return path
+
+
+def test_console_script_is_installed() -> None:
+    assert EXE is not None, "pip install should put onnx-sparsify on the PATH"
+
+
+def test_rewrite_check_and_report(model_path: Path, tmp_path: Path) -> None:
+    out, report = tmp_path / "out.onnx", tmp_path / "report.json"
+    result = _run(str(model_path), "-o", str(out), "--check", "--input-shape", "x:2x4x10x12", "--report-json", str(report))
+    assert result.returncode == 0, result.stderr
+    assert "Convs rewritten: 2 of 2" in result.stderr and "check passed" in result.stderr
+    assert "conv1" in result.stderr and "+Relu" in result.stderr
+    data = json.loads(report.read_text())
+    assert data["totals"]["rewritten"] == 2 and data["check"]["passed"] is True
+    assert [layer["name"] for layer in data["layers"]] == ["conv1", "conv2"]
+    rewritten = onnx.load(out)
+    onnx.checker.check_model(rewritten)
+    x = np.random.default_rng(1).standard_normal((1, 4, 6, 7)).astype(np.float32)
+    expected = session(_model(), plugin=False).run(None, {"x": x})[0]
+    assert rel_l2(session(rewritten, plugin=True).run(None, {"x": x})[0], expected) <= 1e-5
+
+
+def test_keep_min_sparsity_and_quiet(model_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.onnx"
+    result = _run(str(model_path), "-o", str(out), "--keep", "conv2", "--min-sparsity", "0", "-q")
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
+    assert [n.op_type for n in onnx.load(out).graph.node] == ["SparseConv", "Conv"]
+
+
+def test_prune_warns_and_reports_drift(tmp_path: Path) -> None:
+    dense = tmp_path / "dense.onnx"
+    onnx.save(_model(sparsity=0.0), dense)
+    result = _run(str(dense), "-o", str(tmp_path / "o.onnx"), "--prune", "0.9", "--check", "--input-shape", "x:1x4x8x8")
+    assert result.returncode == 0, result.stderr
+    assert "changes the model's outputs and accuracy" in result.stderr
+    assert "pruning moved the outputs" in result.stderr
+
+
+def test_check_failure_exits_1(model_path: Path, tmp_path: Path, monkeypatch, capsys, caplog) -> None:
+    """A wrong rewrite (one CSR value perturbed) must fail the check, naming the output."""
+    import onnx_sparsify.rewrite as rewrite_module
+
+    real = rewrite_module.sparsify
+
+    def corrupt(*args, **kwargs):
+        model, report = real(*args, **kwargs)
+        values = next(t for t in model.graph.initializer if t.name.endswith("_csr_values"))
+        array = numpy_helper.to_array(values).copy()
+        array[:3] *= 1.5
+        values.CopyFrom(numpy_helper.from_array(array, values.name))
+        return model, report
+
+    monkeypatch.setattr(rewrite_module, "sparsify", corrupt)
+    code = cli.main([str(model_path), "-o", str(tmp_path / "o.onnx"), "--check", "--input-shape", "x:1x4x8x8"])
+    assert code == cli.EXIT_CHECK_FAILED
+    assert "check FAILED: worst output 'y'" in capsys.readouterr().err
+    assert "check failed: output 'y'" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "make_input,expected_code,message",
+    [
+        (lambda d: d / "missing.onnx", 3, "no such file"),
+        (lambda d: d, 3, "is a folder"),
+        (lambda d: (d / "junk.onnx", (d / "junk.onnx").write_bytes(b"\x00not a model\xff" * 9))[0], 3, "not an ONNX model"),
+        (lambda d: (d / "text.onnx", (d / "text.onnx").write_text("hello"))[0], 3, "not an ONNX model"),
+        (lambda d: (d / "new.onnx", onnx.save(_model(opset=99), d / "new.onnx"))[0], 3, "unsupported ONNX opset 99"),
+    ],
+    ids=["missing", "folder", "binary_junk", "text", "future_opset"],
+)
+def test_bad_inputs(tmp_path: Path, make_input, expected_code: int, message: str) -> None:
+    result = _run(str(make_input(tmp_path)), "-o", str(tmp_path / "out.onnx"))
+    assert result.returncode == expected_code, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can read any file")
+def test_unreadable_input(model_path: Path, tmp_path: Path) -> None:
+    model_path.chmod(0)
+    result = _run(str(model_path), "-o", str(tmp_path / "out.onnx"))
+    assert result.returncode == 3 and "cannot read" in result.stderr
+
+
+def test_unwritable_output(model_path: Path, tmp_path: Path) -> None:
+    result = _run(str(model_path), "-o", str(tmp_path / "no" / "such" / "dir" / "out.onnx"))
+    assert result.returncode == 4 and "does not exist" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = _run(str(model_path), "-o", str(tmp_path))  # a folder
+    assert result.returncode == 4, result.stderr
+
+
+def test_nothing_rewritten_still_writes_a_valid_model(tmp_path: Path) -> None:
+    dense = tmp_path / "dense.onnx"
+    onnx.save(_model(sparsity=0.1), dense)
+    out = tmp_path / "out.onnx"
+    result = _run(str(dense), "-o", str(out), "--check")
+    assert result.returncode == 5, result.stderr
+    assert "no Conv was rewritten" in result.stderr
+    written = onnx.load(out)
+    onnx.checker.check_model(written)
+    assert [n.op_type for n in written.graph.node] == ["Conv", "Relu", "Conv"]
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--min-sparsity", "1.5"], "not within [0, 1]"),
+        (["--prune", "abc"], "is not a number"),
+        (["--input-shape", "x:1xAx3"], "expected NAME:DIMS"),
+        (["--check"], "give it with --input-shape x:DIMS"),
+    ],
+    ids=["min_sparsity_range", "prune_not_number", "bad_input_shape", "check_needs_shape"],
+)
+def test_usage_errors(model_path: Path, tmp_path: Path, flags, message) -> None:
+    result = _run(str(model_path), "-o", str(tmp_path / "out.onnx"), *flags)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+
+
+def test_verbose_shows_traceback_on_unexpected_errors(model_path: Path, tmp_path: Path, monkeypatch) -> None:
+    import onnx_sparsify.rewrite as rewrite_module
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(rewrite_module, "sparsify", boom)
+    assert cli.main([str(model_path), "-o", str(tmp_path / "o.onnx")]) == cli.EXIT_INPUT
+    with pytest.raises(RuntimeError, match="kaboom"):
+        cli.main([str(model_path), "-o", str(tmp_path / "o.onnx"), "-v"])
