@@ -1,0 +1,7 @@
+"""python -m onnx_sparsify: the onnx-sparsify command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
