@@ -1,0 +1,70 @@
+"""One Conv layer: dense Conv model, its SparseConv rewrite, timed side by side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+import onnx_sparsify
+
+from .layers import Layer
+from .timing import BoundRun, make_session, time_pair
+
+IR_VERSION = 8
+
+
+def random_weight(rng: np.random.Generator, shape, sparsity: float) -> np.ndarray:
+    """Unstructured: exactly round(sparsity * size) zeros at random positions."""
+    w = rng.standard_normal(shape).astype(np.float32)
+    flat = w.reshape(-1)
+    flat[rng.permutation(flat.size)[: int(round(sparsity * flat.size))]] = 0.0
+    return w
+
+
+def conv_model(layer: Layer, weight: np.ndarray, bias: np.ndarray) -> onnx.ModelProto:
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], name=layer.name, **layer.attrs)
+    graph = helper.make_graph(
+        [node], layer.name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(layer.x_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=IR_VERSION)
+
+
+def bench_layer(layer: Layer, threads: int, budget_s: float, seed: int = 0) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    weight = random_weight(rng, layer.w_shape, layer.sparsity)
+    bias = rng.standard_normal(layer.out_channels).astype(np.float32)
+    dense_model = conv_model(layer, weight, bias)
+    sparse_model, _ = onnx_sparsify.sparsify(dense_model, min_sparsity=0)
+    x = {"x": rng.standard_normal(layer.x_shape).astype(np.float32)}
+    dense = BoundRun(make_session(dense_model, plugin=False, threads=threads), x)
+    sparse = BoundRun(make_session(sparse_model, plugin=True, threads=threads), x)
+    d, s = time_pair(dense, sparse, budget_s=budget_s)
+    expected, actual = dense.outputs[0].numpy(), sparse.outputs[0].numpy()
+    error = float(np.linalg.norm(actual - expected) / max(np.linalg.norm(expected), 1e-30))
+    nnz = int(np.count_nonzero(weight))
+    out_positions = int(np.prod(expected.shape[2:])) * expected.shape[0]
+    return {
+        "layer": layer.name,
+        "x_shape": list(layer.x_shape),
+        "w_shape": list(layer.w_shape),
+        "attrs": layer.attrs,
+        "sparsity": layer.sparsity,
+        "threads": threads,
+        "dense_ms": d.median_ms,
+        "dense_min_ms": d.min_ms,
+        "dense_max_ms": d.max_ms,
+        "sparse_ms": s.median_ms,
+        "sparse_min_ms": s.min_ms,
+        "sparse_max_ms": s.max_ms,
+        "runs": s.runs,
+        "ratio": d.median_ms / s.median_ms,
+        "dense_gflops": 2 * weight.size * out_positions / d.median_ms / 1e6,
+        "sparse_gflops": 2 * nnz * out_positions / s.median_ms / 1e6,
+        "rel_l2_error": error,
+    }
