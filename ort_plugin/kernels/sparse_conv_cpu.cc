@@ -29,7 +29,7 @@ namespace {
 constexpr int kLanes = 16;                 // floats per AVX-512 vector
 constexpr int kMaxVectors = 8;             // accumulators per tile
 constexpr int kTile = kLanes * kMaxVectors;  // virtual positions per tile
-constexpr int64_t kBlockTiles = 8;         // tiles per task along the positions
+constexpr int64_t kBlockTiles = 1;         // tiles per task along the positions
 
 // The phase-decomposed input of one call.
 struct PhaseLayout {
@@ -88,22 +88,35 @@ using TileFn = void (*)(const float* in, const int64_t* offsets, const float* va
                         float* acc);
 
 #ifdef ONNX_SPARSIFY_X86
+// R accumulators as named variables: GCC keeps an array of vectors in memory here, storing it
+// on every iteration.
+#define ONNX_SPARSIFY_STEP(i)                                                                    \
+  if constexpr (R > i) {                                                                       \
+    const __m512 v = (i == R - 1) ? _mm512_maskz_loadu_ps(last, p + i * kLanes)                 \
+                                  : _mm512_loadu_ps(p + i * kLanes);                             \
+    a##i = _mm512_fmadd_ps(w, v, a##i);                                                          \
+  }
+#define ONNX_SPARSIFY_STORE(i) \
+  if constexpr (R > i) _mm512_storeu_ps(out + i * kLanes, a##i);
+
 template <int R>
 __attribute__((target("avx512f"))) inline void TileAvx512Fixed(const float* in, const int64_t* offsets,
                                                                  const float* values, int64_t nnz, int valid,
                                                                  float* out) {
-  __m512 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
   const int tail = valid - (R - 1) * kLanes;  // lanes used in the last vector, 1..16
   const __mmask16 last = tail >= kLanes ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << tail) - 1);
   for (int64_t j = 0; j < nnz; ++j) {
     const __m512 w = _mm512_set1_ps(values[j]);
     const float* p = in + offsets[j];
-    for (int r = 0; r < R - 1; ++r) acc[r] = _mm512_fmadd_ps(w, _mm512_loadu_ps(p + r * kLanes), acc[r]);
-    acc[R - 1] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(last, p + (R - 1) * kLanes), acc[R - 1]);
+    ONNX_SPARSIFY_STEP(0) ONNX_SPARSIFY_STEP(1) ONNX_SPARSIFY_STEP(2) ONNX_SPARSIFY_STEP(3)
+    ONNX_SPARSIFY_STEP(4) ONNX_SPARSIFY_STEP(5) ONNX_SPARSIFY_STEP(6) ONNX_SPARSIFY_STEP(7)
   }
-  for (int r = 0; r < R; ++r) _mm512_storeu_ps(out + r * kLanes, acc[r]);
+  ONNX_SPARSIFY_STORE(0) ONNX_SPARSIFY_STORE(1) ONNX_SPARSIFY_STORE(2) ONNX_SPARSIFY_STORE(3)
+  ONNX_SPARSIFY_STORE(4) ONNX_SPARSIFY_STORE(5) ONNX_SPARSIFY_STORE(6) ONNX_SPARSIFY_STORE(7)
 }
+#undef ONNX_SPARSIFY_STEP
+#undef ONNX_SPARSIFY_STORE
 
 __attribute__((target("avx512f"))) void TileAvx512(const float* in, const int64_t* offsets, const float* values,
                                                      int64_t nnz, int valid, float* acc) {
