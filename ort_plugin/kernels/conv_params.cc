@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "cpu_dispatch.h"
 #include "errors.h"
 
 namespace onnx_sparsify {
@@ -188,6 +189,19 @@ ConvGeometry ResolveGeometry(const ConvAttributes& attrs, const std::vector<int6
     g.padded_plane = CheckedMul(g.padded_plane, ax.padded(), "padded input");
     g.out_plane = CheckedMul(g.out_plane, ax.out, "output Y");
   }
+  PhaseLayout& l = g.layout;
+  bool unit = true;
+  for (int a = 0; a < kMaxSpatialRank; ++a) {
+    const AxisGeometry& ax = g.axes[a];
+    l.stride[a] = std::min(ax.stride, ax.padded());
+    l.extent[a] = (ax.padded() + l.stride[a] - 1) / l.stride[a];
+    l.phases = CheckedMul(l.phases, l.stride[a], "strided input");
+    l.phase_plane = CheckedMul(l.phase_plane, l.extent[a], "strided input");
+    unit = unit && ax.stride == 1;
+  }
+  l.channel_stride = CheckedMul(l.phases, l.phase_plane, "strided input");
+  CheckedMul(CheckedMul(g.batch, g.in_channels, "strided input"), l.channel_stride, "strided input");
+  l.copy = g.has_padding || !unit;
   g.in_image = CheckedMul(g.in_channels, in_plane, "input X");
   CheckedMul(g.batch, g.in_image, "input X");
   CheckedMul(CheckedMul(g.batch, g.in_channels, "padded input"), g.padded_plane, "padded input");
@@ -201,6 +215,7 @@ std::vector<int64_t> ConvGeometry::OutputShape() const {
   return shape;
 }
 
+ONNX_SPARSIFY_CLONES
 void ApplyEpilogue(const Epilogue& e, float* y, int64_t n) {
   switch (e.kind) {
     case Activation::kNone:

@@ -59,6 +59,17 @@ struct AxisGeometry {
 // (dilated) kernel does not fit in the padded input.
 AxisGeometry ResolveAxis(const ConvAttributes& attrs, int axis, int64_t in);
 
+// The CPU kernel's view of the input (sparse_conv_cpu.cc): padded and split into one phase per
+// stride residue on each axis, so that every nonzero reads contiguous elements.
+struct PhaseLayout {
+  std::array<int64_t, kMaxSpatialRank> stride{1, 1, 1};  // min(stride, padded size): same outputs
+  std::array<int64_t, kMaxSpatialRank> extent{1, 1, 1};  // elements per phase along each axis
+  int64_t phases = 1;                                     // prod(stride)
+  int64_t phase_plane = 1;                                // prod(extent)
+  int64_t channel_stride = 1;                             // phases * phase_plane
+  bool copy = false;  // false when X itself has this layout (no padding, unit strides)
+};
+
 // Everything one call needs, spatial axes right-aligned into 3 (leading axes of size 1).
 struct ConvGeometry {
   int64_t batch = 0, in_channels = 0, out_channels = 0, group = 1;
@@ -71,6 +82,7 @@ struct ConvGeometry {
   int64_t padded_plane = 0;  // prod(padded), one channel
   int64_t out_plane = 0;     // prod(out), one channel
   int64_t out_elements = 0;  // N * M * prod(out)
+  PhaseLayout layout;
 
   std::vector<int64_t> OutputShape() const;
 };

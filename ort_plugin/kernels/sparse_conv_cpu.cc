@@ -1,81 +1,72 @@
 // SparseConv on the CPU.
 //
 // Layout: each call copies X once into a zero-padded, phase-decomposed buffer (one phase per
-// stride residue on each axis), unless X is already usable as is (no padding, unit strides).
-// In that buffer every output position of a channel is a "virtual position"
-// p = (o0 * Q1 + o1) * Q2 + o2 (Q = phase extents), and every nonzero (c, k) reads element
-// p + offset(c, k): a contiguous, unit-stride load for any stride, dilation and padding. The
-// virtual row of a channel includes a few positions that fall outside the output (o1 >= O1 or
-// o2 >= O2); they are computed and dropped.
+// stride residue on each axis; see PhaseLayout), unless X already has that layout (no padding,
+// unit strides). In that buffer every output position of a channel is a "virtual position"
+// p = (o0 * E1 + o1) * E2 + o2 (E = phase extents), and every nonzero (c, k) reads element
+// p + offset(c, k): a contiguous, unit-stride load whatever the stride, dilation and padding.
+// A channel's virtual row includes a few positions outside the output (o1 >= O1 or o2 >= O2);
+// they are computed and dropped.
 //
-// Kernel: for one output channel and a tile of 16*R consecutive virtual positions, R vector
+// Kernel: for one output channel and a tile of up to 16*8 consecutive virtual positions, the
 // accumulators stay in registers while the channel's nonzeros stream by; each nonzero costs one
-// broadcast and R fused multiply-adds with unaligned loads. Tiles run over blocks of positions
-// and blocks of channels, so a block's input window stays in cache across channels.
+// broadcast and one fused multiply-add (with its load) per vector. Tasks cover a block of
+// output channels and a block of positions, so a block's input window stays in cache across
+// channels. Grouped convolutions with small groups pad each group into a per-thread buffer
+// right before use instead, so the padded copy never leaves the cache.
 #include "sparse_conv_cpu.h"
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#include "cpu_dispatch.h"
+
+#ifdef ONNX_SPARSIFY_X86
 #include <immintrin.h>
-#define ONNX_SPARSIFY_X86 1
 #endif
 
 namespace onnx_sparsify {
 namespace {
 
-constexpr int kLanes = 16;                 // floats per AVX-512 vector
-constexpr int kMaxVectors = 8;             // accumulators per tile
+constexpr int kLanes = 16;                   // floats per AVX-512 vector
+constexpr int kMaxVectors = 8;               // accumulators per tile
 constexpr int kTile = kLanes * kMaxVectors;  // virtual positions per tile
-constexpr int64_t kBlockTiles = 1;         // tiles per task along the positions
+constexpr int64_t kPositionBlock = kTile;    // virtual positions per task
+constexpr int64_t kChannelBlock = 16;        // output channels per task
+constexpr int64_t kGroupBufferBytes = 512 * 1024;  // per-group padding when a group fits this
 
-// The phase-decomposed input of one call.
-struct PhaseLayout {
-  std::array<int64_t, kMaxSpatialRank> q{1, 1, 1};  // phase extent per axis
-  int64_t phases = 1;                                // prod(strides)
-  int64_t phase_plane = 1;                           // prod(q)
-  int64_t channel_stride = 1;                        // phases * phase_plane
-  bool copy = false;                                 // false: X itself is the buffer
-};
-
-PhaseLayout MakeLayout(const ConvGeometry& g) {
-  PhaseLayout l;
-  bool unit = true;
-  for (int a = 0; a < kMaxSpatialRank; ++a) {
-    const AxisGeometry& ax = g.axes[a];
-    l.q[a] = (ax.padded() + ax.stride - 1) / ax.stride;
-    l.phases *= ax.stride;
-    l.phase_plane *= l.q[a];
-    unit = unit && ax.stride == 1;
-  }
-  l.channel_stride = l.phases * l.phase_plane;
-  l.copy = g.has_padding || !unit;
-  return l;
-}
-
-// Fills the phase buffer for one (n, c) plane.
-void FillPlane(const ConvGeometry& g, const PhaseLayout& l, const float* x, float* dst) {
+// Fills the phase buffer of one channel plane from X's plane.
+void FillPlane(const ConvGeometry& g, const float* x, float* dst) {
+  const PhaseLayout& l = g.layout;
   const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
-  int64_t phase = 0;
-  for (int64_t r0 = 0; r0 < a0.stride; ++r0) {
-    for (int64_t r1 = 0; r1 < a1.stride; ++r1) {
-      for (int64_t r2 = 0; r2 < a2.stride; ++r2, ++phase) {
-        float* out = dst + phase * l.phase_plane;
-        for (int64_t t0 = 0; t0 < l.q[0]; ++t0) {
-          const int64_t i0 = r0 + t0 * a0.stride - a0.pad_begin;
-          for (int64_t t1 = 0; t1 < l.q[1]; ++t1, out += l.q[2]) {
-            const int64_t i1 = r1 + t1 * a1.stride - a1.pad_begin;
-            if (i0 < 0 || i0 >= a0.in || i1 < 0 || i1 >= a1.in) {
-              std::fill(out, out + l.q[2], 0.0f);
+  const int64_t s0 = l.stride[0], s1 = l.stride[1], s2 = l.stride[2];
+  const int64_t e2 = l.extent[2];
+  for (int64_t r0 = 0; r0 < s0; ++r0) {
+    for (int64_t r1 = 0; r1 < s1; ++r1) {
+      for (int64_t r2 = 0; r2 < s2; ++r2) {
+        // Phase columns t2 whose source i2 = r2 + t2 * s2 - pad lies inside X: [lo, hi).
+        const int64_t first = a2.pad_begin - r2;
+        const int64_t lo = std::clamp<int64_t>(first <= 0 ? 0 : (first + s2 - 1) / s2, 0, e2);
+        const int64_t last = a2.in - 1 + a2.pad_begin - r2;
+        const int64_t hi = std::clamp<int64_t>(last < 0 ? 0 : last / s2 + 1, lo, e2);
+        float* out = dst + ((r0 * s1 + r1) * s2 + r2) * l.phase_plane;
+        for (int64_t t0 = 0; t0 < l.extent[0]; ++t0) {
+          const int64_t i0 = r0 + t0 * s0 - a0.pad_begin;
+          for (int64_t t1 = 0; t1 < l.extent[1]; ++t1, out += e2) {
+            const int64_t i1 = r1 + t1 * s1 - a1.pad_begin;
+            if (i0 < 0 || i0 >= a0.in || i1 < 0 || i1 >= a1.in || lo == hi) {
+              std::memset(out, 0, sizeof(float) * e2);
               continue;
             }
-            const float* row = x + (i0 * a1.in + i1) * a2.in;
-            for (int64_t t2 = 0; t2 < l.q[2]; ++t2) {
-              const int64_t i2 = r2 + t2 * a2.stride - a2.pad_begin;
-              out[t2] = (i2 >= 0 && i2 < a2.in) ? row[i2] : 0.0f;
+            std::memset(out, 0, sizeof(float) * lo);
+            const float* row = x + (i0 * a1.in + i1) * a2.in + (r2 + lo * s2 - a2.pad_begin);
+            if (s2 == 1) {
+              std::memcpy(out + lo, row, sizeof(float) * (hi - lo));
+            } else {
+              for (int64_t t2 = 0; t2 < hi - lo; ++t2) out[lo + t2] = row[t2 * s2];
             }
+            std::memset(out + hi, 0, sizeof(float) * (e2 - hi));
           }
         }
       }
@@ -83,27 +74,31 @@ void FillPlane(const ConvGeometry& g, const PhaseLayout& l, const float* x, floa
   }
 }
 
-// acc[0, valid) = sum_j values[j] * in[offsets[j] + t]; lanes at or past `valid` are not read.
-using TileFn = void (*)(const float* in, const int64_t* offsets, const float* values, int64_t nnz, int valid,
-                        float* acc);
+// out[0, valid) = bias + sum_j values[j] * in[offsets[j] + t]; nothing at or past `valid` is
+// read or written.
+using TileFn = void (*)(const float* in, const int64_t* offsets, const float* values, int64_t nnz, float bias,
+                        int valid, float* out);
 
 #ifdef ONNX_SPARSIFY_X86
-// R accumulators as named variables: GCC keeps an array of vectors in memory here, storing it
-// on every iteration.
-#define ONNX_SPARSIFY_STEP(i)                                                                    \
-  if constexpr (R > i) {                                                                       \
-    const __m512 v = (i == R - 1) ? _mm512_maskz_loadu_ps(last, p + i * kLanes)                 \
-                                  : _mm512_loadu_ps(p + i * kLanes);                             \
-    a##i = _mm512_fmadd_ps(w, v, a##i);                                                          \
+// Accumulators as named variables: GCC keeps an array of vectors in memory here, storing it on
+// every iteration.
+#define ONNX_SPARSIFY_STEP(i)                                                    \
+  if constexpr (R > i) {                                                       \
+    const __m512 v = (i == R - 1) ? _mm512_maskz_loadu_ps(last, p + i * kLanes) \
+                                  : _mm512_loadu_ps(p + i * kLanes);             \
+    a##i = _mm512_fmadd_ps(w, v, a##i);                                          \
   }
-#define ONNX_SPARSIFY_STORE(i) \
-  if constexpr (R > i) _mm512_storeu_ps(out + i * kLanes, a##i);
+#define ONNX_SPARSIFY_STORE(i)                                                      \
+  if constexpr (R > i) {                                                          \
+    if constexpr (i == R - 1) _mm512_mask_storeu_ps(out + i * kLanes, last, a##i); \
+    else _mm512_storeu_ps(out + i * kLanes, a##i);                                 \
+  }
 
 template <int R>
 __attribute__((target("avx512f"))) inline void TileAvx512Fixed(const float* in, const int64_t* offsets,
-                                                                 const float* values, int64_t nnz, int valid,
-                                                                 float* out) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+                                                                 const float* values, int64_t nnz, float bias,
+                                                                 int valid, float* out) {
+  __m512 a0 = _mm512_set1_ps(bias), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
   const int tail = valid - (R - 1) * kLanes;  // lanes used in the last vector, 1..16
   const __mmask16 last = tail >= kLanes ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << tail) - 1);
   for (int64_t j = 0; j < nnz; ++j) {
@@ -119,28 +114,30 @@ __attribute__((target("avx512f"))) inline void TileAvx512Fixed(const float* in, 
 #undef ONNX_SPARSIFY_STORE
 
 __attribute__((target("avx512f"))) void TileAvx512(const float* in, const int64_t* offsets, const float* values,
-                                                     int64_t nnz, int valid, float* acc) {
+                                                     int64_t nnz, float bias, int valid, float* out) {
   switch ((valid + kLanes - 1) / kLanes) {
-    case 8: return TileAvx512Fixed<8>(in, offsets, values, nnz, valid, acc);
-    case 7: return TileAvx512Fixed<7>(in, offsets, values, nnz, valid, acc);
-    case 6: return TileAvx512Fixed<6>(in, offsets, values, nnz, valid, acc);
-    case 5: return TileAvx512Fixed<5>(in, offsets, values, nnz, valid, acc);
-    case 4: return TileAvx512Fixed<4>(in, offsets, values, nnz, valid, acc);
-    case 3: return TileAvx512Fixed<3>(in, offsets, values, nnz, valid, acc);
-    case 2: return TileAvx512Fixed<2>(in, offsets, values, nnz, valid, acc);
-    default: return TileAvx512Fixed<1>(in, offsets, values, nnz, valid, acc);
+    case 8: return TileAvx512Fixed<8>(in, offsets, values, nnz, bias, valid, out);
+    case 7: return TileAvx512Fixed<7>(in, offsets, values, nnz, bias, valid, out);
+    case 6: return TileAvx512Fixed<6>(in, offsets, values, nnz, bias, valid, out);
+    case 5: return TileAvx512Fixed<5>(in, offsets, values, nnz, bias, valid, out);
+    case 4: return TileAvx512Fixed<4>(in, offsets, values, nnz, bias, valid, out);
+    case 3: return TileAvx512Fixed<3>(in, offsets, values, nnz, bias, valid, out);
+    case 2: return TileAvx512Fixed<2>(in, offsets, values, nnz, bias, valid, out);
+    default: return TileAvx512Fixed<1>(in, offsets, values, nnz, bias, valid, out);
   }
 }
-#define ONNX_SPARSIFY_MULTIVERSION __attribute__((target_clones("avx2", "default")))
+#define ONNX_SPARSIFY_PORTABLE_CLONES __attribute__((target_clones("avx2", "default")))
 #else
-#define ONNX_SPARSIFY_MULTIVERSION
+#define ONNX_SPARSIFY_PORTABLE_CLONES
 #endif
 
 // Portable tile (auto-vectorized; AVX2 and baseline clones on x86).
-ONNX_SPARSIFY_MULTIVERSION
-void TileGeneric(const float* in, const int64_t* offsets, const float* values, int64_t nnz, int valid, float* out) {
+ONNX_SPARSIFY_PORTABLE_CLONES
+void TileGeneric(const float* in, const int64_t* offsets, const float* values, int64_t nnz, float bias, int valid,
+                 float* out) {
   if (valid == kTile) {
-    float acc[kTile] = {};
+    float acc[kTile];
+    for (int t = 0; t < kTile; ++t) acc[t] = bias;
     for (int64_t j = 0; j < nnz; ++j) {
       const float v = values[j];
       const float* p = in + offsets[j];
@@ -149,7 +146,7 @@ void TileGeneric(const float* in, const int64_t* offsets, const float* values, i
     std::memcpy(out, acc, sizeof(acc));
     return;
   }
-  std::fill(out, out + valid, 0.0f);
+  std::fill(out, out + valid, bias);
   for (int64_t j = 0; j < nnz; ++j) {
     const float v = values[j];
     const float* p = in + offsets[j];
@@ -165,29 +162,55 @@ TileFn SelectTile() {
   return TileGeneric;
 }
 
-// Writes acc (virtual positions [p, p + count)) to the output plane: drops positions outside
-// the output, adds the bias and applies the epilogue.
-void StoreTile(const ConvGeometry& g, const PhaseLayout& l, const Epilogue& epilogue, float bias, const float* acc,
-               int64_t p, int64_t count, float* y) {
+// Copies a tile of virtual positions [p, p + count) into the output plane, dropping positions
+// outside the output, and applies the epilogue.
+void StoreTile(const ConvGeometry& g, const Epilogue& epilogue, const float* acc, int64_t p, int64_t count,
+               float* y) {
+  const PhaseLayout& l = g.layout;
   const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
-  const int64_t q12 = l.q[1] * l.q[2];
-  int64_t o0 = p / q12, rest = p % q12;
-  int64_t o1 = rest / l.q[2], o2 = rest % l.q[2];
-  int64_t done = 0;
-  while (done < count) {
-    const int64_t span = std::min(count - done, l.q[2] - o2);  // to the end of this virtual row
+  const int64_t e12 = l.extent[1] * l.extent[2];
+  int64_t o0 = p / e12, rest = p % e12;
+  int64_t o1 = rest / l.extent[2], o2 = rest % l.extent[2];
+  for (int64_t done = 0; done < count;) {
+    const int64_t span = std::min(count - done, l.extent[2] - o2);  // to the end of this virtual row
     if (o0 < a0.out && o1 < a1.out && o2 < a2.out) {
       const int64_t n = std::min(span, a2.out - o2);
       float* dst = y + (o0 * a1.out + o1) * a2.out + o2;
-      const float* src = acc + done;
-      for (int64_t i = 0; i < n; ++i) dst[i] = src[i] + bias;
+      std::memcpy(dst, acc + done, sizeof(float) * n);
       ApplyEpilogue(epilogue, dst, n);
     }
     done += span;
     o2 = 0;
-    if (++o1 == l.q[1]) {
+    if (++o1 == l.extent[1]) {
       o1 = 0;
       ++o0;
+    }
+  }
+}
+
+// Computes output channels [m_begin, m_end) over virtual positions [p_begin, p_end) of image n.
+// `in` is the phase buffer of the channels' group.
+void ComputeBlock(const ConvGeometry& g, const SparseWeights& w, const int64_t* offsets, const float* bias,
+                  const Epilogue& epilogue, const float* in, int64_t n, int64_t m_begin, int64_t m_end,
+                  int64_t p_begin, int64_t p_end, float* y) {
+  static const TileFn tile = SelectTile();
+  const PhaseLayout& l = g.layout;
+  // Virtual positions are output indices when the phase extents equal the output sizes.
+  const bool direct = l.extent[1] == g.axes[1].out && l.extent[2] == g.axes[2].out;
+  alignas(64) float acc[kTile];
+  for (int64_t m = m_begin; m < m_end; ++m) {
+    const int64_t begin = w.row_begin(m), nnz = w.row_end(m) - begin;
+    float* out = y + (n * g.out_channels + m) * g.out_plane;
+    const float b = bias ? bias[m] : 0.0f;
+    for (int64_t p = p_begin; p < p_end; p += kTile) {
+      const int valid = static_cast<int>(std::min<int64_t>(kTile, p_end - p));
+      if (direct) {
+        tile(in + p, offsets + begin, w.values() + begin, nnz, b, valid, out + p);
+        ApplyEpilogue(epilogue, out + p, valid);
+      } else {
+        tile(in + p, offsets + begin, w.values() + begin, nnz, b, valid, acc);
+        StoreTile(g, epilogue, acc, p, valid, out);
+      }
     }
   }
 }
@@ -205,65 +228,80 @@ ConvGeometry PrepareCall(const ConvAttributes& attrs, const SparseWeights& weigh
   return g;
 }
 
+std::vector<int64_t> TapOffsets(const SparseWeights& weights, const PhaseLayout& l) {
+  std::vector<int64_t> offsets(static_cast<size_t>(weights.nnz()));
+  const PhaseTap* taps = weights.phase_taps();
+  for (int64_t j = 0; j < weights.nnz(); ++j) {
+    const PhaseTap& t = taps[j];
+    const int64_t phase = (int64_t{t.residue[0]} * l.stride[1] + t.residue[1]) * l.stride[2] + t.residue[2];
+    const int64_t inner = (int64_t{t.t[0]} * l.extent[1] + t.t[1]) * l.extent[2] + t.t[2];
+    offsets[j] = t.channel * l.channel_stride + phase * l.phase_plane + inner;
+  }
+  return offsets;
+}
+
+bool SameOffsets(const PhaseLayout& a, const PhaseLayout& b) {
+  return a.stride == b.stride && a.extent == b.extent;
+}
+
 void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, const float* bias,
-                   const ConvGeometry& g, const float* x, float* y, const ParallelFor& parallel_for) {
+                   const ConvGeometry& g, const float* x, float* y, const ParallelFor& parallel_for,
+                   const std::vector<int64_t>* offsets) {
   if (g.out_elements == 0) return;
-  static const TileFn tile = SelectTile();
-  const PhaseLayout l = MakeLayout(g);
+  const PhaseLayout& l = g.layout;
+  std::vector<int64_t> call_offsets;
+  if (!offsets || !offsets->size() != !weights.nnz()) {
+    call_offsets = TapOffsets(weights, l);
+    offsets = &call_offsets;
+  }
+  const int64_t* offs = offsets->data();
+  const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
+  const int64_t length = ((a0.out - 1) * l.extent[1] + (a1.out - 1)) * l.extent[2] + a2.out;
+  const int64_t in_plane = a0.in * a1.in * a2.in;
+  const Epilogue epilogue = attrs.epilogue;
+  const int64_t group_bytes = g.in_channels_per_group * l.channel_stride * int64_t{sizeof(float)};
+
+  if (l.copy && g.group > 1 && group_bytes <= kGroupBufferBytes) {
+    // Small groups: each task pads one group into its thread's buffer and computes its outputs.
+    parallel_for(g.batch * g.group, [&](int64_t task) {
+      const int64_t n = task / g.group, group = task % g.group;
+      thread_local std::vector<float> buffer;
+      buffer.resize(static_cast<size_t>(g.in_channels_per_group * l.channel_stride));
+      const float* x_group = x + (n * g.in_channels + group * g.in_channels_per_group) * in_plane;
+      for (int64_t c = 0; c < g.in_channels_per_group; ++c) {
+        FillPlane(g, x_group + c * in_plane, buffer.data() + c * l.channel_stride);
+      }
+      const int64_t m_begin = group * g.out_channels_per_group;
+      ComputeBlock(g, weights, offs, bias, epilogue, buffer.data(), n, m_begin, m_begin + g.out_channels_per_group, 0,
+                   length, y);
+    });
+    return;
+  }
 
   std::vector<float> buffer;
   const float* src = x;
   if (l.copy) {
     buffer.resize(static_cast<size_t>(g.batch * g.in_channels * l.channel_stride));
-    const int64_t in_plane = g.axes[0].in * g.axes[1].in * g.axes[2].in;
     parallel_for(g.batch * g.in_channels, [&](int64_t plane) {
-      FillPlane(g, l, x + plane * in_plane, buffer.data() + plane * l.channel_stride);
+      FillPlane(g, x + plane * in_plane, buffer.data() + plane * l.channel_stride);
     });
     src = buffer.data();
   }
-
-  // Each nonzero's offset from the virtual position, in this call's layout.
-  std::vector<int64_t> offsets(static_cast<size_t>(weights.nnz()));
-  for (int64_t j = 0; j < weights.nnz(); ++j) {
-    const Tap& t = weights.taps()[j];
-    int64_t phase = 0, inner = 0;
-    for (int a = 0; a < kMaxSpatialRank; ++a) {
-      const int64_t pos = t.k[a] * g.axes[a].dilation;
-      phase = phase * g.axes[a].stride + pos % g.axes[a].stride;
-      inner = inner * l.q[a] + pos / g.axes[a].stride;
-    }
-    offsets[j] = t.channel * l.channel_stride + phase * l.phase_plane + inner;
-  }
-
-  // Virtual positions of one channel: up to the last output position.
-  const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
-  const int64_t length = ((a0.out - 1) * l.q[1] + (a1.out - 1)) * l.q[2] + a2.out;
-  const int64_t block = kBlockTiles * kTile;
-  const int64_t position_blocks = (length + block - 1) / block;
-  // Channel blocks: enough tasks for the thread pool, few enough to reuse each input window.
-  const int64_t channel_block = std::max<int64_t>(1, std::min<int64_t>(g.out_channels_per_group, 16));
-  const int64_t channel_blocks = (g.out_channels + channel_block - 1) / channel_block;
-  const Epilogue epilogue = attrs.epilogue;
-
+  const int64_t position_blocks = (length + kPositionBlock - 1) / kPositionBlock;
+  const int64_t channel_block = std::min(g.out_channels_per_group, kChannelBlock);
+  const int64_t blocks_per_group = (g.out_channels_per_group + channel_block - 1) / channel_block;
+  const int64_t channel_blocks = g.group * blocks_per_group;
   parallel_for(g.batch * channel_blocks * position_blocks, [&](int64_t task) {
     const int64_t pb = task % position_blocks;
     const int64_t cb = (task / position_blocks) % channel_blocks;
     const int64_t n = task / (position_blocks * channel_blocks);
-    const int64_t p_begin = pb * block, p_end = std::min(length, p_begin + block);
-    const int64_t m_end = std::min(g.out_channels, (cb + 1) * channel_block);
-    alignas(64) float acc[kTile];
-    for (int64_t m = cb * channel_block; m < m_end; ++m) {
-      const int64_t group = m / g.out_channels_per_group;
-      const float* in = src + (n * g.in_channels + group * g.in_channels_per_group) * l.channel_stride;
-      const int64_t begin = weights.row_begin(m), nnz = weights.row_end(m) - begin;
-      float* out = y + (n * g.out_channels + m) * g.out_plane;
-      const float b = bias ? bias[m] : 0.0f;
-      for (int64_t p = p_begin; p < p_end; p += kTile) {
-        const int valid = static_cast<int>(std::min<int64_t>(kTile, p_end - p));
-        tile(in + p, offsets.data() + begin, weights.values() + begin, nnz, valid, acc);
-        StoreTile(g, l, epilogue, b, acc, p, valid, out);
-      }
-    }
+    const int64_t group = cb / blocks_per_group;
+    const int64_t m_begin = group * g.out_channels_per_group + (cb % blocks_per_group) * channel_block;
+    const int64_t m_end = std::min((group + 1) * g.out_channels_per_group, m_begin + channel_block);
+    const float* in = src + (n * g.in_channels + group * g.in_channels_per_group) * l.channel_stride;
+    const int64_t p_begin = pb * kPositionBlock;
+    ComputeBlock(g, weights, offs, bias, epilogue, in, n, m_begin, m_end, p_begin,
+                 std::min(length, p_begin + kPositionBlock), y);
   });
 }
 

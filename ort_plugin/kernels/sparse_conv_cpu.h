@@ -21,10 +21,19 @@ void SerialFor(int64_t total, const std::function<void(int64_t)>& body);
 ConvGeometry PrepareCall(const ConvAttributes& attrs, const SparseWeights& weights,
                          const std::vector<int64_t>& x_shape);
 
+// Each nonzero's element offset in the phase-decomposed input of `layout` (sparse_conv_cpu.cc).
+// Kernels compute it once for the input shape the model declares.
+std::vector<int64_t> TapOffsets(const SparseWeights& weights, const PhaseLayout& layout);
+
+// Whether offsets computed for one layout hold for the other.
+bool SameOffsets(const PhaseLayout& a, const PhaseLayout& b);
+
 // Y = epilogue(conv(X, W) + B). X and Y are dense NCHW-style tensors matching `geometry`;
-// bias is null or holds M values; `geometry` comes from PrepareCall. Never throws.
+// bias is null or holds M values; `geometry` comes from PrepareCall. `offsets` are
+// TapOffsets(weights, geometry.layout), or null to compute them here. Never throws.
 void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, const float* bias,
-                   const ConvGeometry& geometry, const float* x, float* y, const ParallelFor& parallel_for);
+                   const ConvGeometry& geometry, const float* x, float* y, const ParallelFor& parallel_for,
+                   const std::vector<int64_t>* offsets = nullptr);
 
 // The instruction set the kernel dispatches to on this CPU: "avx512f", "avx2" or "baseline".
 const char* CpuKernelIsa();

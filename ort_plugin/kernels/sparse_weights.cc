@@ -75,6 +75,25 @@ SparseWeights SparseWeights::Pack(const CsrView<Index>& csr, const ConvAttribute
       w.max_channel_ = std::max(w.max_channel_, channel);
     }
   }
+  w.phase_taps_.resize(nnz);
+  for (int64_t j = 0; j < nnz; ++j) {
+    const Tap& tap = w.taps_[j];
+    PhaseTap& pt = w.phase_taps_[j];
+    pt.channel = tap.channel;
+    for (int a = 0; a < kMaxSpatialRank; ++a) {
+      const int i = a - (kMaxSpatialRank - k);  // attribute index, < 0 for the padding axes
+      const int64_t stride = i >= 0 ? attrs.strides[i] : 1, dilation = i >= 0 ? attrs.dilations[i] : 1;
+      const int64_t pos = tap.k[a] * dilation;  // < 2^48 by the attribute bounds
+      if (pos >= (int64_t{1} << 31)) {
+        throw InvalidArgument("dilated kernel extent " + std::to_string(pos) + " on axis " + std::to_string(i) +
+                              " exceeds 2^31");
+      }
+      // Strides longer than the padded input behave as a stride equal to it (one output), so
+      // residues are kept below 2^31 too: pos < padded size.
+      pt.residue[a] = static_cast<int32_t>(pos % stride);
+      pt.t[a] = static_cast<int32_t>(pos / stride);
+    }
+  }
   if (in_channels > 0) w.CheckInputChannels(in_channels, attrs.group);
   return w;
 }

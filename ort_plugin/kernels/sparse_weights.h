@@ -14,6 +14,15 @@ struct Tap {
   int32_t k[kMaxSpatialRank];
 };
 
+// A nonzero's place in the phase-decomposed input (see sparse_conv_cpu.cc): per axis, the
+// stride residue of its dilated kernel position and its index inside that phase. Depends only
+// on the attributes, so it is computed once.
+struct PhaseTap {
+  int32_t channel;
+  int32_t residue[kMaxSpatialRank];
+  int32_t t[kMaxSpatialRank];
+};
+
 // Read-only view of the CSR inputs; Index is int32_t or int64_t.
 template <typename Index>
 struct CsrView {
@@ -43,6 +52,7 @@ class SparseWeights {
   int64_t row_end(int64_t m) const { return row_begin_[m + 1]; }
   const float* values() const { return values_.data(); }
   const Tap* taps() const { return taps_.data(); }
+  const PhaseTap* phase_taps() const { return phase_taps_.data(); }
   // Smallest C/group that holds every nonzero (0 when there are none).
   int64_t min_in_channels_per_group() const { return max_channel_ + 1; }
 
@@ -50,6 +60,7 @@ class SparseWeights {
   std::vector<int64_t> row_begin_;
   std::vector<float> values_;
   std::vector<Tap> taps_;
+  std::vector<PhaseTap> phase_taps_;
   int64_t max_channel_ = -1;
 };
 

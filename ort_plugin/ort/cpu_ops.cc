@@ -1,5 +1,6 @@
 #include "ort/cpu_ops.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/contract.h"
@@ -67,16 +68,16 @@ CsrView<Index> MakeCsrView(const ConstantInput& values, const ConstantInput& col
                         static_cast<const Index*>(row_ptr.data), row_ptr.size()};
 }
 
-// X's channel count when the model declares it, else -1.
-int64_t DeclaredInputChannels(const OrtApi& api, const OrtKernelInfo* info) {
+// X's shape as the model declares it (-1 for unknown sizes), or empty when unknown.
+std::vector<int64_t> DeclaredInputShape(const OrtApi& api, const OrtKernelInfo* info) {
   OrtTypeInfo* type_info = nullptr;
   if (OrtStatus* s = api.KernelInfo_GetInputTypeInfo(info, 0, &type_info)) {
     api.ReleaseStatus(s);
-    return -1;
+    return {};
   }
   Ort::TypeInfo owned(type_info);
-  auto shape = owned.GetTensorTypeAndShapeInfo().GetShape();
-  return shape.size() >= 2 && shape[1] > 0 ? shape[1] : -1;
+  if (owned.GetONNXType() != ONNX_TYPE_TENSOR) return {};
+  return owned.GetTensorTypeAndShapeInfo().GetShape();
 }
 
 bool InputPresent(const OrtApi& api, const OrtKernelInfo* info, size_t index) {
@@ -104,7 +105,8 @@ SparseConvCpuKernel::SparseConvCpuKernel(const OrtApi& api, const OrtKernelInfo*
   if (cols.type != row_ptr.type) {
     throw InvalidArgument("W_col_indices and W_row_ptr must have the same integer type (both int32 or both int64)");
   }
-  const int64_t in_channels = DeclaredInputChannels(api, info);
+  const std::vector<int64_t> x_shape = DeclaredInputShape(api, info);
+  const int64_t in_channels = x_shape.size() >= 2 && x_shape[1] > 0 ? x_shape[1] : -1;
   if (in_channels > 0 && in_channels % attrs_.group != 0) {
     throw InvalidArgument("input channels " + std::to_string(in_channels) + " are not divisible by group " +
                           std::to_string(attrs_.group));
@@ -115,6 +117,13 @@ SparseConvCpuKernel::SparseConvCpuKernel(const OrtApi& api, const OrtKernelInfo*
     weights_ = SparseWeights::Pack(MakeCsrView<int64_t>(values, cols, row_ptr), attrs_, in_channels);
   } else {
     throw InvalidArgument("W_col_indices and W_row_ptr must be int32 or int64");
+  }
+
+  // With the whole input shape declared, the nonzeros' offsets are computed here, not per call.
+  if (!x_shape.empty() && std::all_of(x_shape.begin(), x_shape.end(), [](int64_t d) { return d >= 0; })) {
+    const ConvGeometry geometry = PrepareCall(attrs_, weights_, x_shape);
+    planned_layout_ = geometry.layout;
+    planned_offsets_ = TapOffsets(weights_, geometry.layout);
   }
 
   has_bias_input_ = InputPresent(api, info, kInputBias);
@@ -159,8 +168,9 @@ void SparseConvCpuKernel::Compute(OrtKernelContext* context) const {
                                                 const_cast<std::function<void(int64_t)>*>(&body)),
                  "thread pool");
   };
+  const bool planned = planned_layout_ && SameOffsets(*planned_layout_, geometry.layout);
   SparseConvCpu(attrs_, weights_, bias, geometry, x.GetTensorData<float>(), y.GetTensorMutableData<float>(),
-                parallel_for);
+                parallel_for, planned ? &planned_offsets_ : nullptr);
 }
 
 OrtStatusPtr SparseConvCpuKernel::ComputeV2(OrtKernelContext* context) const {

@@ -27,6 +27,9 @@ class SparseConvCpuKernel {
   SparseWeights weights_;
   bool has_bias_input_ = false;
   std::optional<std::vector<float>> constant_bias_;
+  // Nonzero offsets for the input shape the model declares, computed once (see TapOffsets).
+  std::optional<PhaseLayout> planned_layout_;
+  std::vector<int64_t> planned_offsets_;
 };
 
 struct SparseConvCpuOp : Ort::CustomOpBase<SparseConvCpuOp, SparseConvCpuKernel, /*WithStatus=*/true> {
