@@ -74,10 +74,10 @@ void FillPlane(const ConvGeometry& g, const float* x, float* dst) {
   }
 }
 
-// out[0, valid) = bias + sum_j values[j] * in[offsets[j] + t]; nothing at or past `valid` is
-// read or written.
+// out[0, valid) = start + sum_j values[j] * in[offsets[j] + t], where start is init[t] (a
+// partial sum) or, when init is null, the bias. Nothing at or past `valid` is read or written.
 using TileFn = void (*)(const float* in, const int64_t* offsets, const float* values, int64_t nnz, float bias,
-                        int valid, float* out);
+                        const float* init, int valid, float* out);
 
 #ifdef ONNX_SPARSIFY_X86
 // Accumulators as named variables: GCC keeps an array of vectors in memory here, storing it on
@@ -88,6 +88,10 @@ using TileFn = void (*)(const float* in, const int64_t* offsets, const float* va
                                   : _mm512_loadu_ps(p + i * kLanes);             \
     a##i = _mm512_fmadd_ps(w, v, a##i);                                          \
   }
+#define ONNX_SPARSIFY_INIT(i)                                                             \
+  if constexpr (R > i) {                                                                \
+    a##i = (i == R - 1) ? _mm512_maskz_loadu_ps(last, init + i * kLanes) : _mm512_loadu_ps(init + i * kLanes); \
+  }
 #define ONNX_SPARSIFY_STORE(i)                                                      \
   if constexpr (R > i) {                                                          \
     if constexpr (i == R - 1) _mm512_mask_storeu_ps(out + i * kLanes, last, a##i); \
@@ -97,10 +101,14 @@ using TileFn = void (*)(const float* in, const int64_t* offsets, const float* va
 template <int R>
 __attribute__((target("avx512f"))) inline void TileAvx512Fixed(const float* in, const int64_t* offsets,
                                                                  const float* values, int64_t nnz, float bias,
-                                                                 int valid, float* out) {
+                                                                 const float* init, int valid, float* out) {
   __m512 a0 = _mm512_set1_ps(bias), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
   const int tail = valid - (R - 1) * kLanes;  // lanes used in the last vector, 1..16
   const __mmask16 last = tail >= kLanes ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << tail) - 1);
+  if (init) {
+    ONNX_SPARSIFY_INIT(0) ONNX_SPARSIFY_INIT(1) ONNX_SPARSIFY_INIT(2) ONNX_SPARSIFY_INIT(3)
+    ONNX_SPARSIFY_INIT(4) ONNX_SPARSIFY_INIT(5) ONNX_SPARSIFY_INIT(6) ONNX_SPARSIFY_INIT(7)
+  }
   for (int64_t j = 0; j < nnz; ++j) {
     const __m512 w = _mm512_set1_ps(values[j]);
     const float* p = in + offsets[j];
@@ -111,19 +119,21 @@ __attribute__((target("avx512f"))) inline void TileAvx512Fixed(const float* in, 
   ONNX_SPARSIFY_STORE(4) ONNX_SPARSIFY_STORE(5) ONNX_SPARSIFY_STORE(6) ONNX_SPARSIFY_STORE(7)
 }
 #undef ONNX_SPARSIFY_STEP
+#undef ONNX_SPARSIFY_INIT
 #undef ONNX_SPARSIFY_STORE
 
 __attribute__((target("avx512f"))) void TileAvx512(const float* in, const int64_t* offsets, const float* values,
-                                                     int64_t nnz, float bias, int valid, float* out) {
+                                                     int64_t nnz, float bias, const float* init, int valid,
+                                                     float* out) {
   switch ((valid + kLanes - 1) / kLanes) {
-    case 8: return TileAvx512Fixed<8>(in, offsets, values, nnz, bias, valid, out);
-    case 7: return TileAvx512Fixed<7>(in, offsets, values, nnz, bias, valid, out);
-    case 6: return TileAvx512Fixed<6>(in, offsets, values, nnz, bias, valid, out);
-    case 5: return TileAvx512Fixed<5>(in, offsets, values, nnz, bias, valid, out);
-    case 4: return TileAvx512Fixed<4>(in, offsets, values, nnz, bias, valid, out);
-    case 3: return TileAvx512Fixed<3>(in, offsets, values, nnz, bias, valid, out);
-    case 2: return TileAvx512Fixed<2>(in, offsets, values, nnz, bias, valid, out);
-    default: return TileAvx512Fixed<1>(in, offsets, values, nnz, bias, valid, out);
+    case 8: return TileAvx512Fixed<8>(in, offsets, values, nnz, bias, init, valid, out);
+    case 7: return TileAvx512Fixed<7>(in, offsets, values, nnz, bias, init, valid, out);
+    case 6: return TileAvx512Fixed<6>(in, offsets, values, nnz, bias, init, valid, out);
+    case 5: return TileAvx512Fixed<5>(in, offsets, values, nnz, bias, init, valid, out);
+    case 4: return TileAvx512Fixed<4>(in, offsets, values, nnz, bias, init, valid, out);
+    case 3: return TileAvx512Fixed<3>(in, offsets, values, nnz, bias, init, valid, out);
+    case 2: return TileAvx512Fixed<2>(in, offsets, values, nnz, bias, init, valid, out);
+    default: return TileAvx512Fixed<1>(in, offsets, values, nnz, bias, init, valid, out);
   }
 }
 #define ONNX_SPARSIFY_PORTABLE_CLONES __attribute__((target_clones("avx2", "default")))
@@ -133,11 +143,11 @@ __attribute__((target("avx512f"))) void TileAvx512(const float* in, const int64_
 
 // Portable tile (auto-vectorized; AVX2 and baseline clones on x86).
 ONNX_SPARSIFY_PORTABLE_CLONES
-void TileGeneric(const float* in, const int64_t* offsets, const float* values, int64_t nnz, float bias, int valid,
-                 float* out) {
+void TileGeneric(const float* in, const int64_t* offsets, const float* values, int64_t nnz, float bias,
+                 const float* init, int valid, float* out) {
   if (valid == kTile) {
     float acc[kTile];
-    for (int t = 0; t < kTile; ++t) acc[t] = bias;
+    for (int t = 0; t < kTile; ++t) acc[t] = init ? init[t] : bias;
     for (int64_t j = 0; j < nnz; ++j) {
       const float v = values[j];
       const float* p = in + offsets[j];
@@ -146,7 +156,7 @@ void TileGeneric(const float* in, const int64_t* offsets, const float* values, i
     std::memcpy(out, acc, sizeof(acc));
     return;
   }
-  std::fill(out, out + valid, bias);
+  for (int t = 0; t < valid; ++t) out[t] = init ? init[t] : bias;
   for (int64_t j = 0; j < nnz; ++j) {
     const float v = values[j];
     const float* p = in + offsets[j];
@@ -189,7 +199,9 @@ void StoreTile(const ConvGeometry& g, const Epilogue& epilogue, const float* acc
 }
 
 // Computes output channels [m_begin, m_end) over virtual positions [p_begin, p_end) of image n.
-// `in` is the phase buffer of the channels' group.
+// `in` is the phase buffer of the channels' group. With input-channel blocking, each tile runs
+// block by block over a few channels at once, keeping partial sums in `partial`, so the input
+// window read by a block stays in L1 across the channels.
 void ComputeBlock(const ConvGeometry& g, const SparseWeights& w, const int64_t* offsets, const float* bias,
                   const Epilogue& epilogue, const float* in, int64_t n, int64_t m_begin, int64_t m_end,
                   int64_t p_begin, int64_t p_end, float* y) {
@@ -197,19 +209,28 @@ void ComputeBlock(const ConvGeometry& g, const SparseWeights& w, const int64_t* 
   const PhaseLayout& l = g.layout;
   // Virtual positions are output indices when the phase extents equal the output sizes.
   const bool direct = l.extent[1] == g.axes[1].out && l.extent[2] == g.axes[2].out;
-  alignas(64) float acc[kTile];
-  for (int64_t m = m_begin; m < m_end; ++m) {
-    const int64_t begin = w.row_begin(m), nnz = w.row_end(m) - begin;
-    float* out = y + (n * g.out_channels + m) * g.out_plane;
-    const float b = bias ? bias[m] : 0.0f;
-    for (int64_t p = p_begin; p < p_end; p += kTile) {
-      const int valid = static_cast<int>(std::min<int64_t>(kTile, p_end - p));
-      if (direct) {
-        tile(in + p, offsets + begin, w.values() + begin, nnz, b, valid, out + p);
-        ApplyEpilogue(epilogue, out + p, valid);
-      } else {
-        tile(in + p, offsets + begin, w.values() + begin, nnz, b, valid, acc);
-        StoreTile(g, epilogue, acc, p, valid, out);
+  const int64_t blocks = w.channel_blocks();
+  alignas(64) float partial[kChannelBlock * kTile];
+  for (int64_t p = p_begin; p < p_end; p += kTile) {
+    const int valid = static_cast<int>(std::min<int64_t>(kTile, p_end - p));
+    for (int64_t m0 = m_begin; m0 < m_end; m0 += kChannelBlock) {
+      const int64_t m1 = std::min(m_end, m0 + kChannelBlock);
+      for (int64_t b = 0; b < blocks; ++b) {
+        const bool final = b == blocks - 1;
+        for (int64_t m = m0; m < m1; ++m) {
+          const int64_t begin = w.block_begin(m, b), nnz = w.block_begin(m, b + 1) - begin;
+          float* acc = partial + (m - m0) * kTile;
+          float* out = y + (n * g.out_channels + m) * g.out_plane;
+          float* dst = final && direct ? out + p : acc;
+          tile(in + p, offsets + begin, w.values() + begin, nnz, bias ? bias[m] : 0.0f, b == 0 ? nullptr : acc,
+               valid, dst);
+          if (!final) continue;
+          if (direct) {
+            ApplyEpilogue(epilogue, dst, valid);
+          } else {
+            StoreTile(g, epilogue, acc, p, valid, out);
+          }
+        }
       }
     }
   }
@@ -292,8 +313,9 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
   const int64_t blocks_per_group = (g.out_channels_per_group + channel_block - 1) / channel_block;
   const int64_t channel_blocks = g.group * blocks_per_group;
   parallel_for(g.batch * channel_blocks * position_blocks, [&](int64_t task) {
-    const int64_t pb = task % position_blocks;
-    const int64_t cb = (task / position_blocks) % channel_blocks;
+    // Channel blocks vary fastest: consecutive tasks read the same input window from cache.
+    const int64_t cb = task % channel_blocks;
+    const int64_t pb = (task / channel_blocks) % position_blocks;
     const int64_t n = task / (position_blocks * channel_blocks);
     const int64_t group = cb / blocks_per_group;
     const int64_t m_begin = group * g.out_channels_per_group + (cb % blocks_per_group) * channel_block;

@@ -1,6 +1,7 @@
 #include "sparse_weights.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <numeric>
 #include <string>
 
@@ -94,8 +95,34 @@ SparseWeights SparseWeights::Pack(const CsrView<Index>& csr, const ConvAttribute
       pt.t[a] = static_cast<int32_t>(pos / stride);
     }
   }
+  w.PlanChannelBlocks(attrs);
   if (in_channels > 0) w.CheckInputChannels(in_channels, attrs.group);
   return w;
+}
+
+void SparseWeights::PlanChannelBlocks(const ConvAttributes& attrs) {
+  // A channel's input window for one tile: the kernel's rows, each a tile plus the kernel's
+  // width (and a vector of slack for unaligned loads).
+  constexpr int64_t kL1Budget = 24 * 1024;
+  constexpr int64_t kMinNonzerosPerBlock = 48;  // below this, reloading partial sums costs more
+  const int64_t width = attrs.kernel_shape.back(), dilation = attrs.dilations.back();
+  const int64_t rows_per_channel = attrs.kernel_volume() / width;
+  const int64_t window = rows_per_channel * (kCpuTilePositions + (width - 1) * dilation + 16) * int64_t{sizeof(float)};
+  const int64_t channels = max_channel_ + 1;
+  const int64_t rows = out_channels();
+  const int64_t fit = std::max<int64_t>(1, kL1Budget / std::max<int64_t>(1, window));
+  const int64_t work = nnz() > 0 ? (kMinNonzerosPerBlock * channels * rows + nnz() - 1) / nnz() : channels;
+  channel_block_ = std::max<int64_t>({1, fit, work});
+  channel_blocks_ = channels > channel_block_ ? (channels + channel_block_ - 1) / channel_block_ : 1;
+  block_begin_.resize(rows * (channel_blocks_ + 1));
+  for (int64_t m = 0; m < rows; ++m) {
+    int64_t j = row_begin_[m];
+    for (int64_t b = 0; b <= channel_blocks_; ++b) {
+      const int64_t limit = b == channel_blocks_ ? INT64_MAX : b * channel_block_;
+      while (j < row_begin_[m + 1] && taps_[j].channel < limit) ++j;
+      block_begin_[m * (channel_blocks_ + 1) + b] = j;
+    }
+  }
 }
 
 void SparseWeights::CheckInputChannels(int64_t in_channels, int64_t group) const {

@@ -9,6 +9,9 @@ namespace onnx_sparsify {
 
 // One nonzero's position inside the C/group x kernel_shape block of its output channel:
 // the CSR column decoded, kernel indices right-aligned into 3 axes.
+// Output positions per CPU kernel tile (sparse_conv_cpu.cc), which the blocking is sized for.
+inline constexpr int64_t kCpuTilePositions = 128;
+
 struct Tap {
   int32_t channel;
   int32_t k[kMaxSpatialRank];
@@ -56,12 +59,23 @@ class SparseWeights {
   // Smallest C/group that holds every nonzero (0 when there are none).
   int64_t min_in_channels_per_group() const { return max_channel_ + 1; }
 
+  // Input-channel blocking for the CPU kernel: each row's nonzeros split into channel_blocks()
+  // runs of channel_block() input channels, small enough for their input window to stay in L1.
+  int64_t channel_block() const { return channel_block_; }
+  int64_t channel_blocks() const { return channel_blocks_; }
+  int64_t block_begin(int64_t m, int64_t b) const { return block_begin_[m * (channel_blocks_ + 1) + b]; }
+
  private:
+  void PlanChannelBlocks(const ConvAttributes& attrs);
+
   std::vector<int64_t> row_begin_;
   std::vector<float> values_;
   std::vector<Tap> taps_;
   std::vector<PhaseTap> phase_taps_;
   int64_t max_channel_ = -1;
+  int64_t channel_block_ = 1;
+  int64_t channel_blocks_ = 1;
+  std::vector<int64_t> block_begin_;
 };
 
 }  // namespace onnx_sparsify
