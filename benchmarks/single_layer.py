@@ -42,9 +42,11 @@ def bench_layer(layer: Layer, threads: int, budget_s: float, seed: int = 0) -> d
     dense_model = conv_model(layer, weight, bias)
     sparse_model, _ = onnx_sparsify.sparsify(dense_model, min_sparsity=0)
     x = {"x": rng.standard_normal(layer.x_shape).astype(np.float32)}
-    dense = BoundRun(make_session(dense_model, plugin=False, threads=threads), x)
-    sparse = BoundRun(make_session(sparse_model, plugin=True, threads=threads), x)
-    d, s = time_pair(dense, sparse, budget_s=budget_s)
+    d, s, dense, sparse = time_pair(
+        lambda: BoundRun(make_session(dense_model, plugin=False, threads=threads), x),
+        lambda: BoundRun(make_session(sparse_model, plugin=True, threads=threads), x),
+        block_s=budget_s / 6,
+    )
     expected, actual = dense.outputs[0].numpy(), sparse.outputs[0].numpy()
     error = float(np.linalg.norm(actual - expected) / max(np.linalg.norm(expected), 1e-30))
     nnz = int(np.count_nonzero(weight))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,17 +53,29 @@ class BoundRun:
         self.session.run_with_iobinding(self.binding)
 
 
-def time_pair(dense: BoundRun, sparse: BoundRun, min_runs: int = 5, budget_s: float = 2.0) -> tuple[Timing, Timing]:
-    """Alternates dense and sparse runs until both have min_runs and the time budget is spent."""
-    for run in (dense, sparse, dense, sparse):  # warm-up
-        run()
+def time_pair(
+    make_dense: Callable[[], BoundRun], make_sparse: Callable[[], BoundRun], rounds: int = 3, block_s: float = 0.3
+) -> tuple[Timing, Timing, BoundRun, BoundRun]:
+    """Times dense and sparse in alternating blocks, `rounds` of each, every block in a fresh
+    session after warm-up. Only one session lives at a time: an idle session's intra-op threads
+    keep spinning after a run and would take cores from the other (seen here with 2 threads).
+    Returns both timings and the last session of each (for checking outputs)."""
     samples: dict[int, list[float]] = {0: [], 1: []}
-    start = time.perf_counter()
-    while len(samples[0]) < min_runs or (time.perf_counter() - start < budget_s and len(samples[0]) < 1000):
-        for i, run in enumerate((dense, sparse)):
-            t0 = time.perf_counter()
-            run()
-            samples[i].append((time.perf_counter() - t0) * 1e3)
-    return tuple(
-        Timing(statistics.median(s), min(s), max(s), len(s)) for s in (samples[0], samples[1])
-    )  # type: ignore[return-value]
+    last: list[BoundRun | None] = [None, None]
+    for _ in range(rounds):
+        for i, make in enumerate((make_dense, make_sparse)):
+            last[i] = None  # release the previous session and its threads first
+            run = make()
+            for _ in range(3):
+                run()
+            start = time.perf_counter()
+            while True:
+                t0 = time.perf_counter()
+                run()
+                t1 = time.perf_counter()
+                samples[i].append((t1 - t0) * 1e3)
+                if t1 - start > block_s and len(samples[i]) >= 3:
+                    break
+            last[i] = run
+    dense, sparse = (Timing(statistics.median(s), min(s), max(s), len(s)) for s in (samples[0], samples[1]))
+    return dense, sparse, last[0], last[1]  # type: ignore[return-value]

@@ -161,10 +161,11 @@ void SparseConvCpuKernel::Compute(OrtKernelContext* context) const {
   }
 
   auto y = ctx.GetOutput(0, geometry.OutputShape());
+  // Every task its own batch: with num_batch 0, ORT runs the whole loop on one thread.
   const ParallelFor parallel_for = [&](int64_t total, const std::function<void(int64_t)>& body) {
     if (total <= 0) return;
     ThrowIfError(api_,
-                 api_.KernelContext_ParallelFor(context, ParallelTrampoline, static_cast<size_t>(total), 0,
+                 api_.KernelContext_ParallelFor(context, ParallelTrampoline, static_cast<size_t>(total), static_cast<size_t>(total),
                                                 const_cast<std::function<void(int64_t)>*>(&body)),
                  "thread pool");
   };

@@ -1,0 +1,165 @@
+"""Runs the benchmark harness and writes JSON, a Markdown table and PNG plots.
+
+    python -m benchmarks --quick [--threads 1,2] [--out results]
+    python -m benchmarks --full
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+import onnx_sparsify
+
+from .layers import AUDIO, TARGETS, sweeps
+from .networks import NETWORKS
+from .plots import plot_sweep
+from .single_layer import bench_layer
+from .timing import BoundRun, make_session, time_pair
+
+log = logging.getLogger("benchmarks")
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+        "onnx_sparsify": onnx_sparsify.__version__,
+        "kernel_isa": onnx_sparsify.build_info()["cpu_isa"],
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def bench_network(name: str, sparsity: float, threads: int, budget_s: float) -> dict[str, Any]:
+    original = NETWORKS[name]()
+    pruned, _ = onnx_sparsify.prune_convs(original, sparsity)
+    rewritten, report = onnx_sparsify.sparsify(pruned)
+    feeds = {"image": np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
+    d, s, dense, sparse = time_pair(
+        lambda: BoundRun(make_session(pruned, plugin=False, threads=threads), feeds),
+        lambda: BoundRun(make_session(rewritten, plugin=True, threads=threads), feeds),
+        block_s=budget_s / 6,
+    )
+    e, a = dense.outputs[0].numpy(), sparse.outputs[0].numpy()
+    return {
+        "network": name, "sparsity": sparsity, "threads": threads,
+        "convs": report.convs, "rewritten": report.rewritten,
+        "dense_ms": d.median_ms, "dense_min_ms": d.min_ms, "dense_max_ms": d.max_ms,
+        "sparse_ms": s.median_ms, "sparse_min_ms": s.min_ms, "sparse_max_ms": s.max_ms,
+        "ratio": d.median_ms / s.median_ms,
+        "rel_l2_error": float(np.linalg.norm(a - e) / np.linalg.norm(e)),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    threads = [int(t) for t in args.threads.split(",")]
+    budget = 0.5 if args.quick else 2.0
+    results: dict[str, Any] = {"machine": machine(), "mode": "quick" if args.quick else "full",
+                               "targets": [], "half_sparse": [], "audio": [], "sweeps": {}, "networks": []}
+    for layer, dense_ref, deepsparse, target in TARGETS:
+        for t in threads:
+            row = bench_layer(layer, t, budget)
+            row.update(reference_dense_ms=dense_ref, deepsparse_ratio=deepsparse, target=target)
+            results["targets"].append(row)
+            log.info("%s %d thr: dense %.3f ms, sparse %.3f ms, %.2fx (target %.1fx)", layer.name, t,
+                     row["dense_ms"], row["sparse_ms"], row["ratio"], target)
+    for layer, *_ in TARGETS[2:7]:
+        row = bench_layer(layer.with_(sparsity=0.5), 1, budget)
+        results["half_sparse"].append(row)
+        log.info("%s at 50%% zeros: %.2fx", layer.name, row["ratio"])
+    for layer in AUDIO:
+        for t in threads:
+            results["audio"].append(bench_layer(layer, t, budget))
+    for name, (label, cases) in sweeps(args.quick).items():
+        rows = []
+        for x, layer in cases:
+            for t in threads:
+                row = bench_layer(layer, t, budget)
+                row["x"] = x
+                rows.append(row)
+        results["sweeps"][name] = {"label": label, "rows": rows}
+        log.info("sweep %s done", name)
+    for name in NETWORKS:
+        for t in threads:
+            row = bench_network(name, 0.9, t, budget * 4)
+            results["networks"].append(row)
+            log.info("%s 90%% pruned, %d thr: %.2fx", name, t, row["ratio"])
+    return results
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores), onnxruntime {m['onnxruntime']}, "
+        f"onnx-sparsify {m['onnx_sparsify']} ({m['kernel_isa']} kernel), {results['mode']} mode. "
+        "Ratio = ORT dense Conv median / SparseConv median, same process and session options "
+        "(ORT_ENABLE_ALL), 90% unstructured zeros unless stated.",
+        "",
+        "| case | shape | threads | ORT dense (ms) | SparseConv (ms) | ratio | target | DeepSparse 1.8 (reference) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["targets"]:
+        shape = f"{'x'.join(map(str, r['x_shape']))}, W {'x'.join(map(str, r['w_shape']))}"
+        lines.append(f"| {r['layer']} | {shape} | {r['threads']} | {r['dense_ms']:.3f} | {r['sparse_ms']:.3f} | "
+                     f"**{r['ratio']:.2f}x** | {r['target']}x | {r['deepsparse_ratio']}x |")
+    lines += ["", "| case at 50% zeros | ORT dense (ms) | SparseConv (ms) | ratio |", "|---|---|---|---|"]
+    for r in results["half_sparse"]:
+        lines.append(f"| {r['layer']} | {r['dense_ms']:.3f} | {r['sparse_ms']:.3f} | {r['ratio']:.2f}x |")
+    lines += ["", "| 1D audio conv | threads | ORT dense (ms) | SparseConv (ms) | ratio |", "|---|---|---|---|---|"]
+    for r in results["audio"]:
+        lines.append(f"| {'x'.join(map(str, r['x_shape']))}, k{r['w_shape'][2]} | {r['threads']} | "
+                     f"{r['dense_ms']:.3f} | {r['sparse_ms']:.3f} | {r['ratio']:.2f}x |")
+    lines += ["", "| network (90% pruned) | threads | Convs rewritten | ORT dense (ms) | with SparseConv (ms) | ratio |",
+              "|---|---|---|---|---|---|"]
+    for r in results["networks"]:
+        lines.append(f"| {r['network']} | {r['threads']} | {r['rewritten']}/{r['convs']} | {r['dense_ms']:.2f} | "
+                     f"{r['sparse_ms']:.2f} | {r['ratio']:.2f}x |")
+    for name, sweep in results["sweeps"].items():
+        lines += ["", f"Sweep `{name}` ({sweep['label']}): ![{name}]({name}.png)", "",
+                  "| x | threads | dense (ms) | sparse (ms) | ratio |", "|---|---|---|---|---|"]
+        for r in sweep["rows"]:
+            lines.append(f"| {r['x']} | {r['threads']} | {r['dense_ms']:.3f} | {r['sparse_ms']:.3f} | {r['ratio']:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="fewer sweep points and shorter timing (default)")
+    mode.add_argument("--full", action="store_true", help="every sweep point, longer timing")
+    parser.add_argument("--threads", default="1,2", help="intra-op thread counts, comma-separated")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="results folder")
+    args = parser.parse_args()
+    args.quick = not args.full
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("onnx_sparsify").setLevel(logging.ERROR)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = run(args)
+    (args.out / "benchmark.json").write_text(json.dumps(results, indent=2, default=str))
+    (args.out / "benchmark.md").write_text(markdown(results))
+    for name, sweep in results["sweeps"].items():
+        plot_sweep(name, sweep["label"], sweep["rows"], args.out / f"{name}.png")
+    log.info("wrote %s", args.out)
+
+
+if __name__ == "__main__":
+    main()
