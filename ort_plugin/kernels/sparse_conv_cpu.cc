@@ -35,6 +35,7 @@ constexpr int kTile = kLanes * kMaxVectors;  // virtual positions per tile
 constexpr int64_t kPositionBlock = kTile;    // virtual positions per task
 constexpr int64_t kChannelBlock = 16;        // output channels per task
 constexpr int64_t kGroupBufferBytes = 512 * 1024;  // per-group padding when a group fits this
+constexpr int64_t kPlanePathNonzerosPerChannel = 2;  // SparseConvPlanes up to this average
 
 // Fills the phase buffer of one channel plane from X's plane.
 void FillPlane(const ConvGeometry& g, const float* x, float* dst) {
@@ -236,6 +237,52 @@ void ComputeBlock(const ConvGeometry& g, const SparseWeights& w, const int64_t* 
   }
 }
 
+// y[r * y_stride + i] += w * x[r * x_stride + i] for r < rows, i < cols.
+ONNX_SPARSIFY_CLONES
+void Axpy2D(float w, const float* x, int64_t x_stride, float* y, int64_t y_stride, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r, x += x_stride, y += y_stride) {
+    for (int64_t i = 0; i < cols; ++i) y[i] += w * x[i];
+  }
+}
+
+// The output indices o in [0, out) whose input index o + shift lies in [0, in): [lo, hi).
+inline void ClipRange(int64_t shift, int64_t in, int64_t out, int64_t* lo, int64_t* hi) {
+  *lo = std::max<int64_t>(0, -shift);
+  *hi = std::max(*lo, std::min(out, in - shift));
+}
+
+// Unit strides and very few nonzeros per channel (depthwise layers, mostly): the output plane
+// starts at the bias and takes one scaled, shifted copy of an input plane per nonzero, read
+// straight from X with the padding clipped away. No padded copy, no wasted positions.
+void SparseConvPlanes(const ConvGeometry& g, const SparseWeights& w, const float* bias, const Epilogue& epilogue,
+                      const float* x, float* y, const ParallelFor& parallel_for) {
+  const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
+  const int64_t in_plane = a0.in * a1.in * a2.in;
+  parallel_for(g.batch * g.out_channels, [&](int64_t task) {
+    const int64_t m = task % g.out_channels, n = task / g.out_channels;
+    const int64_t group = m / g.out_channels_per_group;
+    const float* image = x + (n * g.in_channels + group * g.in_channels_per_group) * in_plane;
+    float* out = y + task * g.out_plane;
+    std::fill(out, out + g.out_plane, bias ? bias[m] : 0.0f);
+    for (int64_t j = w.row_begin(m); j < w.row_end(m); ++j) {
+      const Tap& t = w.taps()[j];
+      int64_t lo0, hi0, lo1, hi1, lo2, hi2;
+      const int64_t s0 = t.k[0] * a0.dilation - a0.pad_begin, s1 = t.k[1] * a1.dilation - a1.pad_begin;
+      const int64_t s2 = t.k[2] * a2.dilation - a2.pad_begin;
+      ClipRange(s0, a0.in, a0.out, &lo0, &hi0);
+      ClipRange(s1, a1.in, a1.out, &lo1, &hi1);
+      ClipRange(s2, a2.in, a2.out, &lo2, &hi2);
+      if (lo1 >= hi1 || lo2 >= hi2) continue;
+      const float* plane = image + t.channel * in_plane;
+      for (int64_t o0 = lo0; o0 < hi0; ++o0) {
+        Axpy2D(w.values()[j], plane + ((o0 + s0) * a1.in + lo1 + s1) * a2.in + lo2 + s2, a2.in,
+               out + (o0 * a1.out + lo1) * a2.out + lo2, a2.out, hi1 - lo1, hi2 - lo2);
+      }
+    }
+    ApplyEpilogue(epilogue, out, g.out_plane);
+  });
+}
+
 }  // namespace
 
 void SerialFor(int64_t total, const std::function<void(int64_t)>& body) {
@@ -270,6 +317,11 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
                    const std::vector<int64_t>* offsets) {
   if (g.out_elements == 0) return;
   const PhaseLayout& l = g.layout;
+  const bool unit_strides = l.phases == 1;
+  if (unit_strides && weights.nnz() <= kPlanePathNonzerosPerChannel * g.out_channels) {
+    SparseConvPlanes(g, weights, bias, attrs.epilogue, x, y, parallel_for);
+    return;
+  }
   std::vector<int64_t> call_offsets;
   if (!offsets || !offsets->size() != !weights.nnz()) {
     call_offsets = TapOffsets(weights, l);
