@@ -35,7 +35,10 @@ constexpr int kTile = kLanes * kMaxVectors;  // virtual positions per tile
 constexpr int64_t kPositionBlock = kTile;    // virtual positions per task
 constexpr int64_t kChannelBlock = 16;        // output channels per task
 constexpr int64_t kGroupBufferBytes = 512 * 1024;  // per-group padding when a group fits this
-constexpr int64_t kPlanePathNonzerosPerChannel = 2;  // SparseConvPlanes up to this average
+// SparseConvPlanes where a channel has at most this many nonzeros on average and planes are
+// large enough to amortize its per-nonzero setup (measured crossovers, benchmarks/).
+constexpr int64_t kPlanePathNonzerosPerChannel = 6;
+constexpr int64_t kPlanePathMinPlane = 1024;
 
 // Fills the phase buffer of one channel plane from X's plane.
 void FillPlane(const ConvGeometry& g, const float* x, float* dst) {
@@ -318,7 +321,8 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
   if (g.out_elements == 0) return;
   const PhaseLayout& l = g.layout;
   const bool unit_strides = l.phases == 1;
-  if (unit_strides && weights.nnz() <= kPlanePathNonzerosPerChannel * g.out_channels) {
+  if (unit_strides && weights.nnz() <= kPlanePathNonzerosPerChannel * g.out_channels &&
+      g.out_plane >= kPlanePathMinPlane) {
     SparseConvPlanes(g, weights, bias, attrs.epilogue, x, y, parallel_for);
     return;
   }
