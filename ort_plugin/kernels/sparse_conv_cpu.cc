@@ -40,7 +40,9 @@ constexpr int64_t kGroupBufferBytes = 512 * 1024;  // per-group padding when a g
 constexpr int64_t kPlanePathNonzerosPerChannel = 6;
 constexpr int64_t kPlanePathMinPlane = 1024;
 
-// Fills the phase buffer of one channel plane from X's plane.
+// Fills the phase buffer of one channel plane from X's plane. One multiversioned function with
+// plain loops inside: most rows are short, so calls per row would cost more than the copying.
+ONNX_SPARSIFY_CLONES
 void FillPlane(const ConvGeometry& g, const float* x, float* dst) {
   const PhaseLayout& l = g.layout;
   const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
@@ -59,18 +61,21 @@ void FillPlane(const ConvGeometry& g, const float* x, float* dst) {
           const int64_t i0 = r0 + t0 * s0 - a0.pad_begin;
           for (int64_t t1 = 0; t1 < l.extent[1]; ++t1, out += e2) {
             const int64_t i1 = r1 + t1 * s1 - a1.pad_begin;
-            if (i0 < 0 || i0 >= a0.in || i1 < 0 || i1 >= a1.in || lo == hi) {
-              std::memset(out, 0, sizeof(float) * e2);
-              continue;
-            }
-            std::memset(out, 0, sizeof(float) * lo);
+            const bool inside = i0 >= 0 && i0 < a0.in && i1 >= 0 && i1 < a1.in && lo < hi;
+            const int64_t begin = inside ? lo : e2;  // a row outside X is all padding
+            for (int64_t t2 = 0; t2 < begin; ++t2) out[t2] = 0.0f;
+            if (!inside) continue;
             const float* row = x + (i0 * a1.in + i1) * a2.in + (r2 + lo * s2 - a2.pad_begin);
+            float* o = out + lo;
+            const int64_t n = hi - lo;
             if (s2 == 1) {
-              std::memcpy(out + lo, row, sizeof(float) * (hi - lo));
+              for (int64_t t2 = 0; t2 < n; ++t2) o[t2] = row[t2];
+            } else if (s2 == 2) {
+              for (int64_t t2 = 0; t2 < n; ++t2) o[t2] = row[2 * t2];
             } else {
-              for (int64_t t2 = 0; t2 < hi - lo; ++t2) out[lo + t2] = row[t2 * s2];
+              for (int64_t t2 = 0; t2 < n; ++t2) o[t2] = row[t2 * s2];
             }
-            std::memset(out + hi, 0, sizeof(float) * (e2 - hi));
+            for (int64_t t2 = hi; t2 < e2; ++t2) out[t2] = 0.0f;
           }
         }
       }
@@ -190,8 +195,9 @@ void StoreTile(const ConvGeometry& g, const Epilogue& epilogue, const float* acc
     if (o0 < a0.out && o1 < a1.out && o2 < a2.out) {
       const int64_t n = std::min(span, a2.out - o2);
       float* dst = y + (o0 * a1.out + o1) * a2.out + o2;
-      std::memcpy(dst, acc + done, sizeof(float) * n);
-      ApplyEpilogue(epilogue, dst, n);
+      const float* src = acc + done;
+      for (int64_t i = 0; i < n; ++i) dst[i] = src[i];  // short rows: a call to memcpy costs more
+      if (epilogue.kind != Activation::kNone) ApplyEpilogue(epilogue, dst, n);
     }
     done += span;
     o2 = 0;
@@ -230,7 +236,7 @@ void ComputeBlock(const ConvGeometry& g, const SparseWeights& w, const int64_t* 
                valid, dst);
           if (!final) continue;
           if (direct) {
-            ApplyEpilogue(epilogue, dst, valid);
+            if (epilogue.kind != Activation::kNone) ApplyEpilogue(epilogue, dst, valid);
           } else {
             StoreTile(g, epilogue, acc, p, valid, out);
           }
@@ -317,7 +323,7 @@ bool SameOffsets(const PhaseLayout& a, const PhaseLayout& b) {
 
 void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, const float* bias,
                    const ConvGeometry& g, const float* x, float* y, const ParallelFor& parallel_for,
-                   const std::vector<int64_t>* offsets) {
+                   const ScratchAllocator& scratch, const std::vector<int64_t>* offsets) {
   if (g.out_elements == 0) return;
   const PhaseLayout& l = g.layout;
   const bool unit_strides = l.phases == 1;
@@ -355,14 +361,13 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
     return;
   }
 
-  std::vector<float> buffer;
   const float* src = x;
   if (l.copy) {
-    buffer.resize(static_cast<size_t>(g.batch * g.in_channels * l.channel_stride));
+    float* buffer = scratch(static_cast<size_t>(g.batch * g.in_channels * l.channel_stride));
     parallel_for(g.batch * g.in_channels, [&](int64_t plane) {
-      FillPlane(g, x + plane * in_plane, buffer.data() + plane * l.channel_stride);
+      FillPlane(g, x + plane * in_plane, buffer + plane * l.channel_stride);
     });
-    src = buffer.data();
+    src = buffer;
   }
   const int64_t position_blocks = (length + kPositionBlock - 1) / kPositionBlock;
   const int64_t channel_block = std::min(g.out_channels_per_group, kChannelBlock);

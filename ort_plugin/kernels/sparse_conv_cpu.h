@@ -28,12 +28,17 @@ std::vector<int64_t> TapOffsets(const SparseWeights& weights, const PhaseLayout&
 // Whether offsets computed for one layout hold for the other.
 bool SameOffsets(const PhaseLayout& a, const PhaseLayout& b);
 
+// Returns n floats of scratch memory valid for the rest of the call (an arena, ideally: a fresh
+// large allocation per call costs page faults).
+using ScratchAllocator = std::function<float*(size_t n)>;
+
 // Y = epilogue(conv(X, W) + B). X and Y are dense NCHW-style tensors matching `geometry`;
 // bias is null or holds M values; `geometry` comes from PrepareCall. `offsets` are
-// TapOffsets(weights, geometry.layout), or null to compute them here. Never throws.
+// TapOffsets(weights, geometry.layout), or null to compute them here. Throws only if
+// `scratch` does.
 void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, const float* bias,
                    const ConvGeometry& geometry, const float* x, float* y, const ParallelFor& parallel_for,
-                   const std::vector<int64_t>* offsets = nullptr);
+                   const ScratchAllocator& scratch, const std::vector<int64_t>* offsets = nullptr);
 
 // The instruction set the kernel dispatches to on this CPU: "avx512f", "avx2" or "baseline".
 const char* CpuKernelIsa();

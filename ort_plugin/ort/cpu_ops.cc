@@ -97,6 +97,7 @@ void ParallelTrampoline(void* data, size_t i) {
 
 SparseConvCpuKernel::SparseConvCpuKernel(const OrtApi& api, const OrtKernelInfo* info, std::string node_name)
     : api_(api), node_name_(std::move(node_name)) {
+  cpu_memory_info_ = std::make_unique<Ort::MemoryInfo>(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault));
   attrs_ = ConvAttributes::Parse(KernelInfoAttributes(api, info));
   const ConstantInput values = GetConstantInput(api, info, kInputValues);
   const ConstantInput cols = GetConstantInput(api, info, kInputColIndices);
@@ -169,9 +170,26 @@ void SparseConvCpuKernel::Compute(OrtKernelContext* context) const {
                                                 const_cast<std::function<void(int64_t)>*>(&body)),
                  "thread pool");
   };
+  // Scratch from ORT's CPU arena, which keeps its memory between calls.
+  OrtAllocator* allocator = ctx.GetAllocator(*static_cast<const OrtMemoryInfo*>(*cpu_memory_info_));
+  if (!allocator) throw InvalidArgument("no CPU allocator");
+  std::vector<void*> blocks;
+  struct Release {
+    OrtAllocator* allocator;
+    std::vector<void*>& blocks;
+    ~Release() {
+      for (void* p : blocks) allocator->Free(allocator, p);
+    }
+  } release{allocator, blocks};
+  const ScratchAllocator scratch = [&](size_t n) {
+    void* p = allocator->Alloc(allocator, n * sizeof(float));
+    if (!p) throw std::bad_alloc();
+    blocks.push_back(p);
+    return static_cast<float*>(p);
+  };
   const bool planned = planned_layout_ && SameOffsets(*planned_layout_, geometry.layout);
   SparseConvCpu(attrs_, weights_, bias, geometry, x.GetTensorData<float>(), y.GetTensorMutableData<float>(),
-                parallel_for, planned ? &planned_offsets_ : nullptr);
+                parallel_for, scratch, planned ? &planned_offsets_ : nullptr);
 }
 
 OrtStatusPtr SparseConvCpuKernel::ComputeV2(OrtKernelContext* context) const {

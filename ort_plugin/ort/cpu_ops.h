@@ -2,6 +2,7 @@
 #pragma once
 #include <onnxruntime_cxx_api.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +31,7 @@ class SparseConvCpuKernel {
   // Nonzero offsets for the input shape the model declares, computed once (see TapOffsets).
   std::optional<PhaseLayout> planned_layout_;
   std::vector<int64_t> planned_offsets_;
+  std::unique_ptr<Ort::MemoryInfo> cpu_memory_info_;
 };
 
 struct SparseConvCpuOp : Ort::CustomOpBase<SparseConvCpuOp, SparseConvCpuKernel, /*WithStatus=*/true> {

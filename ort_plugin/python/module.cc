@@ -102,7 +102,12 @@ py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, con
   float* y_data = y.mutable_data();
   {
     py::gil_scoped_release release;
-    SparseConvCpu(attrs, weights, b, g, x.data(), y_data, ThreadedFor(std::max(1, threads)));
+    std::vector<std::vector<float>> blocks;
+    const ScratchAllocator scratch = [&](size_t n) {
+      blocks.emplace_back(n);
+      return blocks.back().data();
+    };
+    SparseConvCpu(attrs, weights, b, g, x.data(), y_data, ThreadedFor(std::max(1, threads)), scratch);
   }
   return y;
 }
