@@ -70,6 +70,31 @@ def bench_network(name: str, sparsity: float, threads: int, budget_s: float) -> 
     }
 
 
+def audit_network_layers(name: str, sparsity: float) -> list[dict[str, Any]]:
+    """Every layer the default decision rewrote, timed alone both ways with the network's shapes:
+    the check that no rewritten layer is slower than its dense Conv."""
+    from onnx_sparsify.autotune import conv_attributes, time_layer
+    from onnx_sparsify.csr import dense_to_csr
+    from onnx_sparsify.graph_walk import Scope
+    from onnx_sparsify.rewrite import _known_shapes
+
+    pruned, _ = onnx_sparsify.prune_convs(NETWORKS[name](), sparsity)
+    _, report = onnx_sparsify.sparsify(pruned)
+    shapes = _known_shapes(pruned)
+    scope = Scope(pruned.graph, "main")
+    rows = []
+    for layer, node in zip(report.layers, [n for n in pruned.graph.node if n.op_type == "Conv"]):
+        if not layer.rewritten:
+            continue
+        weight = scope.constant(node.input[1])
+        dense_ms, sparse_ms = time_layer(shapes[node.input[0]], weight, None, conv_attributes(node), None,
+                                         dense_to_csr(weight), runs=15)
+        rows.append({"network": name, "layer": layer.name, "x_shape": shapes[node.input[0]],
+                     "w_shape": list(weight.shape), "dense_ms": dense_ms, "sparse_ms": sparse_ms,
+                     "ratio": dense_ms / sparse_ms, "reason": layer.reason})
+    return rows
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     threads = [int(t) for t in args.threads.split(",")]
     budget = 0.5 if args.quick else 2.0
@@ -103,6 +128,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             row = bench_network(name, 0.9, t, budget * 4)
             results["networks"].append(row)
             log.info("%s 90%% pruned, %d thr: %.2fx", name, t, row["ratio"])
+    results["layer_audit"] = [row for name in NETWORKS for row in audit_network_layers(name, 0.9)]
+    slowest = min(results["layer_audit"], key=lambda r: r["ratio"])
+    log.info("layer audit: slowest rewritten layer %s/%s at %.2fx", slowest["network"], slowest["layer"], slowest["ratio"])
     return results
 
 
@@ -133,6 +161,13 @@ def markdown(results: dict[str, Any]) -> str:
     for r in results["networks"]:
         lines.append(f"| {r['network']} | {r['threads']} | {r['rewritten']}/{r['convs']} | {r['dense_ms']:.2f} | "
                      f"{r['sparse_ms']:.2f} | {r['ratio']:.2f}x |")
+    audit = results.get("layer_audit", [])
+    if audit:
+        slowest = min(audit, key=lambda r: r["ratio"])
+        lines += ["", f"Layer audit: each of the {len(audit)} layers the default decision rewrote in the networks above, "
+                  f"timed alone both ways (1 thread, default session options): slowest {slowest['network']}/"
+                  f"{slowest['layer']} ({'x'.join(map(str, slowest['w_shape']))}) at {slowest['ratio']:.2f}x, "
+                  f"median {sorted(r['ratio'] for r in audit)[len(audit) // 2]:.2f}x."]
     for name, sweep in results["sweeps"].items():
         lines += ["", f"Sweep `{name}` ({sweep['label']}): ![{name}]({name}.png)", "",
                   "| x | threads | dense (ms) | sparse (ms) | ratio |", "|---|---|---|---|---|"]
@@ -152,6 +187,7 @@ def main() -> None:
     args.quick = not args.full
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("onnx_sparsify").setLevel(logging.ERROR)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
     results = run(args)
     (args.out / "benchmark.json").write_text(json.dumps(results, indent=2, default=str))

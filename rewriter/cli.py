@@ -58,10 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep", action="append", default=[], metavar="NAME", help="leave this Conv node dense (repeatable)")
     parser.add_argument("--prune", type=_fraction, metavar="S",
                         help="first magnitude-prune each eligible Conv weight to this sparsity (changes accuracy)")
+    parser.add_argument("--autotune", action="store_true",
+                        help="time both variants of each layer on this machine and keep the faster "
+                             "(layers need known input shapes: see --input-shape)")
     parser.add_argument("--check", action="store_true",
                         help="run original and rewritten models on random inputs and compare")
     parser.add_argument("--input-shape", type=_input_shape, action="append", default=[], metavar="NAME:DIMS",
-                        help="fix an input's shape for --check, e.g. x:1x3x224x224 (repeatable)")
+                        help="fix an input's shape for --check and --autotune, e.g. x:1x3x224x224 (repeatable)")
     parser.add_argument("--report-json", type=Path, metavar="PATH", help="also write the report as JSON")
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="print errors only")
@@ -114,7 +117,10 @@ def run(args: argparse.Namespace) -> int:
     if args.prune is not None:
         reference, _ = prune_convs(original, args.prune, args.keep)
     progress = _progress_bar(not args.quiet and sys.stderr.isatty())
-    model, report = rewrite.sparsify(reference, min_sparsity=args.min_sparsity, keep=args.keep, progress=progress)
+    model, report = rewrite.sparsify(
+        reference, min_sparsity=args.min_sparsity, keep=args.keep, autotune=args.autotune,
+        input_shapes=dict(args.input_shape), progress=progress,
+    )
     if args.prune is not None:
         report.pruned_to = args.prune
     try:

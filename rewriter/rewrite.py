@@ -18,7 +18,9 @@ from onnx import helper, numpy_helper
 from ._contract import DOMAIN, OP_VERSION
 from .conv_to_sparse import ensure_domain, sparse_conv_node
 from .csr import CsrWeight, dense_to_csr
-from .decision import decide
+from .autotune import MARGIN as AUTOTUNE_MARGIN
+from .autotune import conv_attributes, time_layer
+from .decision import Decision, LayerTraits, decide
 from .folding import Activation, batchnorm_params, fold_batchnorm, match_activation
 from .graph_walk import Scope, all_graphs, subgraphs, value_uses
 from .model_io import MAX_IR_VERSION, check_opsets, load_model, tensor_bytes
@@ -53,6 +55,7 @@ class _Context:
     report: Report
     names: set[str]
     touched: set[str] = field(default_factory=set)  # constants a rewrite stopped reading
+    autotune: bool = False
     tick: Callable[[], None] = lambda: None
 
     def unique(self, base: str) -> str:
@@ -71,8 +74,19 @@ def _attr(node: onnx.NodeProto, name: str, default):
     return default
 
 
-def _known_shapes(model: onnx.ModelProto) -> dict[str, list]:
-    """Value shapes from ONNX shape inference, for the report; empty where inference fails."""
+def _known_shapes(model: onnx.ModelProto, input_shapes: dict[str, list[int]] | None = None) -> dict[str, list]:
+    """Value shapes from ONNX shape inference (with `input_shapes` fixing graph inputs), for
+    the report and autotuning; empty where inference fails."""
+    if input_shapes:
+        fixed = onnx.ModelProto()
+        fixed.CopyFrom(model)
+        for value in fixed.graph.input:
+            if value.name in input_shapes:
+                dims = value.type.tensor_type.shape.dim
+                del dims[:]
+                for d in input_shapes[value.name]:
+                    dims.add().dim_value = d
+        model = fixed
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
     except Exception as e:  # shape inference is a nicety for the report, never a reason to fail
@@ -133,6 +147,27 @@ def _single_consumer(name: str, uses, consumers, graph) -> tuple[int, onnx.NodeP
     return (index, node) if list(node.input).count(name) == 1 else None
 
 
+def _traits(node: onnx.NodeProto, weight: np.ndarray, layer: LayerReport, ctx: _Context) -> LayerTraits:
+    """The cost model's view of a Conv, with sizes where shape inference knows them."""
+    k = weight.ndim - 2
+    strides = list(_attr(node, "strides", [1] * k))
+    pads = list(_attr(node, "pads", [0] * 2 * k))
+    padded = any(pads) or _attr(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER")
+    x_shape, y_shape = ctx.shapes.get(node.input[0]), ctx.shapes.get(node.output[0])
+    positions = copied = 0
+    if y_shape and all(isinstance(d, int) and d > 0 for d in y_shape):
+        positions = int(np.prod([y_shape[0], *y_shape[2:]]))
+    # The CPU kernel copies a padded or strided input, except on its plane path (unit strides,
+    # at most 6 nonzeros per output channel, output planes of 1024 or more: sparse_conv_cpu.cc).
+    plane_path = (not any(s > 1 for s in strides) and np.count_nonzero(weight) <= 6 * weight.shape[0]
+                  and positions >= 1024)
+    if (padded or any(s > 1 for s in strides)) and not plane_path and x_shape and all(
+        isinstance(d, int) and d > 0 for d in x_shape
+    ):
+        copied = int(np.prod([x_shape[0], x_shape[1], *[d + pads[i] + pads[i + k] for i, d in enumerate(x_shape[2:])]]))
+    return LayerTraits(layer.group, weight.shape[1], any(s > 1 for s in strides), int(weight.size), positions, copied)
+
+
 def _plan_conv(index: int, node: onnx.NodeProto, scope: Scope, uses, consumers, ctx: _Context):
     name = node.name or node.output[0]
     weight_name = node.input[1] if len(node.input) > 1 else ""
@@ -184,11 +219,21 @@ def _plan_conv(index: int, node: onnx.NodeProto, scope: Scope, uses, consumers, 
     zeros = weight.size - np.count_nonzero(weight)
     layer.sparsity = zeros / weight.size
     layer.nnz = int(weight.size - zeros)
-    decision = decide(layer.sparsity, ctx.min_sparsity)
+    traits = _traits(node, weight, layer, ctx)
+    decision = decide(layer.sparsity, ctx.min_sparsity, traits)
+    index_dtype = ctx.index_dtype if weight[0].size < np.iinfo(ctx.index_dtype).max else np.int64
+    x_shape = ctx.shapes.get(node.input[0])
+    known = x_shape is not None and all(isinstance(d, int) and d > 0 for d in x_shape)
+    if ctx.autotune and ctx.min_sparsity is None and known:
+        csr = dense_to_csr(weight, index_dtype)
+        act = (activation.name, activation.params) if activation else None
+        dense_ms, sparse_ms = time_layer(x_shape, weight, bias, conv_attributes(node), act, csr)
+        faster = sparse_ms * AUTOTUNE_MARGIN < dense_ms
+        decision = Decision(faster, f"{layer.sparsity:.1%} zeros, autotune: dense {dense_ms:.3f} ms, "
+                                    f"sparse {sparse_ms:.3f} ms")
     layer.reason = decision.reason
     if not decision.rewrite:
         return layer, None
-    index_dtype = ctx.index_dtype if weight[0].size < np.iinfo(ctx.index_dtype).max else np.int64
     csr = dense_to_csr(weight, index_dtype)
     layer.rewritten = True
     layer.folded = folded
@@ -327,6 +372,8 @@ def sparsify(
     keep: Iterable[str] = (),
     prune: float | None = None,
     index_dtype: type = np.int32,
+    autotune: bool = False,
+    input_shapes: dict[str, list[int]] | None = None,
     progress: Callable[[int], Callable[[], None]] | None = None,
 ) -> tuple[onnx.ModelProto, Report]:
     """Rewrites a model's sparse Convs to SparseConv.
@@ -355,7 +402,7 @@ def sparsify(
 
     names = {v for g in all_graphs(out) for n in g.node for v in [*n.input, *n.output]}
     names |= {t.name for g in all_graphs(out) for t in g.initializer}
-    ctx = _Context(min_sparsity, keep, index_dtype, _known_shapes(out), report, names)
+    ctx = _Context(min_sparsity, keep, index_dtype, _known_shapes(out, input_shapes), report, names, autotune=autotune)
     if progress is not None:
         ctx.tick = progress(_count_convs(out))
 

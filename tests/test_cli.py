@@ -58,7 +58,8 @@ def test_console_script_is_installed() -> None:
 
 def test_rewrite_check_and_report(model_path: Path, tmp_path: Path) -> None:
     out, report = tmp_path / "out.onnx", tmp_path / "report.json"
-    result = _run(str(model_path), "-o", str(out), "--check", "--input-shape", "x:2x4x10x12", "--report-json", str(report))
+    result = _run(str(model_path), "-o", str(out), "--min-sparsity", "0", "--check", "--input-shape", "x:2x4x10x12",
+                  "--report-json", str(report))
     assert result.returncode == 0, result.stderr
     assert "Convs rewritten: 2 of 2" in result.stderr and "check passed" in result.stderr
     assert "conv1" in result.stderr and "+Relu" in result.stderr
@@ -82,7 +83,8 @@ def test_keep_min_sparsity_and_quiet(model_path: Path, tmp_path: Path) -> None:
 def test_prune_warns_and_reports_drift(tmp_path: Path) -> None:
     dense = tmp_path / "dense.onnx"
     onnx.save(_model(sparsity=0.0), dense)
-    result = _run(str(dense), "-o", str(tmp_path / "o.onnx"), "--prune", "0.9", "--check", "--input-shape", "x:1x4x8x8")
+    result = _run(str(dense), "-o", str(tmp_path / "o.onnx"), "--prune", "0.9", "--min-sparsity", "0", "--check",
+                  "--input-shape", "x:1x4x8x8")
     assert result.returncode == 0, result.stderr
     assert "changes the model's outputs and accuracy" in result.stderr
     assert "pruning moved the outputs" in result.stderr
@@ -103,7 +105,8 @@ def test_check_failure_exits_1(model_path: Path, tmp_path: Path, monkeypatch, ca
         return model, report
 
     monkeypatch.setattr(rewrite_module, "sparsify", corrupt)
-    code = cli.main([str(model_path), "-o", str(tmp_path / "o.onnx"), "--check", "--input-shape", "x:1x4x8x8"])
+    code = cli.main([str(model_path), "-o", str(tmp_path / "o.onnx"), "--min-sparsity", "0", "--check",
+                     "--input-shape", "x:1x4x8x8"])
     assert code == cli.EXIT_CHECK_FAILED
     assert "check FAILED: worst output 'y'" in capsys.readouterr().err
     assert "check failed: output 'y'" in caplog.text
@@ -180,3 +183,9 @@ def test_verbose_shows_traceback_on_unexpected_errors(model_path: Path, tmp_path
     assert cli.main([str(model_path), "-o", str(tmp_path / "o.onnx")]) == cli.EXIT_INPUT
     with pytest.raises(RuntimeError, match="kaboom"):
         cli.main([str(model_path), "-o", str(tmp_path / "o.onnx"), "-v"])
+
+
+def test_default_decision_keeps_tiny_layers_dense(model_path: Path, tmp_path: Path) -> None:
+    """With shapes known, the cost model sees that these tiny layers would not pay."""
+    result = _run(str(model_path), "-o", str(tmp_path / "out.onnx"), "--input-shape", "x:1x4x8x8")
+    assert result.returncode == 5 and "predicted" in result.stderr

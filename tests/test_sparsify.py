@@ -241,7 +241,7 @@ def test_refusals_carry_reasons() -> None:
     assert "bias" in reasons["computed_bias"]
     assert "stride longer than the kernel" in reasons["same_long_stride"]
     assert "--keep" in reasons["kept"]
-    assert "< 80%" in reasons["too_dense"] and "default threshold" in reasons["too_dense"]
+    assert "predicted" in reasons["too_dense"] and "< 1.1x" in reasons["too_dense"]
 
 
 def test_min_sparsity_threshold() -> None:
@@ -259,13 +259,14 @@ def test_min_sparsity_threshold() -> None:
 def test_prune_reaches_the_requested_sparsity_and_check_reports_drift() -> None:
     model = _conv_bn_act(ACTIVATION_CASES["Relu"])
     model.graph.initializer[0].CopyFrom(numpy_helper.from_array(_w((6, 4, 3, 3), 0.0), "w"))
-    pruned, achieved = onnx_sparsify.prune_convs(model, 0.75)
-    assert achieved == {"w": pytest.approx(0.75, abs=1 / 216)}
+    pruned, achieved = onnx_sparsify.prune_convs(model, 0.5)
+    assert achieved == {"w": pytest.approx(0.5, abs=1 / 216)}
     rewritten, report = onnx_sparsify.sparsify(pruned)
-    assert report.layers[0].sparsity == pytest.approx(0.75, abs=1 / 216)
-    assert report.rewritten == 0  # 75% is below the default threshold
-    rewritten, report = onnx_sparsify.sparsify(model, prune=0.9)
+    assert report.layers[0].sparsity == pytest.approx(0.5, abs=1 / 216)
+    assert report.rewritten == 0  # at 50% zeros the cost model predicts a loss
+    rewritten, report = onnx_sparsify.sparsify(model, prune=0.9, min_sparsity=0)
     assert report.rewritten == 1 and report.pruned_to == 0.9
+    pruned, _ = onnx_sparsify.prune_convs(model, 0.9)
     result = check(pruned, onnx_sparsify.sparsify(pruned, min_sparsity=0)[0], original=model)
     assert result.passed and result.pruning_drift["y"] > 1e-3
 
@@ -294,3 +295,35 @@ def test_ir3_model_declares_initializers_as_inputs() -> None:
     rewritten, _ = onnx_sparsify.sparsify(model, min_sparsity=0)
     assert {i.name for i in rewritten.graph.input} == {"x", "w_csr_values", "w_csr_col_indices", "w_csr_row_ptr"}
     _assert_same(model, rewritten)
+
+
+def test_cost_model_decisions() -> None:
+    """The default decision follows the calibrated cost model: unit-stride Convs pay from about
+    60% zeros, and every kind pays at 90%."""
+    from onnx_sparsify.decision import LayerTraits, decide, predicted_speedup
+
+    unit, strided = LayerTraits(1, 64, False), LayerTraits(1, 64, True)
+    depthwise, grouped = LayerTraits(64, 1, False), LayerTraits(32, 4, False)
+    assert not decide(0.5, None, unit).rewrite and decide(0.7, None, unit).rewrite
+    assert not decide(0.6, None, strided).rewrite and decide(0.75, None, strided).rewrite
+    for traits in (unit, strided, depthwise, grouped):
+        assert decide(0.9, None, traits).rewrite
+        assert predicted_speedup(traits, 0.99) > predicted_speedup(traits, 0.9) > predicted_speedup(traits, 0.5)
+    assert decide(0.2, 0.1, unit).rewrite  # --min-sparsity overrides the model
+
+
+def test_autotune_times_both_variants() -> None:
+    model = _conv_bn_act(ACTIVATION_CASES["Relu"])
+    rewritten, report = onnx_sparsify.sparsify(model, autotune=True, prune=0.99)
+    layer = report.layers[0]
+    assert "autotune: dense" in layer.reason and "sparse" in layer.reason
+    assert layer.rewritten == ("SparseConv" in _ops(rewritten))
+
+
+def test_cost_model_counts_fixed_costs_of_small_layers() -> None:
+    """With shapes known, a tiny padded layer is not worth its input copy; a large one is."""
+    from onnx_sparsify.decision import LayerTraits, predicted_speedup
+
+    tiny = LayerTraits(1, 4, False, weight_size=6 * 4 * 9, output_positions=64, copied_input_elements=4 * 100)
+    large = LayerTraits(1, 64, False, weight_size=64 * 64 * 9, output_positions=3136, copied_input_elements=64 * 3364)
+    assert predicted_speedup(tiny, 0.9) < 1.0 < predicted_speedup(large, 0.9)
