@@ -33,7 +33,8 @@ constexpr int kLanes = 16;                   // floats per AVX-512 vector
 constexpr int kMaxVectors = 8;               // accumulators per tile
 constexpr int kTile = kLanes * kMaxVectors;  // virtual positions per tile
 constexpr int64_t kPositionBlock = kTile;    // virtual positions per task
-constexpr int64_t kChannelBlock = 16;        // output channels per task
+constexpr int64_t kChannelBlock = 64;        // output channels per task, at most
+constexpr int64_t kMinTasks = 16;            // tasks per call worth splitting channel blocks for        // output channels per task
 constexpr int64_t kGroupBufferBytes = 512 * 1024;  // per-group padding when a group fits this
 // SparseConvPlanes where a channel has at most this many nonzeros on average and planes are
 // large enough to amortize its per-nonzero setup (measured crossovers, benchmarks/).
@@ -370,7 +371,14 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
     src = buffer;
   }
   const int64_t position_blocks = (length + kPositionBlock - 1) / kPositionBlock;
-  const int64_t channel_block = std::min(g.out_channels_per_group, kChannelBlock);
+  // Large channel blocks reuse each input window most; smaller ones when needed to give the
+  // thread pool enough tasks.
+  int64_t channel_block = std::min(g.out_channels_per_group, kChannelBlock);
+  while (channel_block > 8 &&
+         g.batch * g.group * ((g.out_channels_per_group + channel_block - 1) / channel_block) * position_blocks <
+             kMinTasks) {
+    channel_block /= 2;
+  }
   const int64_t blocks_per_group = (g.out_channels_per_group + channel_block - 1) / channel_block;
   const int64_t channel_blocks = g.group * blocks_per_group;
   parallel_for(g.batch * channel_blocks * position_blocks, [&](int64_t task) {
