@@ -68,7 +68,8 @@ setup(
     install_requires=["numpy>=1.21", "onnx>=1.14", "onnxruntime>=1.21", "rich>=12"],
     entry_points={"console_scripts": ["onnx-sparsify=onnx_sparsify.cli:main"]},
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80"],
+        "test": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.5"],
+        "bench": ["matplotlib>=3.5"],
     },
     zip_safe=False,
 )
