@@ -9,6 +9,9 @@
 #include "kernels/contract.h"
 #include "ort/cpu_ops.h"
 #include "ort/ort_status.h"
+#ifdef ONNX_SPARSIFY_WITH_CUDA
+#include "cuda/cuda_ops.h"
+#endif
 
 namespace {
 
@@ -24,6 +27,15 @@ const onnx_sparsify::SparseConvCpuOp& CpuOp() {
   return op;
 }
 
+#ifdef ONNX_SPARSIFY_WITH_CUDA
+// Registering touches no CUDA API: the op is instantiated only in sessions that use the CUDA
+// execution provider, so the library loads and runs on machines without CUDA.
+const onnx_sparsify::SparseConvCudaOp& CudaOp() {
+  static const onnx_sparsify::SparseConvCudaOp op;
+  return op;
+}
+#endif
+
 }  // namespace
 
 extern "C" __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL
@@ -38,6 +50,9 @@ RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base) {
   return onnx_sparsify::StatusFromExceptions(*api, "onnx-sparsify: registering custom ops", [&] {
     auto domain = std::make_unique<Ort::CustomOpDomain>(onnx_sparsify::kDomain);
     domain->Add(&CpuOp());
+#ifdef ONNX_SPARSIFY_WITH_CUDA
+    domain->Add(&CudaOp());
+#endif
     Ort::UnownedSessionOptions(options).Add(*domain);
     std::lock_guard<std::mutex> lock(domains_mutex);
     Domains().push_back(std::move(domain));

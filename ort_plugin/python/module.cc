@@ -12,6 +12,11 @@
 #include "kernels/contract.h"
 #include "kernels/errors.h"
 #include "kernels/sparse_conv_cpu.h"
+#ifdef ONNX_SPARSIFY_WITH_CUDA
+#include <cuda_runtime_api.h>
+
+#include "cuda/sparse_conv_cuda.h"
+#endif
 
 namespace py = pybind11;
 using namespace onnx_sparsify;
@@ -112,6 +117,57 @@ py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, con
   return y;
 }
 
+#ifdef ONNX_SPARSIFY_WITH_CUDA
+void CheckCuda(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(status));
+}
+
+bool CudaAvailable() {
+  int count = 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+}
+
+// Runs the CUDA kernel on device memory given as raw pointers (from PyTorch's data_ptr(),
+// CuPy's .data.ptr or DLPack). For tests and benchmarks: the weight is packed and uploaded on
+// every call, which the ORT plugin does once per node.
+void SparseConvCuda(uintptr_t x_ptr, const std::vector<int64_t>& x_shape, uintptr_t y_ptr, const FloatArray& values,
+                    const py::array& col_indices, const py::array& row_ptr, const std::optional<FloatArray>& bias,
+                    const py::dict& attributes, uintptr_t stream) {
+  const ConvAttributes attrs = ConvAttributes::Parse(DictAttributes(attributes));
+  SparseWeights weights = col_indices.dtype().is(py::dtype::of<int64_t>())
+                              ? PackFrom<int64_t>(values, col_indices, row_ptr, attrs)
+                              : PackFrom<int32_t>(values, col_indices, row_ptr, attrs);
+  const ConvGeometry g = PrepareCall(attrs, weights, x_shape);
+  std::vector<int64_t> row_begin(weights.out_channels() + 1);
+  for (int64_t m = 0; m < weights.out_channels(); ++m) row_begin[m] = weights.row_begin(m);
+  row_begin.back() = weights.nnz();
+  std::vector<void*> owned;
+  auto upload = [&](const void* data, size_t bytes) -> void* {
+    void* p = nullptr;
+    CheckCuda(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc");
+    owned.push_back(p);
+    if (bytes) CheckCuda(cudaMemcpy(p, data, bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
+    return p;
+  };
+  struct Free {
+    std::vector<void*>& owned;
+    ~Free() {
+      for (void* p : owned) cudaFree(p);
+    }
+  } release{owned};
+  const cuda::DeviceWeights w{static_cast<const int64_t*>(upload(row_begin.data(), row_begin.size() * 8)),
+                              static_cast<const float*>(upload(weights.values(), weights.nnz() * sizeof(float))),
+                              static_cast<const Tap*>(upload(weights.taps(), weights.nnz() * sizeof(Tap)))};
+  const float* b = bias ? static_cast<const float*>(upload(bias->data(), bias->size() * sizeof(float))) : nullptr;
+  auto s = reinterpret_cast<cudaStream_t>(stream);
+  py::gil_scoped_release release_gil;
+  CheckCuda(cuda::LaunchSparseConv(g, attrs.epilogue, w, b, reinterpret_cast<const float*>(x_ptr),
+                                   reinterpret_cast<float*>(y_ptr), s),
+            "SparseConv launch");
+  CheckCuda(cudaStreamSynchronize(s), "SparseConv");
+}
+#endif
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -125,6 +181,16 @@ PYBIND11_MODULE(_core, m) {
         py::arg("out") = py::none(),
         "SparseConv on the CPU. `attributes` holds SparseConv's ONNX attributes by name (kernel_shape "
         "required). Writes into `out` when given. Raises InvalidArgument (a ValueError) on bad input.");
+#ifdef ONNX_SPARSIFY_WITH_CUDA
+  m.def("cuda_available", &CudaAvailable, "Whether a CUDA device and driver are usable");
+  m.def("sparse_conv_cuda", &SparseConvCuda, py::arg("x_ptr"), py::arg("x_shape"), py::arg("y_ptr"),
+        py::arg("values"), py::arg("col_indices"), py::arg("row_ptr"), py::arg("bias") = py::none(), py::kw_only(),
+        py::arg("attributes") = py::dict(), py::arg("stream") = 0,
+        "SparseConv's CUDA kernel on device pointers (x: float32 N x C x ..., y: the output shape); "
+        "synchronizes the stream before returning.");
+#else
+  m.def("cuda_available", [] { return false; }, "Whether a CUDA device and driver are usable");
+#endif
   m.def("build_info", [] {
     const BuildInfo info = GetBuildInfo();
     py::dict d;

@@ -1,0 +1,53 @@
+// SparseConv for ONNX Runtime's CUDA execution provider (compiled when nvcc is found).
+#pragma once
+#include <onnxruntime_cxx_api.h>
+
+#include <cuda_runtime_api.h>
+
+#include <memory>
+#include <string>
+
+#include "kernels/conv_params.h"
+#include "kernels/sparse_weights.h"
+
+namespace onnx_sparsify {
+
+// Device memory freed with cudaFree.
+struct DeviceFree {
+  void operator()(void* p) const { cudaFree(p); }
+};
+using DeviceBuffer = std::unique_ptr<void, DeviceFree>;
+
+// One instance per node: the CSR is validated and packed on the host, then uploaded once.
+// Compute only reads members and launches on the stream ORT passes in.
+class SparseConvCudaKernel {
+ public:
+  SparseConvCudaKernel(const OrtApi& api, const OrtKernelInfo* info, std::string node_name);
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) const;
+
+ private:
+  void Compute(OrtKernelContext* context) const;
+
+  const OrtApi& api_;
+  std::string node_name_;
+  ConvAttributes attrs_;
+  SparseWeights weights_;
+  DeviceBuffer row_begin_, values_, taps_, bias_;
+  bool has_bias_ = false;
+};
+
+struct SparseConvCudaOp : Ort::CustomOpBase<SparseConvCudaOp, SparseConvCudaKernel, /*WithStatus=*/true> {
+  SparseConvCudaOp();
+  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** op_kernel) const;
+  const char* GetName() const;
+  const char* GetExecutionProviderType() const { return "CUDAExecutionProvider"; }
+  size_t GetInputTypeCount() const;
+  ONNXTensorElementDataType GetInputType(size_t index) const;
+  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const;
+  // The CSR and bias stay on the host, where the kernel reads them once at creation.
+  OrtMemType GetInputMemoryType(size_t index) const { return index == 0 ? OrtMemTypeDefault : OrtMemTypeCPUInput; }
+  size_t GetOutputTypeCount() const { return 1; }
+  ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+};
+
+}  // namespace onnx_sparsify

@@ -1,0 +1,137 @@
+#include "ort/kernel_setup.h"
+
+#include <cstring>
+
+#include "kernels/contract.h"
+#include "kernels/errors.h"
+#include "ort/ort_attributes.h"
+
+namespace onnx_sparsify {
+namespace {
+
+const char* InputName(size_t index) {
+  static const char* kNames[kNumInputs] = {"X", "W_values", "W_col_indices", "W_row_ptr", "B"};
+  return index < kNumInputs ? kNames[index] : "?";
+}
+
+}  // namespace
+
+std::string NodeName(const OrtApi& api, const OrtKernelInfo* info) {
+  size_t size = 0;
+  if (OrtStatus* s = api.KernelInfo_GetNodeName(info, nullptr, &size)) api.ReleaseStatus(s);
+  std::string name(size, '\0');
+  if (size == 0) return "";
+  if (OrtStatus* s = api.KernelInfo_GetNodeName(info, name.data(), &size)) {
+    api.ReleaseStatus(s);
+    return "";
+  }
+  name.resize(std::strlen(name.c_str()));
+  return name;
+}
+
+namespace {
+
+// A constant input read at kernel creation: its type, shape and data (owned by ORT).
+struct ConstantInput {
+  ONNXTensorElementDataType type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+  std::vector<int64_t> shape;
+  const void* data = nullptr;
+  int64_t size() const { return shape.empty() ? 1 : shape[0]; }
+};
+
+ConstantInput GetConstantInput(const OrtApi& api, const OrtKernelInfo* info, size_t index) {
+  int is_constant = 0;
+  const OrtValue* value = nullptr;
+  ThrowIfError(api, api.KernelInfoGetConstantInput_tensor(info, index, &is_constant, &value),
+               std::string("input ") + InputName(index));
+  if (!is_constant || !value) {
+    throw InvalidArgument(std::string("input ") + InputName(index) +
+                          " must be a constant initializer; the CSR weight is packed once when the kernel is created");
+  }
+  Ort::ConstValue v(value);
+  auto info_ts = v.GetTensorTypeAndShapeInfo();
+  ConstantInput c;
+  c.type = info_ts.GetElementType();
+  c.shape = info_ts.GetShape();
+  if (c.shape.size() != 1) {
+    throw InvalidArgument(std::string("input ") + InputName(index) + " must be 1-D, got rank " +
+                          std::to_string(c.shape.size()));
+  }
+  c.data = v.GetTensorRawData();
+  return c;
+}
+
+template <typename Index>
+CsrView<Index> MakeCsrView(const ConstantInput& values, const ConstantInput& cols, const ConstantInput& row_ptr) {
+  return CsrView<Index>{static_cast<const float*>(values.data), values.size(),
+                        static_cast<const Index*>(cols.data),   cols.size(),
+                        static_cast<const Index*>(row_ptr.data), row_ptr.size()};
+}
+
+// X's shape as the model declares it (-1 for unknown sizes), or empty when unknown.
+std::vector<int64_t> DeclaredInputShape(const OrtApi& api, const OrtKernelInfo* info) {
+  OrtTypeInfo* type_info = nullptr;
+  if (OrtStatus* s = api.KernelInfo_GetInputTypeInfo(info, 0, &type_info)) {
+    api.ReleaseStatus(s);
+    return {};
+  }
+  Ort::TypeInfo owned(type_info);
+  if (owned.GetONNXType() != ONNX_TYPE_TENSOR) return {};
+  return owned.GetTensorTypeAndShapeInfo().GetShape();
+}
+
+bool InputPresent(const OrtApi& api, const OrtKernelInfo* info, size_t index) {
+  size_t count = 0;
+  ThrowIfError(api, api.KernelInfo_GetInputCount(info, &count), "input count");
+  if (index >= count) return false;
+  size_t size = 0;
+  ThrowIfError(api, api.KernelInfo_GetInputName(info, index, nullptr, &size), "input name");
+  return size > 1;  // size counts the terminator; an absent optional input has an empty name
+}
+
+}  // namespace
+
+NodeSetup ReadNode(const OrtApi& api, const OrtKernelInfo* info) {
+  NodeSetup setup;
+  setup.attrs = ConvAttributes::Parse(KernelInfoAttributes(api, info));
+  const ConvAttributes& attrs = setup.attrs;
+  const ConstantInput values = GetConstantInput(api, info, kInputValues);
+  const ConstantInput cols = GetConstantInput(api, info, kInputColIndices);
+  const ConstantInput row_ptr = GetConstantInput(api, info, kInputRowPtr);
+  if (values.type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) throw InvalidArgument("W_values must be float32");
+  if (cols.type != row_ptr.type) {
+    throw InvalidArgument("W_col_indices and W_row_ptr must have the same integer type (both int32 or both int64)");
+  }
+  setup.x_shape = DeclaredInputShape(api, info);
+  const std::vector<int64_t>& x_shape = setup.x_shape;
+  const int64_t in_channels = x_shape.size() >= 2 && x_shape[1] > 0 ? x_shape[1] : -1;
+  if (in_channels > 0 && in_channels % attrs.group != 0) {
+    throw InvalidArgument("input channels " + std::to_string(in_channels) + " are not divisible by group " +
+                          std::to_string(attrs.group));
+  }
+  if (cols.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32) {
+    setup.weights = SparseWeights::Pack(MakeCsrView<int32_t>(values, cols, row_ptr), attrs, in_channels);
+  } else if (cols.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64) {
+    setup.weights = SparseWeights::Pack(MakeCsrView<int64_t>(values, cols, row_ptr), attrs, in_channels);
+  } else {
+    throw InvalidArgument("W_col_indices and W_row_ptr must be int32 or int64");
+  }
+
+  setup.has_bias = InputPresent(api, info, kInputBias);
+  if (setup.has_bias) {
+    int is_constant = 0;
+    const OrtValue* value = nullptr;
+    ThrowIfError(api, api.KernelInfoGetConstantInput_tensor(info, kInputBias, &is_constant, &value), "input B");
+    if (is_constant && value) {
+      const ConstantInput bias = GetConstantInput(api, info, kInputBias);
+      if (bias.type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || bias.size() != setup.weights.out_channels()) {
+        throw InvalidArgument("B must be float32 of shape [" + std::to_string(setup.weights.out_channels()) + "]");
+      }
+      const float* b = static_cast<const float*>(bias.data);
+      setup.constant_bias.emplace(b, b + bias.size());
+    }
+  }
+  return setup;
+}
+
+}  // namespace onnx_sparsify
