@@ -95,6 +95,29 @@ def audit_network_layers(name: str, sparsity: float) -> list[dict[str, Any]]:
     return rows
 
 
+def run_gpu(args: argparse.Namespace) -> dict[str, Any]:
+    """GPU mode: SparseConv on the CUDA execution provider against ORT's CUDA Conv (cuDNN, default
+    settings) and PyTorch's cuDNN convolution with TF32 off and on; batch 1 and 8."""
+    from .single_layer import bench_torch_cudnn
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise SystemExit("--gpu needs onnxruntime-gpu with the CUDA execution provider")
+    rows = []
+    for layer, *_ in TARGETS:
+        for batch in (1, 8):
+            case = layer.with_(x_shape=(batch, *layer.x_shape[1:]))
+            row = bench_layer(case, 1, 0.5 if args.quick else 2.0, provider="cuda")
+            for tf32 in (False, True):
+                try:
+                    row[f"torch_cudnn_tf32_{tf32}_ms"] = bench_torch_cudnn(case, tf32)
+                except ImportError:
+                    row[f"torch_cudnn_tf32_{tf32}_ms"] = None
+            rows.append(row)
+            log.info("GPU %s batch %d: ORT CUDA dense %.3f ms, SparseConv %.3f ms, %.2fx", layer.name, batch,
+                     row["dense_ms"], row["sparse_ms"], row["ratio"])
+    return {"machine": machine(), "mode": "gpu", "gpu": rows}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     threads = [int(t) for t in args.threads.split(",")]
     budget = 0.5 if args.quick else 2.0
@@ -181,6 +204,7 @@ def main() -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="fewer sweep points and shorter timing (default)")
     mode.add_argument("--full", action="store_true", help="every sweep point, longer timing")
+    parser.add_argument("--gpu", action="store_true", help="GPU mode: the CUDA execution provider and cuDNN")
     parser.add_argument("--threads", default="1,2", help="intra-op thread counts, comma-separated")
     parser.add_argument("--out", type=Path, default=Path("results"), help="results folder")
     args = parser.parse_args()
@@ -189,6 +213,10 @@ def main() -> None:
     logging.getLogger("onnx_sparsify").setLevel(logging.ERROR)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.gpu:
+        results = run_gpu(args)
+        (args.out / "benchmark_gpu.json").write_text(json.dumps(results, indent=2, default=str))
+        return
     results = run(args)
     (args.out / "benchmark.json").write_text(json.dumps(results, indent=2, default=str))
     (args.out / "benchmark.md").write_text(markdown(results))

@@ -35,7 +35,7 @@ def conv_model(layer: Layer, weight: np.ndarray, bias: np.ndarray) -> onnx.Model
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=IR_VERSION)
 
 
-def bench_layer(layer: Layer, threads: int, budget_s: float, seed: int = 0) -> dict[str, Any]:
+def bench_layer(layer: Layer, threads: int, budget_s: float, seed: int = 0, provider: str = "cpu") -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     weight = random_weight(rng, layer.w_shape, layer.sparsity)
     bias = rng.standard_normal(layer.out_channels).astype(np.float32)
@@ -43,8 +43,8 @@ def bench_layer(layer: Layer, threads: int, budget_s: float, seed: int = 0) -> d
     sparse_model, _ = onnx_sparsify.sparsify(dense_model, min_sparsity=0)
     x = {"x": rng.standard_normal(layer.x_shape).astype(np.float32)}
     d, s, dense, sparse = time_pair(
-        lambda: BoundRun(make_session(dense_model, plugin=False, threads=threads), x),
-        lambda: BoundRun(make_session(sparse_model, plugin=True, threads=threads), x),
+        lambda: BoundRun(make_session(dense_model, plugin=False, threads=threads, provider=provider), x, provider),
+        lambda: BoundRun(make_session(sparse_model, plugin=True, threads=threads, provider=provider), x, provider),
         block_s=budget_s / 6,
     )
     expected, actual = dense.outputs[0].numpy(), sparse.outputs[0].numpy()
@@ -52,6 +52,7 @@ def bench_layer(layer: Layer, threads: int, budget_s: float, seed: int = 0) -> d
     nnz = int(np.count_nonzero(weight))
     out_positions = int(np.prod(expected.shape[2:])) * expected.shape[0]
     return {
+        "provider": provider,
         "layer": layer.name,
         "x_shape": list(layer.x_shape),
         "w_shape": list(layer.w_shape),
@@ -70,3 +71,28 @@ def bench_layer(layer: Layer, threads: int, budget_s: float, seed: int = 0) -> d
         "sparse_gflops": 2 * nnz * out_positions / s.median_ms / 1e6,
         "rel_l2_error": error,
     }
+
+
+def bench_torch_cudnn(layer: Layer, allow_tf32: bool, runs: int = 50, seed: int = 0) -> float:
+    """Median milliseconds of PyTorch's cuDNN convolution for the same layer (dense weight)."""
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = allow_tf32
+    torch.backends.cudnn.benchmark = True
+    rng = np.random.default_rng(seed)
+    w = torch.from_numpy(random_weight(rng, layer.w_shape, layer.sparsity)).cuda()
+    x = torch.from_numpy(rng.standard_normal(layer.x_shape).astype(np.float32)).cuda()
+    conv = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}[len(layer.kernel)]
+    pads = layer.attrs.get("pads", [0] * 2 * len(layer.kernel))[: len(layer.kernel)]
+    kwargs = {"stride": layer.attrs.get("strides", 1), "padding": pads, "groups": layer.group}
+    for _ in range(5):
+        conv(x, w, **kwargs)
+    times = []
+    for _ in range(runs):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        conv(x, w, **kwargs)
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return float(np.median(times))

@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep", action="append", default=[], metavar="NAME", help="leave this Conv node dense (repeatable)")
     parser.add_argument("--prune", type=_fraction, metavar="S",
                         help="first magnitude-prune each eligible Conv weight to this sparsity (changes accuracy)")
+    parser.add_argument("--provider", choices=("cpu", "cuda"), default="cpu",
+                        help="the execution provider the model will run on; the decision is made for it")
     parser.add_argument("--autotune", action="store_true",
                         help="time both variants of each layer on this machine and keep the faster "
                              "(layers need known input shapes: see --input-shape)")
@@ -119,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     progress = _progress_bar(not args.quiet and sys.stderr.isatty())
     model, report = rewrite.sparsify(
         reference, min_sparsity=args.min_sparsity, keep=args.keep, autotune=args.autotune,
-        input_shapes=dict(args.input_shape), progress=progress,
+        input_shapes=dict(args.input_shape), provider=args.provider, progress=progress,
     )
     if args.prune is not None:
         report.pruned_to = args.prune

@@ -79,8 +79,19 @@ def predicted_speedup(traits: LayerTraits, sparsity: float) -> float:
     return dense_us / (dense_us / speedup + copy_us + SPARSE_CALL_US)
 
 
-def decide(sparsity: float, min_sparsity: float | None, traits: LayerTraits | None = None) -> Decision:
+# CUDA: no GPU measurements calibrate the CUDA kernel yet, so the decision for the CUDA
+# execution provider is a conservative threshold until the GPU harness supplies a model.
+CUDA_MIN_SPARSITY = 0.9
+
+
+def decide(
+    sparsity: float, min_sparsity: float | None, traits: LayerTraits | None = None, provider: str = "cpu"
+) -> Decision:
     """The default decision (cost model), or the user's --min-sparsity threshold."""
+    if min_sparsity is None and provider == "cuda":
+        verdict = ">=" if sparsity >= CUDA_MIN_SPARSITY else "<"
+        return Decision(sparsity >= CUDA_MIN_SPARSITY,
+                        f"{sparsity:.1%} zeros {verdict} {CUDA_MIN_SPARSITY:.0%} (CUDA threshold, uncalibrated)")
     if min_sparsity is not None:
         if sparsity >= min_sparsity:
             return Decision(True, f"{sparsity:.1%} zeros >= {min_sparsity:.0%} (--min-sparsity)")

@@ -56,6 +56,7 @@ class _Context:
     names: set[str]
     touched: set[str] = field(default_factory=set)  # constants a rewrite stopped reading
     autotune: bool = False
+    provider: str = "cpu"
     tick: Callable[[], None] = lambda: None
 
     def unique(self, base: str) -> str:
@@ -220,11 +221,11 @@ def _plan_conv(index: int, node: onnx.NodeProto, scope: Scope, uses, consumers, 
     layer.sparsity = zeros / weight.size
     layer.nnz = int(weight.size - zeros)
     traits = _traits(node, weight, layer, ctx)
-    decision = decide(layer.sparsity, ctx.min_sparsity, traits)
+    decision = decide(layer.sparsity, ctx.min_sparsity, traits, ctx.provider)
     index_dtype = ctx.index_dtype if weight[0].size < np.iinfo(ctx.index_dtype).max else np.int64
     x_shape = ctx.shapes.get(node.input[0])
     known = x_shape is not None and all(isinstance(d, int) and d > 0 for d in x_shape)
-    if ctx.autotune and ctx.min_sparsity is None and known:
+    if ctx.autotune and ctx.min_sparsity is None and known and ctx.provider == "cpu":
         csr = dense_to_csr(weight, index_dtype)
         act = (activation.name, activation.params) if activation else None
         dense_ms, sparse_ms = time_layer(x_shape, weight, bias, conv_attributes(node), act, csr)
@@ -374,6 +375,7 @@ def sparsify(
     index_dtype: type = np.int32,
     autotune: bool = False,
     input_shapes: dict[str, list[int]] | None = None,
+    provider: str = "cpu",
     progress: Callable[[int], Callable[[], None]] | None = None,
 ) -> tuple[onnx.ModelProto, Report]:
     """Rewrites a model's sparse Convs to SparseConv.
@@ -402,7 +404,10 @@ def sparsify(
 
     names = {v for g in all_graphs(out) for n in g.node for v in [*n.input, *n.output]}
     names |= {t.name for g in all_graphs(out) for t in g.initializer}
-    ctx = _Context(min_sparsity, keep, index_dtype, _known_shapes(out, input_shapes), report, names, autotune=autotune)
+    if provider not in ("cpu", "cuda"):
+        raise ValueError(f"provider must be 'cpu' or 'cuda', got {provider!r}")
+    ctx = _Context(min_sparsity, keep, index_dtype, _known_shapes(out, input_shapes), report, names,
+                   autotune=autotune, provider=provider)
     if progress is not None:
         ctx.tick = progress(_count_convs(out))
 

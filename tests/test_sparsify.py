@@ -327,3 +327,13 @@ def test_cost_model_counts_fixed_costs_of_small_layers() -> None:
     tiny = LayerTraits(1, 4, False, weight_size=6 * 4 * 9, output_positions=64, copied_input_elements=4 * 100)
     large = LayerTraits(1, 64, False, weight_size=64 * 64 * 9, output_positions=3136, copied_input_elements=64 * 3364)
     assert predicted_speedup(tiny, 0.9) < 1.0 < predicted_speedup(large, 0.9)
+
+
+def test_cuda_provider_decision() -> None:
+    from onnx_sparsify.decision import LayerTraits, decide
+
+    unit = LayerTraits(1, 64, False)
+    assert decide(0.95, None, unit, "cuda").rewrite and not decide(0.8, None, unit, "cuda").rewrite
+    assert "CUDA" in decide(0.8, None, unit, "cuda").reason
+    with pytest.raises(ValueError, match="provider"):
+        onnx_sparsify.sparsify(_conv_bn_act(ACTIVATION_CASES["Relu"]), provider="tpu")
