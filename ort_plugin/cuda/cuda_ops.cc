@@ -9,7 +9,6 @@
 #include "ort/kernel_setup.h"
 #include "ort/ort_attributes.h"
 #include "ort/ort_status.h"
-#include "ort/shape_inference.h"
 
 namespace onnx_sparsify {
 namespace {
@@ -69,27 +68,6 @@ void SparseConvCudaKernel::Compute(OrtKernelContext* context) const {
 
 OrtStatusPtr SparseConvCudaKernel::ComputeV2(OrtKernelContext* context) const {
   return StatusFromExceptions(api_, "SparseConv node '" + node_name_ + "'", [&] { Compute(context); });
-}
-
-SparseConvCudaOp::SparseConvCudaOp() { InferOutputShapeFn = InferSparseConvShape; }
-
-OrtStatusPtr SparseConvCudaOp::CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** op_kernel) const {
-  const std::string node = NodeName(api, info);
-  return StatusFromExceptions(api, "SparseConv node '" + node + "'",
-                              [&] { *op_kernel = new SparseConvCudaKernel(api, info, node); });
-}
-
-const char* SparseConvCudaOp::GetName() const { return kOpType; }
-
-size_t SparseConvCudaOp::GetInputTypeCount() const { return kNumInputs; }
-
-ONNXTensorElementDataType SparseConvCudaOp::GetInputType(size_t index) const {
-  return index == kInputColIndices || index == kInputRowPtr ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED
-                                                            : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
-}
-
-OrtCustomOpInputOutputCharacteristic SparseConvCudaOp::GetInputCharacteristic(size_t index) const {
-  return index == kInputBias ? INPUT_OUTPUT_OPTIONAL : INPUT_OUTPUT_REQUIRED;
 }
 
 }  // namespace onnx_sparsify

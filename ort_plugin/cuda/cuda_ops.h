@@ -9,6 +9,7 @@
 
 #include "kernels/conv_params.h"
 #include "kernels/sparse_weights.h"
+#include "ort/sparse_conv_op.h"
 
 namespace onnx_sparsify {
 
@@ -36,18 +37,10 @@ class SparseConvCudaKernel {
   bool has_bias_ = false;
 };
 
-struct SparseConvCudaOp : Ort::CustomOpBase<SparseConvCudaOp, SparseConvCudaKernel, /*WithStatus=*/true> {
-  SparseConvCudaOp();
-  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** op_kernel) const;
-  const char* GetName() const;
+struct SparseConvCudaOp : SparseConvOpBase<SparseConvCudaOp, SparseConvCudaKernel> {
   const char* GetExecutionProviderType() const { return "CUDAExecutionProvider"; }
-  size_t GetInputTypeCount() const;
-  ONNXTensorElementDataType GetInputType(size_t index) const;
-  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const;
   // The CSR and bias stay on the host, where the kernel reads them once at creation.
   OrtMemType GetInputMemoryType(size_t index) const { return index == 0 ? OrtMemTypeDefault : OrtMemTypeCPUInput; }
-  size_t GetOutputTypeCount() const { return 1; }
-  ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
 };
 
 }  // namespace onnx_sparsify

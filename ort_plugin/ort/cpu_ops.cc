@@ -9,7 +9,6 @@
 #include "ort/ort_attributes.h"
 #include "ort/kernel_setup.h"
 #include "ort/ort_status.h"
-#include "ort/shape_inference.h"
 
 namespace onnx_sparsify {
 namespace {
@@ -89,28 +88,6 @@ void SparseConvCpuKernel::Compute(OrtKernelContext* context) const {
 
 OrtStatusPtr SparseConvCpuKernel::ComputeV2(OrtKernelContext* context) const {
   return StatusFromExceptions(api_, "SparseConv node '" + node_name_ + "'", [&] { Compute(context); });
-}
-
-SparseConvCpuOp::SparseConvCpuOp() { InferOutputShapeFn = InferSparseConvShape; }
-
-OrtStatusPtr SparseConvCpuOp::CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** op_kernel) const {
-  const std::string node = NodeName(api, info);
-  return StatusFromExceptions(api, "SparseConv node '" + node + "'",
-                              [&] { *op_kernel = new SparseConvCpuKernel(api, info, node); });
-}
-
-const char* SparseConvCpuOp::GetName() const { return kOpType; }
-
-size_t SparseConvCpuOp::GetInputTypeCount() const { return kNumInputs; }
-
-ONNXTensorElementDataType SparseConvCpuOp::GetInputType(size_t index) const {
-  // Index inputs accept int32 or int64 (checked when the kernel is created).
-  return index == kInputColIndices || index == kInputRowPtr ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED
-                                                            : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
-}
-
-OrtCustomOpInputOutputCharacteristic SparseConvCpuOp::GetInputCharacteristic(size_t index) const {
-  return index == kInputBias ? INPUT_OUTPUT_OPTIONAL : INPUT_OUTPUT_REQUIRED;
 }
 
 }  // namespace onnx_sparsify

@@ -9,6 +9,7 @@
 
 #include "kernels/conv_params.h"
 #include "kernels/sparse_weights.h"
+#include "ort/sparse_conv_op.h"
 
 namespace onnx_sparsify {
 
@@ -34,16 +35,8 @@ class SparseConvCpuKernel {
   std::unique_ptr<Ort::MemoryInfo> cpu_memory_info_;
 };
 
-struct SparseConvCpuOp : Ort::CustomOpBase<SparseConvCpuOp, SparseConvCpuKernel, /*WithStatus=*/true> {
-  SparseConvCpuOp();
-  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** op_kernel) const;
-  const char* GetName() const;
+struct SparseConvCpuOp : SparseConvOpBase<SparseConvCpuOp, SparseConvCpuKernel> {
   const char* GetExecutionProviderType() const { return "CPUExecutionProvider"; }
-  size_t GetInputTypeCount() const;
-  ONNXTensorElementDataType GetInputType(size_t index) const;
-  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const;
-  size_t GetOutputTypeCount() const { return 1; }
-  ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
 };
 
 }  // namespace onnx_sparsify
