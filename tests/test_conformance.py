@@ -36,6 +36,15 @@ CASES = [
     ("3d_stride_dilation", (2, 4, 8, 9, 10), (6, 4, 2, 3, 3), {"strides": [2, 1, 2], "dilations": [1, 2, 1]}),
     ("3d_group", (1, 6, 5, 5, 5), (6, 2, 3, 3, 3), {"group": 3, "pads": [0, 1, 1, 1, 0, 1]}),
     ("3d_same_lower", (1, 2, 6, 5, 7), (3, 2, 3, 2, 3), {"auto_pad": "SAME_LOWER", "strides": [2, 2, 1]}),
+    # The CPU kernel's other paths: shifted planes (unit strides, few nonzeros per channel,
+    # planes of 1024 or more), per-group padding, and input-channel blocking with partial sums.
+    ("plane_depthwise", (2, 16, 40, 40), (16, 1, 3, 3), {"group": 16, "pads": [1, 2, 0, 1]}),
+    ("plane_dilated", (1, 4, 36, 33), (6, 4, 3, 3), {"dilations": [2, 3], "pads": [2, 1, 3, 2]}),
+    ("plane_1d", (1, 4, 2000), (4, 4, 5), {"pads": [2, 3]}),
+    ("plane_3d", (1, 2, 12, 12, 12), (3, 2, 3, 3, 3), {"pads": [1, 0, 1, 1, 2, 0]}),
+    ("groups_of_4", (1, 32, 24, 24), (32, 4, 3, 3), {"group": 8, "pads": [1, 1, 1, 1]}),
+    ("channel_blocks", (1, 32, 20, 24), (8, 32, 7, 7), {"pads": [3, 3, 3, 3]}),
+    ("channel_blocks_strided", (1, 48, 23, 21), (16, 48, 5, 5), {"strides": [2, 2], "pads": [2, 1, 2, 1]}),
 ]
 
 
