@@ -154,7 +154,8 @@ def _traits(node: onnx.NodeProto, weight: np.ndarray, layer: LayerReport, ctx: _
     strides = list(_attr(node, "strides", [1] * k))
     pads = list(_attr(node, "pads", [0] * 2 * k))
     padded = any(pads) or _attr(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER")
-    x_shape, y_shape = ctx.shapes.get(node.input[0]), ctx.shapes.get(node.output[0])
+    # Costs scale with the batch on both sides, so an unknown batch counts as 1.
+    x_shape, y_shape = ([1, *s[1:]] if s else s for s in (ctx.shapes.get(node.input[0]), ctx.shapes.get(node.output[0])))
     positions = copied = 0
     if y_shape and all(isinstance(d, int) and d > 0 for d in y_shape):
         positions = int(np.prod([y_shape[0], *y_shape[2:]]))
