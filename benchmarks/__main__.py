@@ -1,7 +1,7 @@
 """Runs the benchmark harness and writes JSON, a Markdown table and PNG plots.
 
-    python -m benchmarks --quick [--threads 1,2] [--out results]
-    python -m benchmarks --full
+python -m benchmarks --quick [--threads 1,2] [--out results]
+python -m benchmarks --full
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
-
 import onnx_sparsify
+import onnxruntime as ort
 
 from .layers import AUDIO, TARGETS, sweeps
 from .networks import NETWORKS
@@ -61,10 +60,17 @@ def bench_network(name: str, sparsity: float, threads: int, budget_s: float) -> 
     )
     e, a = dense.outputs[0].numpy(), sparse.outputs[0].numpy()
     return {
-        "network": name, "sparsity": sparsity, "threads": threads,
-        "convs": report.convs, "rewritten": report.rewritten,
-        "dense_ms": d.median_ms, "dense_min_ms": d.min_ms, "dense_max_ms": d.max_ms,
-        "sparse_ms": s.median_ms, "sparse_min_ms": s.min_ms, "sparse_max_ms": s.max_ms,
+        "network": name,
+        "sparsity": sparsity,
+        "threads": threads,
+        "convs": report.convs,
+        "rewritten": report.rewritten,
+        "dense_ms": d.median_ms,
+        "dense_min_ms": d.min_ms,
+        "dense_max_ms": d.max_ms,
+        "sparse_ms": s.median_ms,
+        "sparse_min_ms": s.min_ms,
+        "sparse_max_ms": s.max_ms,
         "ratio": d.median_ms / s.median_ms,
         "rel_l2_error": float(np.linalg.norm(a - e) / np.linalg.norm(e)),
     }
@@ -87,11 +93,21 @@ def audit_network_layers(name: str, sparsity: float) -> list[dict[str, Any]]:
         if not layer.rewritten:
             continue
         weight = scope.constant(node.input[1])
-        dense_ms, sparse_ms = time_layer(shapes[node.input[0]], weight, None, conv_attributes(node), None,
-                                         dense_to_csr(weight), runs=15)
-        rows.append({"network": name, "layer": layer.name, "x_shape": shapes[node.input[0]],
-                     "w_shape": list(weight.shape), "dense_ms": dense_ms, "sparse_ms": sparse_ms,
-                     "ratio": dense_ms / sparse_ms, "reason": layer.reason})
+        dense_ms, sparse_ms = time_layer(
+            shapes[node.input[0]], weight, None, conv_attributes(node), None, dense_to_csr(weight), runs=15
+        )
+        rows.append(
+            {
+                "network": name,
+                "layer": layer.name,
+                "x_shape": shapes[node.input[0]],
+                "w_shape": list(weight.shape),
+                "dense_ms": dense_ms,
+                "sparse_ms": sparse_ms,
+                "ratio": dense_ms / sparse_ms,
+                "reason": layer.reason,
+            }
+        )
     return rows
 
 
@@ -113,23 +129,43 @@ def run_gpu(args: argparse.Namespace) -> dict[str, Any]:
                 except ImportError:
                     row[f"torch_cudnn_tf32_{tf32}_ms"] = None
             rows.append(row)
-            log.info("GPU %s batch %d: ORT CUDA dense %.3f ms, SparseConv %.3f ms, %.2fx", layer.name, batch,
-                     row["dense_ms"], row["sparse_ms"], row["ratio"])
+            log.info(
+                "GPU %s batch %d: ORT CUDA dense %.3f ms, SparseConv %.3f ms, %.2fx",
+                layer.name,
+                batch,
+                row["dense_ms"],
+                row["sparse_ms"],
+                row["ratio"],
+            )
     return {"machine": machine(), "mode": "gpu", "gpu": rows}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     threads = [int(t) for t in args.threads.split(",")]
     budget = 0.5 if args.quick else 2.0
-    results: dict[str, Any] = {"machine": machine(), "mode": "quick" if args.quick else "full",
-                               "targets": [], "half_sparse": [], "audio": [], "sweeps": {}, "networks": []}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "mode": "quick" if args.quick else "full",
+        "targets": [],
+        "half_sparse": [],
+        "audio": [],
+        "sweeps": {},
+        "networks": [],
+    }
     for layer, dense_ref, deepsparse, target in TARGETS:
         for t in threads:
             row = bench_layer(layer, t, budget)
             row.update(reference_dense_ms=dense_ref, deepsparse_ratio=deepsparse, target=target)
             results["targets"].append(row)
-            log.info("%s %d thr: dense %.3f ms, sparse %.3f ms, %.2fx (target %.1fx)", layer.name, t,
-                     row["dense_ms"], row["sparse_ms"], row["ratio"], target)
+            log.info(
+                "%s %d thr: dense %.3f ms, sparse %.3f ms, %.2fx (target %.1fx)",
+                layer.name,
+                t,
+                row["dense_ms"],
+                row["sparse_ms"],
+                row["ratio"],
+                target,
+            )
     for layer, *_ in TARGETS[2:7]:
         row = bench_layer(layer.with_(sparsity=0.5), 1, budget)
         results["half_sparse"].append(row)
@@ -153,7 +189,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log.info("%s 90%% pruned, %d thr: %.2fx", name, t, row["ratio"])
     results["layer_audit"] = [row for name in NETWORKS for row in audit_network_layers(name, 0.9)]
     slowest = min(results["layer_audit"], key=lambda r: r["ratio"])
-    log.info("layer audit: slowest rewritten layer %s/%s at %.2fx", slowest["network"], slowest["layer"], slowest["ratio"])
+    log.info(
+        "layer audit: slowest rewritten layer %s/%s at %.2fx", slowest["network"], slowest["layer"], slowest["ratio"]
+    )
     return results
 
 
@@ -170,32 +208,51 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for r in results["targets"]:
         shape = f"{'x'.join(map(str, r['x_shape']))}, W {'x'.join(map(str, r['w_shape']))}"
-        lines.append(f"| {r['layer']} | {shape} | {r['threads']} | {r['dense_ms']:.3f} | {r['sparse_ms']:.3f} | "
-                     f"**{r['ratio']:.2f}x** | {r['target']}x | {r['deepsparse_ratio']}x |")
+        lines.append(
+            f"| {r['layer']} | {shape} | {r['threads']} | {r['dense_ms']:.3f} | {r['sparse_ms']:.3f} | "
+            f"**{r['ratio']:.2f}x** | {r['target']}x | {r['deepsparse_ratio']}x |"
+        )
     lines += ["", "| case at 50% zeros | ORT dense (ms) | SparseConv (ms) | ratio |", "|---|---|---|---|"]
     for r in results["half_sparse"]:
         lines.append(f"| {r['layer']} | {r['dense_ms']:.3f} | {r['sparse_ms']:.3f} | {r['ratio']:.2f}x |")
     lines += ["", "| 1D audio conv | threads | ORT dense (ms) | SparseConv (ms) | ratio |", "|---|---|---|---|---|"]
     for r in results["audio"]:
-        lines.append(f"| {'x'.join(map(str, r['x_shape']))}, k{r['w_shape'][2]} | {r['threads']} | "
-                     f"{r['dense_ms']:.3f} | {r['sparse_ms']:.3f} | {r['ratio']:.2f}x |")
-    lines += ["", "| network (90% pruned) | threads | Convs rewritten | ORT dense (ms) | with SparseConv (ms) | ratio |",
-              "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {'x'.join(map(str, r['x_shape']))}, k{r['w_shape'][2]} | {r['threads']} | "
+            f"{r['dense_ms']:.3f} | {r['sparse_ms']:.3f} | {r['ratio']:.2f}x |"
+        )
+    lines += [
+        "",
+        "| network (90% pruned) | threads | Convs rewritten | ORT dense (ms) | with SparseConv (ms) | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in results["networks"]:
-        lines.append(f"| {r['network']} | {r['threads']} | {r['rewritten']}/{r['convs']} | {r['dense_ms']:.2f} | "
-                     f"{r['sparse_ms']:.2f} | {r['ratio']:.2f}x |")
+        lines.append(
+            f"| {r['network']} | {r['threads']} | {r['rewritten']}/{r['convs']} | {r['dense_ms']:.2f} | "
+            f"{r['sparse_ms']:.2f} | {r['ratio']:.2f}x |"
+        )
     audit = results.get("layer_audit", [])
     if audit:
         slowest = min(audit, key=lambda r: r["ratio"])
-        lines += ["", f"Layer audit: each of the {len(audit)} layers the default decision rewrote in the networks above, "
-                  f"timed alone both ways (1 thread, default session options): slowest {slowest['network']}/"
-                  f"{slowest['layer']} ({'x'.join(map(str, slowest['w_shape']))}) at {slowest['ratio']:.2f}x, "
-                  f"median {sorted(r['ratio'] for r in audit)[len(audit) // 2]:.2f}x."]
+        lines += [
+            "",
+            f"Layer audit: each of the {len(audit)} layers the default decision rewrote in the networks above, "
+            f"timed alone both ways (1 thread, default session options): slowest {slowest['network']}/"
+            f"{slowest['layer']} ({'x'.join(map(str, slowest['w_shape']))}) at {slowest['ratio']:.2f}x, "
+            f"median {sorted(r['ratio'] for r in audit)[len(audit) // 2]:.2f}x.",
+        ]
     for name, sweep in results["sweeps"].items():
-        lines += ["", f"Sweep `{name}` ({sweep['label']}): ![{name}]({name}.png)", "",
-                  "| x | threads | dense (ms) | sparse (ms) | ratio |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Sweep `{name}` ({sweep['label']}): ![{name}]({name}.png)",
+            "",
+            "| x | threads | dense (ms) | sparse (ms) | ratio |",
+            "|---|---|---|---|---|",
+        ]
         for r in sweep["rows"]:
-            lines.append(f"| {r['x']} | {r['threads']} | {r['dense_ms']:.3f} | {r['sparse_ms']:.3f} | {r['ratio']:.2f}x |")
+            lines.append(
+                f"| {r['x']} | {r['threads']} | {r['dense_ms']:.3f} | {r['sparse_ms']:.3f} | {r['ratio']:.2f}x |"
+            )
     return "\n".join(lines) + "\n"
 
 

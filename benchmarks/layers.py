@@ -59,12 +59,20 @@ def sweeps(quick: bool) -> dict[str, tuple[str, list[tuple[Any, Layer]]]]:
     hw_values = [(64, 128), (256, 512)] if quick else [(32, 64), (64, 128), (128, 256), (256, 512), (512, 1024)]
     return {
         "kernel_size": ("kernel size", [(k, Layer(f"k{k}", (1, 3, 256, 512), 64, (k, k), _pads(k))) for k in k_values]),
-        "in_channels": ("input channels", [(c, Layer(f"c{c}", (1, c, 256, 512), 3, (11, 11), _pads(11))) for c in c_values]),
-        "out_channels": ("output channels", [(m, Layer(f"m{m}", (1, 3, 256, 512), m, (11, 11), _pads(11))) for m in m_values]),
-        "nonzeros": ("ratio of nonzeros", [
-            (nz, Layer(f"nz{nz}", (1, 32, 256, 512), 64, (11, 11), _pads(11), sparsity=1.0 - nz)) for nz in nz_values
-        ]),
-        "input_size": ("input size (H x W)", [
-            (f"{h}x{w}", Layer(f"hw{h}x{w}", (1, 3, h, w), 64, (11, 11), _pads(11))) for h, w in hw_values
-        ]),
+        "in_channels": (
+            "input channels",
+            [(c, Layer(f"c{c}", (1, c, 256, 512), 3, (11, 11), _pads(11))) for c in c_values],
+        ),
+        "out_channels": (
+            "output channels",
+            [(m, Layer(f"m{m}", (1, 3, 256, 512), m, (11, 11), _pads(11))) for m in m_values],
+        ),
+        "nonzeros": (
+            "ratio of nonzeros",
+            [(nz, Layer(f"nz{nz}", (1, 32, 256, 512), 64, (11, 11), _pads(11), sparsity=1.0 - nz)) for nz in nz_values],
+        ),
+        "input_size": (
+            "input size (H x W)",
+            [(f"{h}x{w}", Layer(f"hw{h}x{w}", (1, 3, h, w), 64, (11, 11), _pads(11))) for h, w in hw_values],
+        ),
     }

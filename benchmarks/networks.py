@@ -25,16 +25,30 @@ class _Builder:
         fan_in = c_in // group * k * k
         w = (self.rng.standard_normal((c_out, c_in // group, k, k)) * np.sqrt(2.0 / fan_in)).astype(np.float32)
         self.inits.append(numpy_helper.from_array(w, f"{name}.weight"))
-        self.nodes.append(helper.make_node(
-            "Conv", [x, f"{name}.weight"], [f"{name}.out"], name=name,
-            kernel_shape=[k, k], strides=[stride, stride], pads=[k // 2] * 4, group=group,
-        ))
+        self.nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, f"{name}.weight"],
+                [f"{name}.out"],
+                name=name,
+                kernel_shape=[k, k],
+                strides=[stride, stride],
+                pads=[k // 2] * 4,
+                group=group,
+            )
+        )
         params = []
-        for p, value in (("scale", self.rng.uniform(0.5, 1.5, c_out)), ("bias", self.rng.normal(0, 0.1, c_out)),
-                         ("mean", self.rng.normal(0, 0.1, c_out)), ("var", self.rng.uniform(0.5, 1.5, c_out))):
+        for p, value in (
+            ("scale", self.rng.uniform(0.5, 1.5, c_out)),
+            ("bias", self.rng.normal(0, 0.1, c_out)),
+            ("mean", self.rng.normal(0, 0.1, c_out)),
+            ("var", self.rng.uniform(0.5, 1.5, c_out)),
+        ):
             self.inits.append(numpy_helper.from_array(value.astype(np.float32), f"{name}.bn.{p}"))
             params.append(f"{name}.bn.{p}")
-        self.nodes.append(helper.make_node("BatchNormalization", [f"{name}.out", *params], [f"{name}.bn"], name=f"{name}.bn"))
+        self.nodes.append(
+            helper.make_node("BatchNormalization", [f"{name}.out", *params], [f"{name}.bn"], name=f"{name}.bn")
+        )
         out = f"{name}.bn"
         if relu:
             self.nodes.append(helper.make_node("Relu", [out], [f"{name}.relu"], name=f"{name}.relu"))
@@ -54,7 +68,8 @@ class _Builder:
         self.inits.append(numpy_helper.from_array(fc, "fc.weight"))
         self.nodes.append(helper.make_node("MatMul", ["features", "fc.weight"], ["logits"]))
         graph = helper.make_graph(
-            self.nodes, "net",
+            self.nodes,
+            "net",
             [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 224, 224])],
             [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
             self.inits,
@@ -82,7 +97,17 @@ def mobilenet(seed: int = 0) -> onnx.ModelProto:
     b = _Builder(seed)
     x = b.conv_bn("image", 3, 32, 3, stride=2)
     c_in = 32
-    for c_out, stride in [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), *[(512, 1)] * 5, (1024, 2), (1024, 1)]:
+    for c_out, stride in [
+        (64, 1),
+        (128, 2),
+        (128, 1),
+        (256, 2),
+        (256, 1),
+        (512, 2),
+        *[(512, 1)] * 5,
+        (1024, 2),
+        (1024, 1),
+    ]:
         x = b.conv_bn(x, c_in, c_in, 3, stride=stride, group=c_in)
         x = b.conv_bn(x, c_in, c_out, 1)
         c_in = c_out

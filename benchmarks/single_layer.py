@@ -6,9 +6,8 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
-
 import onnx_sparsify
+from onnx import TensorProto, helper, numpy_helper
 
 from .layers import Layer
 from .timing import BoundRun, make_session, time_pair
@@ -27,7 +26,8 @@ def random_weight(rng: np.random.Generator, shape, sparsity: float) -> np.ndarra
 def conv_model(layer: Layer, weight: np.ndarray, bias: np.ndarray) -> onnx.ModelProto:
     node = helper.make_node("Conv", ["x", "w", "b"], ["y"], name=layer.name, **layer.attrs)
     graph = helper.make_graph(
-        [node], layer.name,
+        [node],
+        layer.name,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(layer.x_shape))],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
@@ -82,7 +82,9 @@ def bench_torch_cudnn(layer: Layer, allow_tf32: bool, runs: int = 50, seed: int 
     rng = np.random.default_rng(seed)
     w = torch.from_numpy(random_weight(rng, layer.w_shape, layer.sparsity)).cuda()
     x = torch.from_numpy(rng.standard_normal(layer.x_shape).astype(np.float32)).cuda()
-    conv = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}[len(layer.kernel)]
+    conv = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}[
+        len(layer.kernel)
+    ]
     pads = layer.attrs.get("pads", [0] * 2 * len(layer.kernel))[: len(layer.kernel)]
     kwargs = {"stride": layer.attrs.get("strides", 1), "padding": pads, "groups": layer.group}
     for _ in range(5):

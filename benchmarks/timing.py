@@ -10,9 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-import onnxruntime as ort
-
 import onnx_sparsify
+import onnxruntime as ort
 
 
 @dataclass

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
-
 from prune_and_run import small_cnn
 
 
@@ -24,11 +23,17 @@ def with_batchnorm(model: onnx.ModelProto, rng: np.random.Generator) -> onnx.Mod
         conv_out = node.output[0]
         node.output[0] = f"{conv_out}.pre_bn"
         params = []
-        for name, value in [("scale", rng.uniform(0.5, 1.5, channels)), ("bias", rng.normal(0, 0.1, channels)),
-                            ("mean", rng.normal(0, 0.1, channels)), ("var", rng.uniform(0.5, 1.5, channels))]:
+        for name, value in [
+            ("scale", rng.uniform(0.5, 1.5, channels)),
+            ("bias", rng.normal(0, 0.1, channels)),
+            ("mean", rng.normal(0, 0.1, channels)),
+            ("var", rng.uniform(0.5, 1.5, channels)),
+        ]:
             inits.append(numpy_helper.from_array(value.astype(np.float32), f"{node.name}.bn.{name}"))
             params.append(inits[-1].name)
-        nodes.append(helper.make_node("BatchNormalization", [node.output[0], *params], [conv_out], name=f"{node.name}.bn"))
+        nodes.append(
+            helper.make_node("BatchNormalization", [node.output[0], *params], [conv_out], name=f"{node.name}.bn")
+        )
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     del model.graph.initializer[:]

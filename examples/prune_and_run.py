@@ -12,10 +12,9 @@ import sys
 
 import numpy as np
 import onnx
+import onnx_sparsify
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
-
-import onnx_sparsify
 
 IR_VERSION = 8  # readable by every ONNX Runtime from 1.21 on
 
@@ -30,10 +29,14 @@ def small_cnn(rng: np.random.Generator) -> onnx.ModelProto:
     ]
     nodes, inits, x = [], [], "image"
     for name, out, per_group, k, attrs in layers:
-        w = rng.standard_normal((out, per_group, k, k)).astype(np.float32) * np.float32(np.sqrt(2.0 / (per_group * k * k)))
+        w = rng.standard_normal((out, per_group, k, k)).astype(np.float32) * np.float32(
+            np.sqrt(2.0 / (per_group * k * k))
+        )
         b = rng.standard_normal(out).astype(np.float32) * np.float32(0.1)
         inits += [numpy_helper.from_array(w, f"{name}.weight"), numpy_helper.from_array(b, f"{name}.bias")]
-        nodes.append(helper.make_node("Conv", [x, f"{name}.weight", f"{name}.bias"], [f"{name}.conv"], name=name, **attrs))
+        nodes.append(
+            helper.make_node("Conv", [x, f"{name}.weight", f"{name}.bias"], [f"{name}.conv"], name=name, **attrs)
+        )
         nodes.append(helper.make_node("Relu", [f"{name}.conv"], [f"{name}.out"], name=f"{name}.relu"))
         x = f"{name}.out"
     fc = rng.standard_normal((64, 10)).astype(np.float32) * np.float32(0.1)
@@ -94,7 +97,8 @@ def main() -> None:
     ops = [n.op_type for n in sparse.graph.node]
     print(f"Convs rewritten to SparseConv: {ops.count('SparseConv')} of {ops.count('SparseConv') + ops.count('Conv')}")
     print(f"model size: dense {dense.ByteSize() / 1024:.1f} KiB, sparse {sparse.ByteSize() / 1024:.1f} KiB")
-    print(f"logits, batch of {image.shape[0]}: relative L2 error {rel:.2e}, max |diff| {np.abs(actual - expected).max():.2e}")
+    max_diff = np.abs(actual - expected).max()
+    print(f"logits, batch of {image.shape[0]}: relative L2 error {rel:.2e}, max |diff| {max_diff:.2e}")
     print(f"same top-1 class for every image: {bool((actual.argmax(1) == expected.argmax(1)).all())}")
     if not rel <= 1e-5:
         raise SystemExit("SparseConv and ORT's Conv disagree")

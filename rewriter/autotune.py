@@ -54,7 +54,10 @@ def time_layer(
         name, params = activation
         act_inits, act_attrs = [], {}
         if name == "Clip":
-            act_inits = [numpy_helper.from_array(np.float32(params[0]), "lo"), numpy_helper.from_array(np.float32(params[1]), "hi")]
+            act_inits = [
+                numpy_helper.from_array(np.float32(params[0]), "lo"),
+                numpy_helper.from_array(np.float32(params[1]), "hi"),
+            ]
         elif name in ("LeakyRelu", "HardSigmoid"):
             act_attrs = dict(zip(("alpha", "beta"), params))
         nodes.append(helper.make_node(name, ["c", *[t.name for t in act_inits]], ["y"], **act_attrs))
@@ -62,23 +65,32 @@ def time_layer(
         sparse_attrs["activation"] = name
         if params:
             sparse_attrs["activation_params"] = list(params)
-    graph_io = ([helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
-                [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    dense = helper.make_model(helper.make_graph(nodes, "dense", *graph_io, inits),
-                              opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    csr_inits = [numpy_helper.from_array(csr.values, "v"), numpy_helper.from_array(csr.col_indices, "ci"),
-                 numpy_helper.from_array(csr.row_ptr, "rp")]
+    graph_io = (
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    dense = helper.make_model(
+        helper.make_graph(nodes, "dense", *graph_io, inits), opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    )
+    csr_inits = [
+        numpy_helper.from_array(csr.values, "v"),
+        numpy_helper.from_array(csr.col_indices, "ci"),
+        numpy_helper.from_array(csr.row_ptr, "rp"),
+    ]
     sparse_inputs = ["x", "v", "ci", "rp"] + (["b"] if bias is not None else [])
     sparse_node = helper.make_node(OP_TYPE, sparse_inputs, ["y"], domain=DOMAIN, **sparse_attrs)
     sparse = helper.make_model(
         helper.make_graph([sparse_node], "sparse", *graph_io, csr_inits + (inits[1:2] if bias is not None else [])),
-        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, OP_VERSION)], ir_version=8,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, OP_VERSION)],
+        ir_version=8,
     )
     x = np.random.default_rng(0).standard_normal(x_shape).astype(np.float32)
     dense_session = ort.InferenceSession(dense.SerializeToString(), providers=["CPUExecutionProvider"])
     dense_ms = _median_ms(dense_session, x, runs)
     del dense_session  # one live session at a time: idle intra-op threads keep spinning
-    sparse_session = ort.InferenceSession(sparse.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
+    sparse_session = ort.InferenceSession(
+        sparse.SerializeToString(), session_options(), providers=["CPUExecutionProvider"]
+    )
     return dense_ms, _median_ms(sparse_session, x, runs)
 
 

@@ -52,21 +52,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("input", type=Path, help="the ONNX model to rewrite")
     parser.add_argument("-o", "--output", type=Path, required=True, help="where to write the rewritten model")
-    parser.add_argument("--min-sparsity", type=_fraction, metavar="S",
-                        help="rewrite a Conv only if at least this fraction of its weights is zero "
-                             "(default: the profitability decision; 0 rewrites every eligible Conv)")
-    parser.add_argument("--keep", action="append", default=[], metavar="NAME", help="leave this Conv node dense (repeatable)")
-    parser.add_argument("--prune", type=_fraction, metavar="S",
-                        help="first magnitude-prune each eligible Conv weight to this sparsity (changes accuracy)")
-    parser.add_argument("--provider", choices=("cpu", "cuda"), default="cpu",
-                        help="the execution provider the model will run on; the decision is made for it")
-    parser.add_argument("--autotune", action="store_true",
-                        help="time both variants of each layer on this machine and keep the faster "
-                             "(layers need known input shapes: see --input-shape)")
-    parser.add_argument("--check", action="store_true",
-                        help="run original and rewritten models on random inputs and compare")
-    parser.add_argument("--input-shape", type=_input_shape, action="append", default=[], metavar="NAME:DIMS",
-                        help="fix an input's shape for --check and --autotune, e.g. x:1x3x224x224 (repeatable)")
+    parser.add_argument(
+        "--min-sparsity",
+        type=_fraction,
+        metavar="S",
+        help="rewrite a Conv only if at least this fraction of its weights is zero "
+        "(default: the profitability decision; 0 rewrites every eligible Conv)",
+    )
+    parser.add_argument(
+        "--keep", action="append", default=[], metavar="NAME", help="leave this Conv node dense (repeatable)"
+    )
+    parser.add_argument(
+        "--prune",
+        type=_fraction,
+        metavar="S",
+        help="first magnitude-prune each eligible Conv weight to this sparsity (changes accuracy)",
+    )
+    parser.add_argument(
+        "--provider",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="the execution provider the model will run on; the decision is made for it",
+    )
+    parser.add_argument(
+        "--autotune",
+        action="store_true",
+        help="time both variants of each layer on this machine and keep the faster "
+        "(layers need known input shapes: see --input-shape)",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="run original and rewritten models on random inputs and compare"
+    )
+    parser.add_argument(
+        "--input-shape",
+        type=_input_shape,
+        action="append",
+        default=[],
+        metavar="NAME:DIMS",
+        help="fix an input's shape for --check and --autotune, e.g. x:1x3x224x224 (repeatable)",
+    )
     parser.add_argument("--report-json", type=Path, metavar="PATH", help="also write the report as JSON")
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="print errors only")
@@ -101,11 +125,11 @@ def _progress_bar(enabled: bool):
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from . import rewrite
     from .check import CheckError, check
     from .model_io import ModelLoadError, ModelSaveError, check_opsets, load_model, save_model
     from .pruning import prune_convs
     from .report import render
-    from . import rewrite
 
     console = Console(stderr=True, quiet=args.quiet)
     try:
@@ -120,8 +144,13 @@ def run(args: argparse.Namespace) -> int:
         reference, _ = prune_convs(original, args.prune, args.keep)
     progress = _progress_bar(not args.quiet and sys.stderr.isatty())
     model, report = rewrite.sparsify(
-        reference, min_sparsity=args.min_sparsity, keep=args.keep, autotune=args.autotune,
-        input_shapes=dict(args.input_shape), provider=args.provider, progress=progress,
+        reference,
+        min_sparsity=args.min_sparsity,
+        keep=args.keep,
+        autotune=args.autotune,
+        input_shapes=dict(args.input_shape),
+        provider=args.provider,
+        progress=progress,
     )
     if args.prune is not None:
         report.pruned_to = args.prune
@@ -135,7 +164,9 @@ def run(args: argparse.Namespace) -> int:
     if args.check and report.rewritten:
         try:
             report.check = check(
-                reference, model, input_shapes=dict(args.input_shape),
+                reference,
+                model,
+                input_shapes=dict(args.input_shape),
                 original=original if args.prune is not None else None,
             )
         except CheckError as e:
@@ -154,7 +185,9 @@ def run(args: argparse.Namespace) -> int:
         c = report.check
         log.error(
             "check failed: output '%s' differs by relative L2 %.3g (tolerance %.3g)",
-            c.worst_output, c.worst_error, c.tolerance,
+            c.worst_output,
+            c.worst_error,
+            c.tolerance,
         )
         return status
     if not report.rewritten:

@@ -90,8 +90,10 @@ def decide(
     """The default decision (cost model), or the user's --min-sparsity threshold."""
     if min_sparsity is None and provider == "cuda":
         verdict = ">=" if sparsity >= CUDA_MIN_SPARSITY else "<"
-        return Decision(sparsity >= CUDA_MIN_SPARSITY,
-                        f"{sparsity:.1%} zeros {verdict} {CUDA_MIN_SPARSITY:.0%} (CUDA threshold, uncalibrated)")
+        return Decision(
+            sparsity >= CUDA_MIN_SPARSITY,
+            f"{sparsity:.1%} zeros {verdict} {CUDA_MIN_SPARSITY:.0%} (CUDA threshold, uncalibrated)",
+        )
     if min_sparsity is not None:
         if sparsity >= min_sparsity:
             return Decision(True, f"{sparsity:.1%} zeros >= {min_sparsity:.0%} (--min-sparsity)")

@@ -58,7 +58,8 @@ def _check_external_locations(model: onnx.ModelProto, base: Path) -> bool:
         target = (base / location).resolve()
         if not location or Path(location).is_absolute() or base not in target.parents:
             raise ModelLoadError(
-                f"tensor '{t.name}' points its external data at '{location}', outside the model's folder; refusing to read it"
+                f"tensor '{t.name}' points its external data at '{location}', outside the model's folder; "
+                "refusing to read it"
             )
         if not target.is_file():
             raise ModelLoadError(f"tensor '{t.name}': external data file '{location}' does not exist")
@@ -121,8 +122,12 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike, external_data: b
             data_name = f"{path.name}.data"
             (path.parent / data_name).unlink(missing_ok=True)  # onnx appends to an existing file
             onnx.save_model(
-                model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                location=data_name, size_threshold=1024,
+                model,
+                str(path),
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=data_name,
+                size_threshold=1024,
             )
         else:
             path.write_bytes(model.SerializeToString())

@@ -58,7 +58,8 @@ def prune_convs(
         del function.node[:]
         function.node.extend(graph.node)
     log.warning(
-        "pruned %d Conv weights to %.0f%% zeros: this changes the model's outputs and accuracy", len(achieved),
+        "pruned %d Conv weights to %.0f%% zeros: this changes the model's outputs and accuracy",
+        len(achieved),
         100 * sparsity,
     )
     return out, achieved

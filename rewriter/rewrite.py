@@ -16,10 +16,10 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ._contract import DOMAIN, OP_VERSION
-from .conv_to_sparse import ensure_domain, sparse_conv_node
-from .csr import CsrWeight, dense_to_csr
 from .autotune import MARGIN as AUTOTUNE_MARGIN
 from .autotune import conv_attributes, time_layer
+from .conv_to_sparse import ensure_domain, sparse_conv_node
+from .csr import CsrWeight, dense_to_csr
 from .decision import Decision, LayerTraits, decide
 from .folding import Activation, batchnorm_params, fold_batchnorm, match_activation
 from .graph_walk import Scope, all_graphs, subgraphs, value_uses
@@ -97,8 +97,10 @@ def _known_shapes(model: onnx.ModelProto, input_shapes: dict[str, list[int]] | N
     for graph in all_graphs(inferred):
         for v in [*graph.input, *graph.value_info, *graph.output]:
             if v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape"):
-                shapes[v.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-                                  for d in v.type.tensor_type.shape.dim]
+                shapes[v.name] = [
+                    d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                    for d in v.type.tensor_type.shape.dim
+                ]
     return shapes
 
 
@@ -155,16 +157,22 @@ def _traits(node: onnx.NodeProto, weight: np.ndarray, layer: LayerReport, ctx: _
     pads = list(_attr(node, "pads", [0] * 2 * k))
     padded = any(pads) or _attr(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER")
     # Costs scale with the batch on both sides, so an unknown batch counts as 1.
-    x_shape, y_shape = ([1, *s[1:]] if s else s for s in (ctx.shapes.get(node.input[0]), ctx.shapes.get(node.output[0])))
+    x_shape, y_shape = (
+        [1, *s[1:]] if s else s for s in (ctx.shapes.get(node.input[0]), ctx.shapes.get(node.output[0]))
+    )
     positions = copied = 0
     if y_shape and all(isinstance(d, int) and d > 0 for d in y_shape):
         positions = int(np.prod([y_shape[0], *y_shape[2:]]))
     # The CPU kernel copies a padded or strided input, except on its plane path (unit strides,
     # at most 6 nonzeros per output channel, output planes of 1024 or more: sparse_conv_cpu.cc).
-    plane_path = (not any(s > 1 for s in strides) and np.count_nonzero(weight) <= 6 * weight.shape[0]
-                  and positions >= 1024)
-    if (padded or any(s > 1 for s in strides)) and not plane_path and x_shape and all(
-        isinstance(d, int) and d > 0 for d in x_shape
+    plane_path = (
+        not any(s > 1 for s in strides) and np.count_nonzero(weight) <= 6 * weight.shape[0] and positions >= 1024
+    )
+    if (
+        (padded or any(s > 1 for s in strides))
+        and not plane_path
+        and x_shape
+        and all(isinstance(d, int) and d > 0 for d in x_shape)
     ):
         copied = int(np.prod([x_shape[0], x_shape[1], *[d + pads[i] + pads[i + k] for i, d in enumerate(x_shape[2:])]]))
     return LayerTraits(layer.group, weight.shape[1], any(s > 1 for s in strides), int(weight.size), positions, copied)
@@ -231,8 +239,9 @@ def _plan_conv(index: int, node: onnx.NodeProto, scope: Scope, uses, consumers, 
         act = (activation.name, activation.params) if activation else None
         dense_ms, sparse_ms = time_layer(x_shape, weight, bias, conv_attributes(node), act, csr)
         faster = sparse_ms * AUTOTUNE_MARGIN < dense_ms
-        decision = Decision(faster, f"{layer.sparsity:.1%} zeros, autotune: dense {dense_ms:.3f} ms, "
-                                    f"sparse {sparse_ms:.3f} ms")
+        decision = Decision(
+            faster, f"{layer.sparsity:.1%} zeros, autotune: dense {dense_ms:.3f} ms, sparse {sparse_ms:.3f} ms"
+        )
     layer.reason = decision.reason
     if not decision.rewrite:
         return layer, None
@@ -337,8 +346,11 @@ def _drop_unused(graph: onnx.GraphProto, ctx: _Context, main: bool, ir_version: 
         inputs = [i for i in graph.input if i.name not in dead]
         if ir_version < 4:
             declared = {i.name for i in inputs}
-            inputs += [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-                       for t in graph.initializer if t.name not in declared]
+            inputs += [
+                helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                for t in graph.initializer
+                if t.name not in declared
+            ]
         del graph.input[:]
         graph.input.extend(inputs)
 
@@ -346,7 +358,8 @@ def _drop_unused(graph: onnx.GraphProto, ctx: _Context, main: bool, ir_version: 
 def _rewrite_function(function: onnx.FunctionProto, ctx: _Context, ir_version: int) -> bool:
     """Functions have no initializers: their constants, old and new, are Constant nodes."""
     graph = helper.make_graph(
-        list(function.node), function.name,
+        list(function.node),
+        function.name,
         [helper.make_empty_tensor_value_info(n) for n in function.input],
         [helper.make_empty_tensor_value_info(n) for n in function.output],
     )
@@ -407,8 +420,16 @@ def sparsify(
     names |= {t.name for g in all_graphs(out) for t in g.initializer}
     if provider not in ("cpu", "cuda"):
         raise ValueError(f"provider must be 'cpu' or 'cuda', got {provider!r}")
-    ctx = _Context(min_sparsity, keep, index_dtype, _known_shapes(out, input_shapes), report, names,
-                   autotune=autotune, provider=provider)
+    ctx = _Context(
+        min_sparsity,
+        keep,
+        index_dtype,
+        _known_shapes(out, input_shapes),
+        report,
+        names,
+        autotune=autotune,
+        provider=provider,
+    )
     if progress is not None:
         ctx.tick = progress(_count_convs(out))
 

@@ -8,10 +8,9 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx_sparsify
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
-
-import onnx_sparsify
 from onnx_sparsify.csr import dense_to_csr
 
 IR_VERSION = 8  # loads in every ONNX Runtime from 1.21 on
@@ -39,7 +38,10 @@ def activation_nodes(name: str | None, params: Sequence[float], src: str, dst: s
         return [helper.make_node("HardSigmoid", [src], [dst], alpha=a, beta=b)], []
     if name == "Clip":
         lo, hi = params
-        inits = [numpy_helper.from_array(np.float32(lo), "clip_min"), numpy_helper.from_array(np.float32(hi), "clip_max")]
+        inits = [
+            numpy_helper.from_array(np.float32(lo), "clip_min"),
+            numpy_helper.from_array(np.float32(hi), "clip_max"),
+        ]
         return [helper.make_node("Clip", [src, "clip_min", "clip_max"], [dst])], inits
     return [helper.make_node(name, [src], [dst])], []
 
@@ -101,9 +103,7 @@ def sparse_conv_model(
     if bias is not None:
         inits.append(numpy_helper.from_array(np.asarray(bias, dtype=np.float32), "b"))
         inputs.append("b")
-    node = helper.make_node(
-        onnx_sparsify.OP_TYPE, inputs, ["y"], name=node_name, domain=onnx_sparsify.DOMAIN, **attrs
-    )
+    node = helper.make_node(onnx_sparsify.OP_TYPE, inputs, ["y"], name=node_name, domain=onnx_sparsify.DOMAIN, **attrs)
     opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid(onnx_sparsify.DOMAIN, onnx_sparsify.OP_VERSION)]
     return _model([node], graph_inputs, inits, opsets)
 

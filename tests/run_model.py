@@ -7,9 +7,8 @@ exit 0: ran; exit 3: ONNX Runtime reported an error (printed on stdout); anythin
 import sys
 
 import numpy as np
-import onnxruntime as ort
-
 import onnx_sparsify
+import onnxruntime as ort
 
 
 def main() -> int:

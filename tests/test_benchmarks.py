@@ -7,7 +7,7 @@ from pathlib import Path
 
 import onnx
 
-from benchmarks.__main__ import markdown, machine
+from benchmarks.__main__ import machine, markdown
 from benchmarks.layers import Layer, sweeps
 from benchmarks.networks import mobilenet
 from benchmarks.plots import plot_sweep
@@ -25,8 +25,15 @@ def test_single_layer_measurement_is_complete_and_correct() -> None:
 def test_report_and_plot(tmp_path: Path) -> None:
     row = bench_layer(Layer("tiny", (1, 4, 12, 12), 8, (1, 1)), threads=1, budget_s=0.05)
     row.update(reference_dense_ms=1.0, deepsparse_ratio=1.0, target=1.0, x=1)
-    results = {"machine": machine(), "mode": "quick", "targets": [row], "half_sparse": [row], "audio": [row],
-               "networks": [], "sweeps": {"kernel_size": {"label": "kernel size", "rows": [row]}}}
+    results = {
+        "machine": machine(),
+        "mode": "quick",
+        "targets": [row],
+        "half_sparse": [row],
+        "audio": [row],
+        "networks": [],
+        "sweeps": {"kernel_size": {"label": "kernel size", "rows": [row]}},
+    }
     text = markdown(results)
     assert "| tiny |" in text and "kernel_size.png" in text
     plot_sweep("kernel_size", "kernel size", [row], tmp_path / "k.png")

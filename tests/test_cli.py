@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
-
 from models import IR_VERSION, OPSET, random_sparse_weight, rel_l2, session
+from onnx import TensorProto, helper, numpy_helper
 from onnx_sparsify import cli
 
-EXE = shutil.which("onnx-sparsify", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+EXE = shutil.which(
+    "onnx-sparsify", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+)
 
 
 def _model(sparsity: float = 0.9, opset: int = OPSET) -> onnx.ModelProto:
@@ -32,7 +33,8 @@ def _model(sparsity: float = 0.9, opset: int = OPSET) -> onnx.ModelProto:
         numpy_helper.from_array(random_sparse_weight(rng, (8, 8, 1, 1), sparsity), "w2"),
     ]
     graph = helper.make_graph(
-        nodes, "g",
+        nodes,
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, "H", "W"])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, "H", "W"])],
         inits,
@@ -58,8 +60,18 @@ def test_console_script_is_installed() -> None:
 
 def test_rewrite_check_and_report(model_path: Path, tmp_path: Path) -> None:
     out, report = tmp_path / "out.onnx", tmp_path / "report.json"
-    result = _run(str(model_path), "-o", str(out), "--min-sparsity", "0", "--check", "--input-shape", "x:2x4x10x12",
-                  "--report-json", str(report))
+    result = _run(
+        str(model_path),
+        "-o",
+        str(out),
+        "--min-sparsity",
+        "0",
+        "--check",
+        "--input-shape",
+        "x:2x4x10x12",
+        "--report-json",
+        str(report),
+    )
     assert result.returncode == 0, result.stderr
     assert "Convs rewritten: 2 of 2" in result.stderr and "check passed" in result.stderr
     assert "conv1" in result.stderr and "+Relu" in result.stderr
@@ -83,8 +95,18 @@ def test_keep_min_sparsity_and_quiet(model_path: Path, tmp_path: Path) -> None:
 def test_prune_warns_and_reports_drift(tmp_path: Path) -> None:
     dense = tmp_path / "dense.onnx"
     onnx.save(_model(sparsity=0.0), dense)
-    result = _run(str(dense), "-o", str(tmp_path / "o.onnx"), "--prune", "0.9", "--min-sparsity", "0", "--check",
-                  "--input-shape", "x:1x4x8x8")
+    result = _run(
+        str(dense),
+        "-o",
+        str(tmp_path / "o.onnx"),
+        "--prune",
+        "0.9",
+        "--min-sparsity",
+        "0",
+        "--check",
+        "--input-shape",
+        "x:1x4x8x8",
+    )
     assert result.returncode == 0, result.stderr
     assert "changes the model's outputs and accuracy" in result.stderr
     assert "pruning moved the outputs" in result.stderr
@@ -105,8 +127,18 @@ def test_check_failure_exits_1(model_path: Path, tmp_path: Path, monkeypatch, ca
         return model, report
 
     monkeypatch.setattr(rewrite_module, "sparsify", corrupt)
-    code = cli.main([str(model_path), "-o", str(tmp_path / "o.onnx"), "--min-sparsity", "0", "--check",
-                     "--input-shape", "x:1x4x8x8"])
+    code = cli.main(
+        [
+            str(model_path),
+            "-o",
+            str(tmp_path / "o.onnx"),
+            "--min-sparsity",
+            "0",
+            "--check",
+            "--input-shape",
+            "x:1x4x8x8",
+        ]
+    )
     assert code == cli.EXIT_CHECK_FAILED
     assert "check FAILED: worst output 'y'" in capsys.readouterr().err
     assert "check failed: output 'y'" in caplog.text
@@ -117,7 +149,11 @@ def test_check_failure_exits_1(model_path: Path, tmp_path: Path, monkeypatch, ca
     [
         (lambda d: d / "missing.onnx", 3, "no such file"),
         (lambda d: d, 3, "is a folder"),
-        (lambda d: (d / "junk.onnx", (d / "junk.onnx").write_bytes(b"\x00not a model\xff" * 9))[0], 3, "not an ONNX model"),
+        (
+            lambda d: (d / "junk.onnx", (d / "junk.onnx").write_bytes(b"\x00not a model\xff" * 9))[0],
+            3,
+            "not an ONNX model",
+        ),
         (lambda d: (d / "text.onnx", (d / "text.onnx").write_text("hello"))[0], 3, "not an ONNX model"),
         (lambda d: (d / "new.onnx", onnx.save(_model(opset=99), d / "new.onnx"))[0], 3, "unsupported ONNX opset 99"),
     ],

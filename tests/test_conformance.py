@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from models import ACTIVATIONS, assert_sparse_matches_dense, conv_model, random_sparse_weight, session, sparse_conv_from_dense
+from models import (
+    ACTIVATIONS,
+    assert_sparse_matches_dense,
+    conv_model,
+    random_sparse_weight,
+    session,
+    sparse_conv_from_dense,
+)
 
 # (id, x_shape, w_shape, Conv attributes)
 CASES = [
@@ -93,11 +99,22 @@ def test_intra_op_threads(threads) -> None:
     [
         ((1, 2, 2, 6), (3, 2, 3, 3), {}, "larger than the padded input"),
         ((1, 2, 4, 6), (3, 2, 3, 5), {"dilations": [1, 2], "pads": [1, 1, 1, 1]}, "larger than the padded input"),
-        ((1, 2, 6, 6), (3, 2, 3, 3), {"auto_pad": "VALID", "strides": [1, 1], "dilations": [3, 1]}, "larger than the padded input"),
+        (
+            (1, 2, 6, 6),
+            (3, 2, 3, 3),
+            {"auto_pad": "VALID", "strides": [1, 1], "dilations": [3, 1]},
+            "larger than the padded input",
+        ),
         ((1, 3, 6, 6), (4, 1, 3, 3), {"group": 2}, "not divisible by group"),
         ((1, 4, 6, 6), (3, 2, 3, 3), {"group": 2}, "not divisible by group"),
     ],
-    ids=["kernel_too_large", "dilated_kernel_too_large", "valid_kernel_too_large", "channels_vs_group", "outputs_vs_group"],
+    ids=[
+        "kernel_too_large",
+        "dilated_kernel_too_large",
+        "valid_kernel_too_large",
+        "channels_vs_group",
+        "outputs_vs_group",
+    ],
 )
 def test_rejects_what_conv_rejects(x_shape, w_shape, attrs, message) -> None:
     """Where ORT's Conv refuses a configuration, SparseConv refuses it too, with a reason."""
@@ -108,4 +125,6 @@ def test_rejects_what_conv_rejects(x_shape, w_shape, attrs, message) -> None:
     with pytest.raises(Exception):  # noqa: B017 - ORT raises different classes per failure
         session(conv_model(x_shape, weight, None, attrs, symbolic=symbolic), plugin=False).run(None, {"x": x})
     with pytest.raises(Exception, match=message):  # noqa: B017
-        session(sparse_conv_from_dense(x_shape, weight, None, attrs, symbolic=symbolic), plugin=True).run(None, {"x": x})
+        session(sparse_conv_from_dense(x_shape, weight, None, attrs, symbolic=symbolic), plugin=True).run(
+            None, {"x": x}
+        )

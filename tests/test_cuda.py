@@ -4,11 +4,10 @@ where available). Runs only where onnxruntime has the CUDA execution provider an
 from __future__ import annotations
 
 import numpy as np
+import onnx_sparsify
 import onnxruntime as ort
 import pytest
-
-import onnx_sparsify
-from models import (ACTIVATIONS, conv_model, dense_reference, random_sparse_weight, rel_l2, sparse_conv_from_dense)
+from models import ACTIVATIONS, conv_model, dense_reference, random_sparse_weight, rel_l2, sparse_conv_from_dense
 from onnx_sparsify import _core
 from test_conformance import CASES
 
@@ -50,8 +49,15 @@ def test_pybind_cuda_on_device_pointers() -> None:
     csr = onnx_sparsify.dense_to_csr(weight)
     x = torch.randn(2, 8, 20, 20, device="cuda")
     y = torch.full((2, 16, 20, 20), float("nan"), device="cuda")
-    _core.sparse_conv_cuda(x.data_ptr(), list(x.shape), y.data_ptr(), csr.values, csr.col_indices, csr.row_ptr,
-                           attributes={"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]},
-                           stream=torch.cuda.current_stream().cuda_stream)
+    _core.sparse_conv_cuda(
+        x.data_ptr(),
+        list(x.shape),
+        y.data_ptr(),
+        csr.values,
+        csr.col_indices,
+        csr.row_ptr,
+        attributes={"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]},
+        stream=torch.cuda.current_stream().cuda_stream,
+    )
     expected = torch.nn.functional.conv2d(x.cpu().double(), torch.from_numpy(weight).double(), padding=1)
     assert rel_l2(y.cpu().numpy(), expected.numpy()) <= 1e-5

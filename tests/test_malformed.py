@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from models import sparse_conv_model
 
 RUNNER = Path(__file__).with_name("run_model.py")
@@ -59,7 +58,10 @@ CASES = {
     "group_zero": case("'group' must be at least 1", attrs={**ATTRS, "group": 0}),
     "group_not_dividing_channels": case("not divisible by group", x_shape=(1, 3, 6, 6), attrs={**ATTRS, "group": 2}),
     "group_not_dividing_channels_symbolic": case(
-        "not divisible by group", x_shape=(1, 3, 6, 6), attrs={**ATTRS, "group": 2}, symbolic=(False, True, False, False)
+        "not divisible by group",
+        x_shape=(1, 3, 6, 6),
+        attrs={**ATTRS, "group": 2},
+        symbolic=(False, True, False, False),
     ),
     "group_not_dividing_outputs": case(
         "not divisible by group",
@@ -69,14 +71,23 @@ CASES = {
         values=VALUES[:1],
         cols=COLS[:1],
     ),
-    "kernel_larger_than_padded_input": case("larger than the padded input", x_shape=(1, 2, 1, 6), attrs={"kernel_shape": [3, 3]}),
+    "kernel_larger_than_padded_input": case(
+        "larger than the padded input", x_shape=(1, 2, 1, 6), attrs={"kernel_shape": [3, 3]}
+    ),
     "kernel_larger_symbolic_input": case(
-        "larger than the padded input", x_shape=(1, 2, 1, 6), attrs={"kernel_shape": [3, 3]}, symbolic=(True, True, True, True)
+        "larger than the padded input",
+        x_shape=(1, 2, 1, 6),
+        attrs={"kernel_shape": [3, 3]},
+        symbolic=(True, True, True, True),
     ),
     "x_spatial_zero_symbolic": case("spatial size 0", x_shape=(1, 2, 0, 6), symbolic=(False, False, True, False)),
     "activation_unknown": case("unknown activation 'Gelu'", attrs={**ATTRS, "activation": "Gelu"}),
-    "activation_params_count": case("takes 1 activation_params", attrs={**ATTRS, "activation": "LeakyRelu", "activation_params": [0.1, 0.2]}),
-    "activation_params_nan": case("NaN", attrs={**ATTRS, "activation": "Clip", "activation_params": [float("nan"), 1.0]}),
+    "activation_params_count": case(
+        "takes 1 activation_params", attrs={**ATTRS, "activation": "LeakyRelu", "activation_params": [0.1, 0.2]}
+    ),
+    "activation_params_nan": case(
+        "NaN", attrs={**ATTRS, "activation": "Clip", "activation_params": [float("nan"), 1.0]}
+    ),
     "strides_wrong_type": case("strides", attrs={**ATTRS, "strides": [1.0, 1.0]}),
     "bias_wrong_length": case("B must", bias=np.ones(3, np.float32)),
 }
@@ -104,7 +115,9 @@ def test_malformed_model_fails_cleanly(name: str, tmp_path: Path) -> None:
         text=True,
         timeout=120,
     )
-    assert result.returncode == 3, f"exit {result.returncode} (expected a clean ORT error)\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 3, (
+        f"exit {result.returncode} (expected a clean ORT error)\n{result.stdout}\n{result.stderr}"
+    )
     message = result.stdout
     assert expect in message, message
     shape_inference = "shape inference" in message
@@ -115,5 +128,7 @@ def test_valid_baseline_runs(tmp_path: Path) -> None:
     """The unmodified case runs, so each failure above is due to its one defect."""
     path = tmp_path / "model.onnx"
     path.write_bytes(sparse_conv_model(X, VALUES, COLS, ROW_PTR, None, ATTRS).SerializeToString())
-    result = subprocess.run([sys.executable, str(RUNNER), str(path), "1,2,6,6"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(RUNNER), str(path), "1,2,6,6"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr

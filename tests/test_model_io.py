@@ -7,19 +7,23 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import pytest
-from onnx import TensorProto, helper, numpy_helper
-
 import onnx_sparsify
+import pytest
 from models import IR_VERSION, OPSET, random_sparse_weight, rel_l2, session
+from onnx import TensorProto, helper, numpy_helper
 from onnx_sparsify import cli
 
 
 def _model(weight: np.ndarray) -> onnx.ModelProto:
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")], "g",
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, weight.shape[1], 4, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, weight.shape[0], 4 - weight.shape[2] + 1, 4 - weight.shape[3] + 1])],
+        [
+            helper.make_tensor_value_info(
+                "y", TensorProto.FLOAT, [1, weight.shape[0], 4 - weight.shape[2] + 1, 4 - weight.shape[3] + 1]
+            )
+        ],
         [numpy_helper.from_array(weight, "w")],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
@@ -69,7 +73,7 @@ def test_model_over_2gib(tmp_path: Path) -> None:
     with external data under the tool's own file name, and read back."""
     out_channels = 1100
     weight = np.zeros((out_channels, 512, 31, 31), np.float32)  # 2.16e9 bytes
-    weight.reshape(-1)[:: 997] = 1.0
+    weight.reshape(-1)[::997] = 1.0
     src = tmp_path / "big.onnx"
     model = _model(weight[:, :, :1, :1].copy())  # small graph skeleton, then swap in the big tensor
     model.graph.initializer[0].CopyFrom(numpy_helper.from_array(weight, "w"))

@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnx.backend.test
-import pytest
-from onnx import helper, numpy_helper
-
 import onnx_sparsify
+import pytest
 from models import rel_l2, run_nan_prefilled, session
+from onnx import helper, numpy_helper
 
 PYTORCH_CONVERTED = Path(onnx.backend.test.__file__).parent / "data" / "pytorch-converted"
 
@@ -28,7 +27,9 @@ def _node_cases():
     return [
         c
         for c in cases
-        if len(c.model.graph.node) == 1 and c.model.graph.node[0].op_type == "Conv" and c.model.graph.node[0].domain == ""
+        if len(c.model.graph.node) == 1
+        and c.model.graph.node[0].op_type == "Conv"
+        and c.model.graph.node[0].domain == ""
     ]
 
 
@@ -42,9 +43,7 @@ def _with_constant_weights(case) -> tuple[onnx.ModelProto, np.ndarray, np.ndarra
     conv = model.graph.node[0]
     inputs, outputs = case.data_sets[0]
     constants = [numpy_helper.from_array(a, name) for name, a in zip(conv.input[1:], inputs[1:])]
-    graph = helper.make_graph(
-        [conv], "g", [model.graph.input[0]], list(model.graph.output), initializer=constants
-    )
+    graph = helper.make_graph([conv], "g", [model.graph.input[0]], list(model.graph.output), initializer=constants)
     return helper.make_model(graph, opset_imports=model.opset_import, ir_version=8), inputs[0], outputs[0]
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import onnxruntime
 import pytest
 
-
 OLDEST = "1.21.1"
 TESTS = Path(__file__).parent
 IN_CHILD = "ONNX_SPARSIFY_ORT_COMPAT_CHILD"
@@ -32,7 +31,9 @@ def test_oldest_supported_runtime(tmp_path: Path) -> None:
     # site-packages, listed after the venv's own, so the venv's onnxruntime wins.
     child_site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     Path(child_site, "parent_site.pth").write_text("\n".join(p for p in sys.path if p.endswith("site-packages")) + "\n")
     install = subprocess.run(

@@ -9,11 +9,10 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import onnx_sparsify
 import onnxruntime as ort
 import pytest
-
-import onnx_sparsify
-from models import conv_model, random_sparse_weight, sparse_conv_from_dense, session
+from models import conv_model, random_sparse_weight, session, sparse_conv_from_dense
 from onnx_sparsify import _contract, _core
 
 
@@ -51,7 +50,11 @@ def test_build_info() -> None:
 
 
 def test_contract_constants_agree_between_cpp_and_python() -> None:
-    assert (_core.DOMAIN, _core.OP_TYPE, _core.OP_VERSION) == (_contract.DOMAIN, _contract.OP_TYPE, _contract.OP_VERSION)
+    assert (_core.DOMAIN, _core.OP_TYPE, _core.OP_VERSION) == (
+        _contract.DOMAIN,
+        _contract.OP_TYPE,
+        _contract.OP_VERSION,
+    )
 
 
 def test_registration_is_repeatable() -> None:
@@ -69,7 +72,9 @@ def test_concurrent_runs_share_one_kernel() -> None:
     rng = np.random.default_rng(2)
     w = random_sparse_weight(rng, (16, 8, 3, 3), 0.9)
     attrs = {"pads": [1, 1, 1, 1]}
-    sparse = session(sparse_conv_from_dense((1, 8, 24, 24), w, None, attrs, symbolic=(True, False, True, True)), True, 2)
+    sparse = session(
+        sparse_conv_from_dense((1, 8, 24, 24), w, None, attrs, symbolic=(True, False, True, True)), True, 2
+    )
     dense = session(conv_model((1, 8, 24, 24), w, None, attrs, symbolic=(True, False, True, True)), plugin=False)
     inputs = [rng.standard_normal((1 + i % 3, 8, 16 + i, 24 - i)).astype(np.float32) for i in range(8)]
     expected = [dense.run(None, {"x": x})[0] for x in inputs]

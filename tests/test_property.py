@@ -8,7 +8,6 @@ import os
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from models import ACTIVATIONS, assert_sparse_matches_dense
 
 settings.register_profile(
@@ -23,9 +22,12 @@ def conv_configs(draw):
     k = draw(st.integers(1, 3))
     group = draw(st.sampled_from(["one", "two", "depthwise", "depthwise_multiplier"]))
     cg = draw(st.integers(1, 4))
-    groups = {"one": 1, "two": 2, "depthwise": draw(st.integers(1, 6)), "depthwise_multiplier": draw(st.integers(1, 4))}[
-        group
-    ]
+    groups = {
+        "one": 1,
+        "two": 2,
+        "depthwise": draw(st.integers(1, 6)),
+        "depthwise_multiplier": draw(st.integers(1, 4)),
+    }[group]
     if group in ("depthwise", "depthwise_multiplier"):
         cg = 1
     mult = draw(st.integers(2, 3)) if group == "depthwise_multiplier" else draw(st.integers(1, 3))

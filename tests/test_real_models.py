@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import pytest
-
 import onnx_sparsify
+import pytest
 from onnx_sparsify.check import check
 
 
@@ -52,12 +51,13 @@ def test_pp_ocr(filename: str, sparsity) -> None:
     original = onnx.load(path)
     reference = original if sparsity is None else onnx_sparsify.prune_convs(original, sparsity)[0]
     rewritten, report = onnx_sparsify.sparsify(reference, min_sparsity=0)
-    assert report.convs > 30 and report.rewritten == report.convs, [l.reason for l in report.layers if not l.rewritten]
-    assert any("BatchNormalization" in l.folded for l in report.layers) or "det" in filename
-    assert any(l.group > 1 and l.group == l.weight_shape[0] for l in report.layers)  # depthwise
+    assert report.convs > 30 and report.rewritten == report.convs, [
+        layer.reason for layer in report.layers if not layer.rewritten
+    ]
+    assert any("BatchNormalization" in layer.folded for layer in report.layers) or "det" in filename
+    assert any(layer.group > 1 and layer.group == layer.weight_shape[0] for layer in report.layers)  # depthwise
     onnx.checker.check_model(rewritten)
-    result = check(reference, rewritten, input_shapes={"x": PP_OCR[filename]},
-                   original=original if sparsity else None)
+    result = check(reference, rewritten, input_shapes={"x": PP_OCR[filename]}, original=original if sparsity else None)
     assert result.passed and result.worst_error <= _tolerance(result), result
     if sparsity:
         assert max(result.pruning_drift.values()) > 0  # pruning did change the model
@@ -78,8 +78,8 @@ def test_silero_vad(sparsity) -> None:
     reference = original if sparsity is None else onnx_sparsify.prune_convs(original, sparsity)[0]
     rewritten, report = onnx_sparsify.sparsify(reference, min_sparsity=0)
     assert report.rewritten == report.convs >= 10
-    assert all(l.graph != "main" for l in report.layers)  # all inside If branches
-    assert all(len(l.weight_shape) == 3 for l in report.layers)  # 1D convolutions
+    assert all(layer.graph != "main" for layer in report.layers)  # all inside If branches
+    assert all(len(layer.weight_shape) == 3 for layer in report.layers)  # 1D convolutions
     onnx.checker.check_model(rewritten)
     result = check(reference, rewritten, feeds=_vad_feeds(np.random.default_rng(0)))
     assert result.passed and result.worst_error <= _tolerance(result), result
@@ -89,6 +89,19 @@ def test_cli_on_a_real_model(tmp_path: Path) -> None:
     from onnx_sparsify import cli
 
     path = _model_path("rapidocr_onnxruntime", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx")
-    code = cli.main([str(path), "-o", str(tmp_path / "cls.onnx"), "--prune", "0.9", "--check",
-                     "--input-shape", "x:1x3x48x192", "--report-json", str(tmp_path / "r.json"), "-q"])
+    code = cli.main(
+        [
+            str(path),
+            "-o",
+            str(tmp_path / "cls.onnx"),
+            "--prune",
+            "0.9",
+            "--check",
+            "--input-shape",
+            "x:1x3x48x192",
+            "--report-json",
+            str(tmp_path / "r.json"),
+            "-q",
+        ]
+    )
     assert code == cli.EXIT_OK

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import pytest
-from onnx import TensorProto, helper, numpy_helper
-
 import onnx_sparsify
+import pytest
 from models import IR_VERSION, OPSET, random_sparse_weight, rel_l2, session
+from onnx import TensorProto, helper, numpy_helper
 from onnx_sparsify.check import check
 
 RNG = np.random.default_rng(42)
@@ -38,8 +37,12 @@ def _conv_bn_act(activation_nodes, inits_extra=(), bn=True):
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1])]
     src = "c"
     if bn:
-        for name, value in [("s", RNG.uniform(0.5, 2, 6)), ("t", RNG.standard_normal(6)),
-                            ("m", RNG.standard_normal(6)), ("v", RNG.uniform(0.5, 2, 6))]:
+        for name, value in [
+            ("s", RNG.uniform(0.5, 2, 6)),
+            ("t", RNG.standard_normal(6)),
+            ("m", RNG.standard_normal(6)),
+            ("v", RNG.uniform(0.5, 2, 6)),
+        ]:
             inits.append(numpy_helper.from_array(value.astype(np.float32), f"bn_{name}"))
         nodes.append(helper.make_node("BatchNormalization", ["c", "bn_s", "bn_t", "bn_m", "bn_v"], ["n"], epsilon=1e-3))
         src = "n"
@@ -108,8 +111,10 @@ def test_output_model_structure() -> None:
     w = _w((6, 4, 3, 3))
     vi = helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 6, 8, 8])
     model = _graph_model(
-        [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-         helper.make_node("Neg", ["c"], ["y"])],
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+            helper.make_node("Neg", ["c"], ["y"]),
+        ],
         [numpy_helper.from_array(w, "w")],
         value_info=[vi],
     )
@@ -128,8 +133,11 @@ def test_output_model_structure() -> None:
 def test_weight_shared_with_another_reader_is_kept() -> None:
     w = _w((4, 4, 1, 1))
     model = _graph_model(
-        [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
-         helper.make_node("Shape", ["w"], ["ws"]), helper.make_node("Identity", ["c"], ["y"])],
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+            helper.make_node("Shape", ["w"], ["ws"]),
+            helper.make_node("Identity", ["c"], ["y"]),
+        ],
         [numpy_helper.from_array(w, "w")],
         outputs=("y", "ws"),
     )
@@ -159,15 +167,21 @@ def _if_model(outer_weight: bool) -> onnx.ModelProto:
     def branch(name, w, k):
         inits = [] if outer_weight and name == "then" else [numpy_helper.from_array(w, f"{name}_w")]
         weight = "outer_w" if outer_weight and name == "then" else f"{name}_w"
-        nodes = [helper.make_node("Conv", ["x", weight], [f"{name}_c"], name=f"{name}_conv", pads=[k // 2] * 4),
-                 helper.make_node("Relu", [f"{name}_c"], [f"{name}_y"])]
-        return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(f"{name}_y", TensorProto.FLOAT, ANY_4D)], inits)
+        nodes = [
+            helper.make_node("Conv", ["x", weight], [f"{name}_c"], name=f"{name}_conv", pads=[k // 2] * 4),
+            helper.make_node("Relu", [f"{name}_c"], [f"{name}_y"]),
+        ]
+        return helper.make_graph(
+            nodes, name, [], [helper.make_tensor_value_info(f"{name}_y", TensorProto.FLOAT, ANY_4D)], inits
+        )
 
     graph = helper.make_graph(
         [helper.make_node("If", ["cond"], ["y"], then_branch=branch("then", w1, 3), else_branch=branch("else", w2, 1))],
         "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8]),
-         helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8]),
+            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+        ],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ANY_4D)],
         [numpy_helper.from_array(w1, "outer_w")] if outer_weight else [],
     )
@@ -178,7 +192,10 @@ def _if_model(outer_weight: bool) -> onnx.ModelProto:
 def test_convs_inside_if_branches(outer_weight) -> None:
     model = _if_model(outer_weight)
     rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
-    assert report.rewritten == 2 and {layer.graph for layer in report.layers} == {"main/If.then_branch", "main/If.else_branch"}
+    assert report.rewritten == 2 and {layer.graph for layer in report.layers} == {
+        "main/If.then_branch",
+        "main/If.else_branch",
+    }
     if outer_weight:
         assert "outer_w" not in {t.name for t in rewritten.graph.initializer}
     x = RNG.standard_normal((1, 4, 8, 8)).astype(np.float32)
@@ -192,19 +209,29 @@ def test_convs_inside_if_branches(outer_weight) -> None:
 def test_conv_inside_model_local_function() -> None:
     w = _w((6, 4, 3, 3))
     fn = helper.make_function(
-        "local", "ConvBlock", ["inp"], ["out"],
-        [helper.make_node("Constant", [], ["fw"], value=numpy_helper.from_array(w, "fw")),
-         helper.make_node("Conv", ["inp", "fw"], ["fc"], name="fconv", pads=[1, 1, 1, 1]),
-         helper.make_node("Relu", ["fc"], ["out"])],
+        "local",
+        "ConvBlock",
+        ["inp"],
+        ["out"],
+        [
+            helper.make_node("Constant", [], ["fw"], value=numpy_helper.from_array(w, "fw")),
+            helper.make_node("Conv", ["inp", "fw"], ["fc"], name="fconv", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["fc"], ["out"]),
+        ],
         opset_imports=[helper.make_opsetid("", OPSET)],
     )
     graph = helper.make_graph(
-        [helper.make_node("ConvBlock", ["x"], ["y"], domain="local")], "g",
+        [helper.make_node("ConvBlock", ["x"], ["y"], domain="local")],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("local", 1)],
-                              ir_version=IR_VERSION, functions=[fn])
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("local", 1)],
+        ir_version=IR_VERSION,
+        functions=[fn],
+    )
     rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
     assert report.rewritten == 1 and report.layers[0].graph.startswith("function")
     assert [n.op_type for n in rewritten.functions[0].node].count("SparseConv") == 1
@@ -225,12 +252,17 @@ def test_refusals_carry_reasons() -> None:
             helper.make_node("Conv", ["x", "dense_w"], ["f"], name="too_dense"),
         ],
         "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8]),
-         helper.make_tensor_value_info("w_in", TensorProto.FLOAT, [6, 4, 3, 3]),
-         helper.make_tensor_value_info("b_in", TensorProto.FLOAT, [6])],
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8]),
+            helper.make_tensor_value_info("w_in", TensorProto.FLOAT, [6, 4, 3, 3]),
+            helper.make_tensor_value_info("b_in", TensorProto.FLOAT, [6]),
+        ],
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "acdef"],
-        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(half, "w16"),
-         numpy_helper.from_array(_w((6, 4, 3, 3), 0.2), "dense_w")],
+        [
+            numpy_helper.from_array(w, "w"),
+            numpy_helper.from_array(half, "w16"),
+            numpy_helper.from_array(_w((6, 4, 3, 3), 0.2), "dense_w"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
     _, report = onnx_sparsify.sparsify(model, keep=["kept"])
@@ -246,7 +278,10 @@ def test_refusals_carry_reasons() -> None:
 
 def test_min_sparsity_threshold() -> None:
     model = _graph_model(
-        [helper.make_node("Conv", ["x", "w1"], ["a"], name="sparse"), helper.make_node("Conv", ["a", "w2"], ["y"], name="half")],
+        [
+            helper.make_node("Conv", ["x", "w1"], ["a"], name="sparse"),
+            helper.make_node("Conv", ["a", "w2"], ["y"], name="half"),
+        ],
         [numpy_helper.from_array(_w((4, 4, 1, 1), 1.0), "w1"), numpy_helper.from_array(_w((4, 4, 1, 1), 0.0), "w2")],
     )
     _, report = onnx_sparsify.sparsify(model, min_sparsity=0.5)
@@ -285,9 +320,12 @@ def test_check_catches_a_wrong_rewrite() -> None:
 def test_ir3_model_declares_initializers_as_inputs() -> None:
     w = _w((4, 4, 3, 3))
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8]),
-         helper.make_tensor_value_info("w", TensorProto.FLOAT, [4, 4, 3, 3])],
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8]),
+            helper.make_tensor_value_info("w", TensorProto.FLOAT, [4, 4, 3, 3]),
+        ],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         [numpy_helper.from_array(w, "w")],
     )
