@@ -107,6 +107,7 @@ def test_intra_op_threads(threads) -> None:
         ),
         ((1, 3, 6, 6), (4, 1, 3, 3), {"group": 2}, "not divisible by group"),
         ((1, 4, 6, 6), (3, 2, 3, 3), {"group": 2}, "not divisible by group"),
+        ((1, 2, 6, 6), (3, 2, 3, 3), {"auto_pad": "SAME_UPPER", "pads": [1, 1, 1, 1]}, "both set"),
     ],
     ids=[
         "kernel_too_large",
@@ -114,6 +115,7 @@ def test_intra_op_threads(threads) -> None:
         "valid_kernel_too_large",
         "channels_vs_group",
         "outputs_vs_group",
+        "auto_pad_and_pads",
     ],
 )
 def test_rejects_what_conv_rejects(x_shape, w_shape, attrs, message) -> None:

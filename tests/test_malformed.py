@@ -55,6 +55,7 @@ CASES = {
     "pads_length": case("'pads' has 2 values", attrs={"kernel_shape": [3, 3], "pads": [1, 1]}),
     "dilations_huge": case("out of range", attrs={**ATTRS, "dilations": [2**33, 1]}),
     "auto_pad_unknown": case("auto_pad", attrs={**ATTRS, "auto_pad": "SAME"}),
+    "auto_pad_with_pads": case("both set", attrs={**ATTRS, "auto_pad": "SAME_UPPER"}),
     "group_zero": case("'group' must be at least 1", attrs={**ATTRS, "group": 0}),
     "group_not_dividing_channels": case("not divisible by group", x_shape=(1, 3, 6, 6), attrs={**ATTRS, "group": 2}),
     "group_not_dividing_channels_symbolic": case(

@@ -113,6 +113,9 @@ ConvAttributes ConvAttributes::Parse(const AttributeSource& src) {
     throw InvalidArgument("attribute 'auto_pad' is '" + auto_pad +
                           "' (expected NOTSET, SAME_UPPER, SAME_LOWER or VALID)");
   }
+  if (a.auto_pad != AutoPad::kNotSet && src.Ints("pads")) {
+    throw InvalidArgument("attributes 'auto_pad' and 'pads' are both set; ONNX Conv allows only one");
+  }
   a.epilogue = ParseEpilogue(src);
   return a;
 }
