@@ -1,7 +1,7 @@
 #include "ort/cpu_ops.h"
 
 #include <algorithm>
-#include <cstring>
+#include <utility>
 
 #include "kernels/contract.h"
 #include "kernels/errors.h"
@@ -22,9 +22,9 @@ void ParallelTrampoline(void* data, size_t i) {
 SparseConvCpuKernel::SparseConvCpuKernel(const OrtApi& api, const OrtKernelInfo* info, std::string node_name)
     : api_(api), node_name_(std::move(node_name)) {
   cpu_memory_info_ = std::make_unique<Ort::MemoryInfo>(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault));
-  const NodeSetup setup = ReadNode(api, info);
+  NodeSetup setup = ReadNode(api, info);
   attrs_ = setup.attrs;
-  weights_ = setup.weights;
+  weights_ = std::move(setup.weights);
   const std::vector<int64_t>& x_shape = setup.x_shape;
   // With the whole input shape declared, the nonzeros' offsets are computed here, not per call.
   if (!x_shape.empty() && std::all_of(x_shape.begin(), x_shape.end(), [](int64_t d) { return d >= 0; })) {
@@ -34,7 +34,7 @@ SparseConvCpuKernel::SparseConvCpuKernel(const OrtApi& api, const OrtKernelInfo*
   }
 
   has_bias_input_ = setup.has_bias;
-  constant_bias_ = setup.constant_bias;
+  constant_bias_ = std::move(setup.constant_bias);
 }
 
 void SparseConvCpuKernel::Compute(OrtKernelContext* context) const {
@@ -59,8 +59,9 @@ void SparseConvCpuKernel::Compute(OrtKernelContext* context) const {
   // Every task its own batch: with num_batch 0, ORT runs the whole loop on one thread.
   const ParallelFor parallel_for = [&](int64_t total, const std::function<void(int64_t)>& body) {
     if (total <= 0) return;
+    const auto n = static_cast<size_t>(total);
     ThrowIfError(api_,
-                 api_.KernelContext_ParallelFor(context, ParallelTrampoline, static_cast<size_t>(total), static_cast<size_t>(total),
+                 api_.KernelContext_ParallelFor(context, ParallelTrampoline, n, n,
                                                 const_cast<std::function<void(int64_t)>*>(&body)),
                  "thread pool");
   };
