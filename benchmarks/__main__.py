@@ -23,7 +23,7 @@ from .layers import AUDIO, TARGETS, sweeps
 from .networks import NETWORKS
 from .plots import plot_sweep
 from .single_layer import bench_layer
-from .timing import BoundRun, make_session, time_pair
+from .timing import BoundRun, make_session, relative_l2, time_pair, timing_fields
 
 log = logging.getLogger("benchmarks")
 
@@ -65,14 +65,8 @@ def bench_network(name: str, sparsity: float, threads: int, budget_s: float) -> 
         "threads": threads,
         "convs": report.convs,
         "rewritten": report.rewritten,
-        "dense_ms": d.median_ms,
-        "dense_min_ms": d.min_ms,
-        "dense_max_ms": d.max_ms,
-        "sparse_ms": s.median_ms,
-        "sparse_min_ms": s.min_ms,
-        "sparse_max_ms": s.max_ms,
-        "ratio": d.median_ms / s.median_ms,
-        "rel_l2_error": float(np.linalg.norm(a - e) / np.linalg.norm(e)),
+        **timing_fields(d, s),
+        "rel_l2_error": relative_l2(a, e),
     }
 
 

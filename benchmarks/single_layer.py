@@ -10,7 +10,7 @@ import onnx_sparsify
 from onnx import TensorProto, helper, numpy_helper
 
 from .layers import Layer
-from .timing import BoundRun, make_session, time_pair
+from .timing import BoundRun, make_session, relative_l2, time_pair, timing_fields
 
 IR_VERSION = 8
 
@@ -48,7 +48,7 @@ def bench_layer(layer: Layer, threads: int, budget_s: float, seed: int = 0, prov
         block_s=budget_s / 6,
     )
     expected, actual = dense.outputs[0].numpy(), sparse.outputs[0].numpy()
-    error = float(np.linalg.norm(actual - expected) / max(np.linalg.norm(expected), 1e-30))
+    error = relative_l2(actual, expected)
     nnz = int(np.count_nonzero(weight))
     out_positions = int(np.prod(expected.shape[2:])) * expected.shape[0]
     return {
@@ -59,14 +59,7 @@ def bench_layer(layer: Layer, threads: int, budget_s: float, seed: int = 0, prov
         "attrs": layer.attrs,
         "sparsity": layer.sparsity,
         "threads": threads,
-        "dense_ms": d.median_ms,
-        "dense_min_ms": d.min_ms,
-        "dense_max_ms": d.max_ms,
-        "sparse_ms": s.median_ms,
-        "sparse_min_ms": s.min_ms,
-        "sparse_max_ms": s.max_ms,
-        "runs": s.runs,
-        "ratio": d.median_ms / s.median_ms,
+        **timing_fields(d, s),
         "dense_gflops": 2 * weight.size * out_positions / d.median_ms / 1e6,
         "sparse_gflops": 2 * nnz * out_positions / s.median_ms / 1e6,
         "rel_l2_error": error,

@@ -79,3 +79,21 @@ def time_pair(
             last[i] = run
     dense, sparse = (Timing(statistics.median(s), min(s), max(s), len(s)) for s in (samples[0], samples[1]))
     return dense, sparse, last[0], last[1]  # type: ignore[return-value]
+
+
+def timing_fields(dense: Timing, sparse: Timing) -> dict[str, float]:
+    """The figures every result row carries: medians, extremes, runs and the ratio."""
+    return {
+        "dense_ms": dense.median_ms,
+        "dense_min_ms": dense.min_ms,
+        "dense_max_ms": dense.max_ms,
+        "sparse_ms": sparse.median_ms,
+        "sparse_min_ms": sparse.min_ms,
+        "sparse_max_ms": sparse.max_ms,
+        "runs": sparse.runs,
+        "ratio": dense.median_ms / sparse.median_ms,
+    }
+
+
+def relative_l2(actual: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.linalg.norm(actual - expected) / max(np.linalg.norm(expected), 1e-30))
