@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from ._contract import DOMAIN, OP_TYPE, OP_VERSION
 from .csr import CsrWeight
@@ -38,15 +38,6 @@ def sparse_conv_node(
     return helper.make_node(
         OP_TYPE, inputs, list(conv.output), name=name if name is not None else conv.name, domain=DOMAIN, **attributes
     )
-
-
-def csr_initializers(csr: CsrWeight, weight_name: str) -> list[onnx.TensorProto]:
-    """The CSR tensors, named after the dense weight they replace."""
-    return [
-        numpy_helper.from_array(csr.values, f"{weight_name}_csr_values"),
-        numpy_helper.from_array(csr.col_indices, f"{weight_name}_csr_col_indices"),
-        numpy_helper.from_array(csr.row_ptr, f"{weight_name}_csr_row_ptr"),
-    ]
 
 
 def ensure_domain(model: onnx.ModelProto) -> None:

@@ -128,19 +128,3 @@ class Scope:
                 return None
             scope = scope.parent
         return None
-
-    def constant_dtype(self, name: str) -> int | None:
-        """The ONNX element type of constant `name` without decoding it, or None."""
-        scope: Scope | None = self
-        while scope is not None:
-            if name in scope._initializers:
-                return scope._initializers[name].data_type
-            if name in scope._constant_nodes:
-                for attr in scope._constant_nodes[name].attribute:
-                    if attr.name == "value":
-                        return attr.t.data_type
-                    if attr.name in ("value_float", "value_floats"):
-                        return onnx.TensorProto.FLOAT
-                return None
-            scope = scope.parent
-        return None

@@ -244,17 +244,4 @@ void ApplyEpilogue(const Epilogue& e, float* y, int64_t n) {
   }
 }
 
-const char* ActivationName(Activation a) {
-  switch (a) {
-    case Activation::kNone: return "none";
-    case Activation::kRelu: return "Relu";
-    case Activation::kLeakyRelu: return "LeakyRelu";
-    case Activation::kClip: return "Clip";
-    case Activation::kSigmoid: return "Sigmoid";
-    case Activation::kHardSigmoid: return "HardSigmoid";
-    case Activation::kHardSwish: return "HardSwish";
-  }
-  return "?";
-}
-
 }  // namespace onnx_sparsify

@@ -94,6 +94,4 @@ ConvGeometry ResolveGeometry(const ConvAttributes& attrs, const std::vector<int6
 // Applies the epilogue to n values in place (bias already added).
 void ApplyEpilogue(const Epilogue& e, float* y, int64_t n);
 
-const char* ActivationName(Activation a);
-
 }  // namespace onnx_sparsify

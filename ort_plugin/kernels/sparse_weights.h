@@ -56,9 +56,6 @@ class SparseWeights {
   const float* values() const { return values_.data(); }
   const Tap* taps() const { return taps_.data(); }
   const PhaseTap* phase_taps() const { return phase_taps_.data(); }
-  // Smallest C/group that holds every nonzero (0 when there are none).
-  int64_t min_in_channels_per_group() const { return max_channel_ + 1; }
-
   // Input-channel blocking for the CPU kernel: each row's nonzeros split into channel_blocks()
   // runs of channel_block() input channels, small enough for their input window to stay in L1.
   int64_t channel_block() const { return channel_block_; }
