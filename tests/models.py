@@ -205,9 +205,12 @@ def assert_sparse_matches_dense(
     index_dtype: type = np.int32,
     threads: int = 1,
     empty_rows: int = 0,
+    isa: str | None = None,
 ) -> None:
     """SparseConv through the plugin (and through the pybind11 module) equals ORT's Conv with
-    the same dense weight, within float32 rounding; every output element is written."""
+    the same dense weight, within float32 rounding; every output element is written. `isa`
+    forces the CPU kernel's instruction-set variant (tests/isa.py)."""
+    from isa import forced_isa
     from onnx_sparsify import _core
 
     weight = random_sparse_weight(rng, w_shape, sparsity, empty_rows)
@@ -219,7 +222,9 @@ def assert_sparse_matches_dense(
     expected = dense_reference(dense, x)
 
     model = sparse_conv_from_dense(x_shape, weight, b, attrs, activation, params, symbolic, index_dtype)
-    actual = run_nan_prefilled(session(model, plugin=True, threads=threads), x, expected.shape)
+    with forced_isa(isa):
+        sparse_session = session(model, plugin=True, threads=threads)
+    actual = run_nan_prefilled(sparse_session, x, expected.shape)
     assert not np.isnan(actual).any(), "SparseConv left output elements unwritten"
     err = rel_l2(actual, expected)
     assert err <= 1e-5, f"relative L2 error {err:.3g} against ORT Conv"
@@ -229,6 +234,9 @@ def assert_sparse_matches_dense(
     if params:
         direct_attrs["activation_params"] = list(params)
     out = np.full(expected.shape, np.nan, np.float32)
-    _core.sparse_conv(x, csr.values, csr.col_indices, csr.row_ptr, b, attributes=direct_attrs, threads=threads, out=out)
+    _core.sparse_conv(
+        x, csr.values, csr.col_indices, csr.row_ptr, b, attributes=direct_attrs, threads=threads, out=out, isa=isa
+    )
+    assert not np.isnan(out).any(), "pybind11 kernel left output elements unwritten"
     err = rel_l2(out, expected)
     assert err <= 1e-5, f"pybind11 kernel: relative L2 error {err:.3g} against ORT Conv"

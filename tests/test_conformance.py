@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import isa as isas
 import numpy as np
 import pytest
 from models import (
@@ -54,20 +55,32 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("isa", isas.PARAMS)
 @pytest.mark.parametrize("x_shape,w_shape,attrs", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 0.99, 1.0])
-def test_layouts_and_sparsity(x_shape, w_shape, attrs, sparsity) -> None:
+def test_layouts_and_sparsity(x_shape, w_shape, attrs, sparsity, isa) -> None:
     rng = np.random.default_rng(hash((x_shape, w_shape, sparsity)) % 2**32)
-    assert_sparse_matches_dense(rng, x_shape, w_shape, attrs, sparsity=sparsity, empty_rows=1)
+    assert_sparse_matches_dense(rng, x_shape, w_shape, attrs, sparsity=sparsity, empty_rows=1, isa=isa)
 
 
+@pytest.mark.parametrize("isa", isas.PARAMS)
 @pytest.mark.parametrize("activation", [None, *ACTIVATIONS])
 @pytest.mark.parametrize("bias", [True, False])
-def test_activations_and_bias(activation, bias) -> None:
+def test_activations_and_bias(activation, bias, isa) -> None:
     rng = np.random.default_rng(7)
     assert_sparse_matches_dense(
-        rng, (2, 6, 9, 10), (8, 3, 3, 3), {"group": 2, "pads": [1, 0, 1, 2]}, bias=bias, activation=activation
+        rng, (2, 6, 9, 10), (8, 3, 3, 3), {"group": 2, "pads": [1, 0, 1, 2]}, bias=bias, activation=activation, isa=isa
     )
+
+
+@pytest.mark.parametrize("isa", isas.PARAMS)
+@pytest.mark.parametrize("width", [127, 128, 129, 256, 300])
+def test_full_tiles(width, isa) -> None:
+    """Rows that fill whole 128-position tiles (where GCC 12 miscompiled the auto-vectorized AVX2
+    tile), with and without padding, and a 1x1 layer that reads X directly."""
+    rng = np.random.default_rng(width)
+    assert_sparse_matches_dense(rng, (1, 3, 2, width), (4, 3, 1, 1), {}, sparsity=0.3, isa=isa)
+    assert_sparse_matches_dense(rng, (1, 3, 2, width), (4, 3, 1, 3), {"pads": [0, 1, 0, 1]}, sparsity=0.3, isa=isa)
 
 
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
@@ -88,10 +101,11 @@ def test_symbolic_dims(x_shape, w_shape, attrs, symbolic) -> None:
     assert_sparse_matches_dense(np.random.default_rng(5), x_shape, w_shape, attrs, symbolic=symbolic)
 
 
+@pytest.mark.parametrize("isa", isas.PARAMS)
 @pytest.mark.parametrize("threads", [1, 2, 4])
-def test_intra_op_threads(threads) -> None:
+def test_intra_op_threads(threads, isa) -> None:
     rng = np.random.default_rng(11)
-    assert_sparse_matches_dense(rng, (2, 16, 20, 20), (24, 16, 3, 3), {"pads": [1, 1, 1, 1]}, threads=threads)
+    assert_sparse_matches_dense(rng, (2, 16, 20, 20), (24, 16, 3, 3), {"pads": [1, 1, 1, 1]}, threads=threads, isa=isa)
 
 
 @pytest.mark.parametrize(

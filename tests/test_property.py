@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 
+import isa as isas
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from models import ACTIVATIONS, assert_sparse_matches_dense
@@ -66,7 +68,8 @@ def conv_configs(draw):
     }
 
 
-@given(conv_configs())
-def test_sparse_conv_equals_conv(config) -> None:
+@pytest.mark.parametrize("isa", isas.PARAMS)
+@given(config=conv_configs())
+def test_sparse_conv_equals_conv(isa, config) -> None:
     seed = config.pop("seed")
-    assert_sparse_matches_dense(np.random.default_rng(seed), **config)
+    assert_sparse_matches_dense(np.random.default_rng(seed), **config, isa=isa)

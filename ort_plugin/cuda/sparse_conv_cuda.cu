@@ -1,5 +1,7 @@
 #include "cuda/sparse_conv_cuda.h"
 
+#include "kernels/activation.h"
+
 namespace onnx_sparsify::cuda {
 namespace {
 
@@ -12,19 +14,6 @@ struct Params {
   Axis axes[kMaxSpatialRank];
   Epilogue epilogue;
 };
-
-__device__ float Activate(const Epilogue& e, float v) {
-  switch (e.kind) {
-    case Activation::kNone: return v;
-    case Activation::kRelu: return fmaxf(v, 0.0f);
-    case Activation::kLeakyRelu: return v >= 0.0f ? v : e.alpha * v;
-    case Activation::kClip: return fminf(fmaxf(v, e.alpha), e.beta);
-    case Activation::kSigmoid: return 1.0f / (1.0f + expf(-v));
-    case Activation::kHardSigmoid: return fminf(1.0f, fmaxf(0.0f, e.alpha * v + e.beta));
-    case Activation::kHardSwish: return v * fminf(1.0f, fmaxf(0.0f, v / 6.0f + 0.5f));
-  }
-  return v;
-}
 
 // One thread per output element; each walks its output channel's nonzeros.
 __global__ void SparseConvDirect(Params p, DeviceWeights w, const float* __restrict__ bias,
@@ -52,7 +41,7 @@ __global__ void SparseConvDirect(Params p, DeviceWeights w, const float* __restr
     }
     if (inside) acc += w.values[j] * x[offset];
   }
-  y[index] = Activate(p.epilogue, acc + (bias ? bias[m] : 0.0f));
+  y[index] = activation::Apply(p.epilogue, acc + (bias ? bias[m] : 0.0f));
 }
 
 }  // namespace

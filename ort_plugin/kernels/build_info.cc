@@ -1,6 +1,6 @@
 #include "kernels/build_info.h"
 
-#include "kernels/sparse_conv_cpu.h"
+#include "kernels/cpu_isa.h"
 
 #ifndef ONNX_SPARSIFY_VERSION
 #define ONNX_SPARSIFY_VERSION "0.0.0+unknown"
@@ -17,7 +17,7 @@ BuildInfo GetBuildInfo() {
 #else
   constexpr bool kCuda = false;
 #endif
-  return BuildInfo{ONNX_SPARSIFY_VERSION, ONNX_SPARSIFY_ORT_API, kCuda, CpuKernelIsa()};
+  return BuildInfo{ONNX_SPARSIFY_VERSION, ONNX_SPARSIFY_ORT_API, kCuda, CpuIsaName(BestCpuIsa())};
 }
 
 }  // namespace onnx_sparsify

@@ -7,7 +7,7 @@ struct BuildInfo {
   std::string version;       // package version
   int ort_api_version;       // ORT C API version the plugin is built against
   bool cuda_compiled;        // CUDA sources were compiled into this build
-  std::string cpu_isa;       // instruction set the CPU kernel dispatches to on this machine
+  std::string cpu_isa;       // best instruction set of the CPU kernel on this machine (cpu_isa.h)
 };
 
 BuildInfo GetBuildInfo();

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <limits>
 
-#include "cpu_dispatch.h"
 #include "errors.h"
 
 namespace onnx_sparsify {
@@ -216,32 +215,6 @@ std::vector<int64_t> ConvGeometry::OutputShape() const {
   std::vector<int64_t> shape = {batch, out_channels};
   for (int i = kMaxSpatialRank - spatial_rank; i < kMaxSpatialRank; ++i) shape.push_back(axes[i].out);
   return shape;
-}
-
-ONNX_SPARSIFY_CLONES
-void ApplyEpilogue(const Epilogue& e, float* y, int64_t n) {
-  switch (e.kind) {
-    case Activation::kNone:
-      return;
-    case Activation::kRelu:
-      for (int64_t i = 0; i < n; ++i) y[i] = std::max(y[i], 0.0f);
-      return;
-    case Activation::kLeakyRelu:
-      for (int64_t i = 0; i < n; ++i) y[i] = y[i] >= 0.0f ? y[i] : e.alpha * y[i];
-      return;
-    case Activation::kClip:
-      for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(y[i], e.alpha), e.beta);
-      return;
-    case Activation::kSigmoid:
-      for (int64_t i = 0; i < n; ++i) y[i] = 1.0f / (1.0f + std::exp(-y[i]));
-      return;
-    case Activation::kHardSigmoid:
-      for (int64_t i = 0; i < n; ++i) y[i] = std::min(1.0f, std::max(0.0f, e.alpha * y[i] + e.beta));
-      return;
-    case Activation::kHardSwish:
-      for (int64_t i = 0; i < n; ++i) y[i] *= std::min(1.0f, std::max(0.0f, y[i] / 6.0f + 0.5f));
-      return;
-  }
 }
 
 }  // namespace onnx_sparsify

@@ -91,7 +91,4 @@ struct ConvGeometry {
 ConvGeometry ResolveGeometry(const ConvAttributes& attrs, const std::vector<int64_t>& x_shape,
                              int64_t out_channels);
 
-// Applies the epilogue to n values in place (bias already added).
-void ApplyEpilogue(const Epilogue& e, float* y, int64_t n);
-
 }  // namespace onnx_sparsify

@@ -14,13 +14,21 @@
 // output channels and a block of positions, so a block's input window stays in cache across
 // channels. Grouped convolutions with small groups pad each group into a per-thread buffer
 // right before use instead, so the padded copy never leaves the cache.
+//
+// Instruction sets: each hot function has one variant per CpuIsa (cpu_isa.h), gathered in an
+// IsaKernels table that a call selects. The tiles are written with intrinsics for AVX-512 and
+// AVX2 and as plain loops for the baseline; the other functions are plain loops compiled once
+// per instruction set (an always-inline body inside wrappers with target attributes).
+// The AVX2 tile is written with intrinsics, not left to the auto-vectorizer: GCC 12.2 at -O3
+// miscompiles the plain-loop tile for AVX2 (the vectorized full-tile loop updates only its first
+// and last 8 lanes; no undefined behaviour involved, see docs/performance.md).
 #include "sparse_conv_cpu.h"
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
-#include "cpu_dispatch.h"
+#include "kernels/activation.h"
 
 #ifdef ONNX_SPARSIFY_X86
 #include <immintrin.h>
@@ -34,17 +42,18 @@ constexpr int kMaxVectors = 8;               // accumulators per tile
 constexpr int kTile = kLanes * kMaxVectors;  // virtual positions per tile
 constexpr int64_t kPositionBlock = kTile;    // virtual positions per task
 constexpr int64_t kChannelBlock = 64;        // output channels per task, at most
-constexpr int64_t kMinTasks = 16;            // tasks per call worth splitting channel blocks for        // output channels per task
+constexpr int64_t kMinTasks = 16;            // tasks per call worth splitting channel blocks for
 constexpr int64_t kGroupBufferBytes = 512 * 1024;  // per-group padding when a group fits this
 // SparseConvPlanes where a channel has at most this many nonzeros on average and planes are
 // large enough to amortize its per-nonzero setup (measured crossovers, benchmarks/).
 constexpr int64_t kPlanePathNonzerosPerChannel = 6;
 constexpr int64_t kPlanePathMinPlane = 1024;
 
-// Fills the phase buffer of one channel plane from X's plane. One multiversioned function with
-// plain loops inside: most rows are short, so calls per row would cost more than the copying.
-ONNX_SPARSIFY_CLONES
-void FillPlane(const ConvGeometry& g, const float* x, float* dst) {
+#define ONNX_SPARSIFY_BODY __attribute__((always_inline)) inline
+
+// Fills the phase buffer of one channel plane from X's plane. One function with plain loops
+// inside: most rows are short, so calls per row would cost more than the copying.
+ONNX_SPARSIFY_BODY void FillPlaneBody(const ConvGeometry& g, const float* x, float* dst) {
   const PhaseLayout& l = g.layout;
   const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
   const int64_t s0 = l.stride[0], s1 = l.stride[1], s2 = l.stride[2];
@@ -146,26 +155,75 @@ __attribute__((target("avx512f"))) void TileAvx512(const float* in, const int64_
     default: return TileAvx512Fixed<1>(in, offsets, values, nnz, bias, init, valid, out);
   }
 }
-#define ONNX_SPARSIFY_PORTABLE_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define ONNX_SPARSIFY_PORTABLE_CLONES
-#endif
 
-// Portable tile (auto-vectorized; AVX2 and baseline clones on x86).
-ONNX_SPARSIFY_PORTABLE_CLONES
-void TileGeneric(const float* in, const int64_t* offsets, const float* values, int64_t nnz, float bias,
-                 const float* init, int valid, float* out) {
-  if (valid == kTile) {
-    float acc[kTile];
-    for (int t = 0; t < kTile; ++t) acc[t] = init ? init[t] : bias;
-    for (int64_t j = 0; j < nnz; ++j) {
-      const float v = values[j];
-      const float* p = in + offsets[j];
-      for (int t = 0; t < kTile; ++t) acc[t] += v * p[t];
-    }
-    std::memcpy(out, acc, sizeof(acc));
-    return;
+constexpr int kLanesAvx2 = 8;                          // floats per AVX2 vector
+constexpr int kTileAvx2 = kLanesAvx2 * kMaxVectors;    // positions per AVX2 sub-tile
+
+#define ONNX_SPARSIFY_STEP(i)                                                                    \
+  if constexpr (R > i) {                                                                       \
+    const __m256 v = (i == R - 1) ? _mm256_maskload_ps(p + i * kLanesAvx2, last) : _mm256_loadu_ps(p + i * kLanesAvx2); \
+    a##i = _mm256_fmadd_ps(w, v, a##i);                                                          \
   }
+#define ONNX_SPARSIFY_INIT(i)                                                                     \
+  if constexpr (R > i) {                                                                        \
+    a##i = (i == R - 1) ? _mm256_maskload_ps(init + i * kLanesAvx2, last) : _mm256_loadu_ps(init + i * kLanesAvx2); \
+  }
+#define ONNX_SPARSIFY_STORE(i)                                                               \
+  if constexpr (R > i) {                                                                   \
+    if constexpr (i == R - 1) _mm256_maskstore_ps(out + i * kLanesAvx2, last, a##i);      \
+    else _mm256_storeu_ps(out + i * kLanesAvx2, a##i);                                    \
+  }
+
+// Up to 64 positions: R vectors of 8 accumulators, the last one masked to `valid`.
+template <int R>
+__attribute__((target("avx2,fma"))) inline void TileAvx2Fixed(const float* in, const int64_t* offsets,
+                                                               const float* values, int64_t nnz, float bias,
+                                                               const float* init, int valid, float* out) {
+  __m256 a0 = _mm256_set1_ps(bias), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  const int tail = valid - (R - 1) * kLanesAvx2;  // lanes used in the last vector, 1..8
+  const __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  if (init) {
+    ONNX_SPARSIFY_INIT(0) ONNX_SPARSIFY_INIT(1) ONNX_SPARSIFY_INIT(2) ONNX_SPARSIFY_INIT(3)
+    ONNX_SPARSIFY_INIT(4) ONNX_SPARSIFY_INIT(5) ONNX_SPARSIFY_INIT(6) ONNX_SPARSIFY_INIT(7)
+  }
+  for (int64_t j = 0; j < nnz; ++j) {
+    const __m256 w = _mm256_set1_ps(values[j]);
+    const float* p = in + offsets[j];
+    ONNX_SPARSIFY_STEP(0) ONNX_SPARSIFY_STEP(1) ONNX_SPARSIFY_STEP(2) ONNX_SPARSIFY_STEP(3)
+    ONNX_SPARSIFY_STEP(4) ONNX_SPARSIFY_STEP(5) ONNX_SPARSIFY_STEP(6) ONNX_SPARSIFY_STEP(7)
+  }
+  ONNX_SPARSIFY_STORE(0) ONNX_SPARSIFY_STORE(1) ONNX_SPARSIFY_STORE(2) ONNX_SPARSIFY_STORE(3)
+  ONNX_SPARSIFY_STORE(4) ONNX_SPARSIFY_STORE(5) ONNX_SPARSIFY_STORE(6) ONNX_SPARSIFY_STORE(7)
+}
+#undef ONNX_SPARSIFY_STEP
+#undef ONNX_SPARSIFY_INIT
+#undef ONNX_SPARSIFY_STORE
+
+// A tile in sub-tiles of 64 positions: 16 registers hold 8 accumulators, the broadcast weight
+// and a load.
+__attribute__((target("avx2,fma"))) void TileAvx2(const float* in, const int64_t* offsets, const float* values,
+                                                   int64_t nnz, float bias, const float* init, int valid,
+                                                   float* out) {
+  for (int begin = 0; begin < valid; begin += kTileAvx2) {
+    const int n = std::min(kTileAvx2, valid - begin);
+    const float* sub_init = init ? init + begin : nullptr;
+    switch ((n + kLanesAvx2 - 1) / kLanesAvx2) {
+      case 8: TileAvx2Fixed<8>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin); break;
+      case 7: TileAvx2Fixed<7>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin); break;
+      case 6: TileAvx2Fixed<6>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin); break;
+      case 5: TileAvx2Fixed<5>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin); break;
+      case 4: TileAvx2Fixed<4>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin); break;
+      case 3: TileAvx2Fixed<3>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin); break;
+      case 2: TileAvx2Fixed<2>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin); break;
+      default: TileAvx2Fixed<1>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin); break;
+    }
+  }
+}
+#endif  // ONNX_SPARSIFY_X86
+
+// Baseline tile: plain loops over `out` (which may be `init` itself), left to the compiler.
+void TileBaseline(const float* in, const int64_t* offsets, const float* values, int64_t nnz, float bias,
+                  const float* init, int valid, float* out) {
   for (int t = 0; t < valid; ++t) out[t] = init ? init[t] : bias;
   for (int64_t j = 0; j < nnz; ++j) {
     const float v = values[j];
@@ -174,18 +232,69 @@ void TileGeneric(const float* in, const int64_t* offsets, const float* values, i
   }
 }
 
-TileFn SelectTile() {
+// y[r * y_stride + i] += w * x[r * x_stride + i] for r < rows, i < cols.
+ONNX_SPARSIFY_BODY void Axpy2DBody(float w, const float* x, int64_t x_stride, float* y, int64_t y_stride,
+                                   int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r, x += x_stride, y += y_stride) {
+    for (int64_t i = 0; i < cols; ++i) y[i] += w * x[i];
+  }
+}
+
+// Applies the epilogue to n values in place (bias already added); one loop per activation.
+ONNX_SPARSIFY_BODY void EpilogueBody(const Epilogue& e, float* y, int64_t n) {
+  namespace act = activation;
+  switch (e.kind) {
+    case Activation::kNone: return;
+    case Activation::kRelu: for (int64_t i = 0; i < n; ++i) y[i] = act::Relu(y[i]); return;
+    case Activation::kLeakyRelu: for (int64_t i = 0; i < n; ++i) y[i] = act::LeakyRelu(y[i], e.alpha); return;
+    case Activation::kClip: for (int64_t i = 0; i < n; ++i) y[i] = act::Clamp(y[i], e.alpha, e.beta); return;
+    case Activation::kSigmoid: for (int64_t i = 0; i < n; ++i) y[i] = act::Sigmoid(y[i]); return;
+    case Activation::kHardSigmoid:
+      for (int64_t i = 0; i < n; ++i) y[i] = act::HardSigmoid(y[i], e.alpha, e.beta);
+      return;
+    case Activation::kHardSwish: for (int64_t i = 0; i < n; ++i) y[i] = act::HardSwish(y[i]); return;
+  }
+}
+
+// One instruction set's variants of the hot functions.
+struct IsaKernels {
+  void (*fill_plane)(const ConvGeometry& g, const float* x, float* dst);
+  TileFn tile;
+  void (*axpy_2d)(float w, const float* x, int64_t x_stride, float* y, int64_t y_stride, int64_t rows, int64_t cols);
+  void (*epilogue)(const Epilogue& e, float* y, int64_t n);
+};
+
+#define ONNX_SPARSIFY_DEFINE_VARIANTS(SUFFIX, TARGET)                                                       \
+  TARGET void FillPlane##SUFFIX(const ConvGeometry& g, const float* x, float* dst) { FillPlaneBody(g, x, dst); } \
+  TARGET void Axpy2D##SUFFIX(float w, const float* x, int64_t x_stride, float* y, int64_t y_stride, int64_t rows, \
+                             int64_t cols) {                                                                \
+    Axpy2DBody(w, x, x_stride, y, y_stride, rows, cols);                                                      \
+  }                                                                                                         \
+  TARGET void Epilogue##SUFFIX(const Epilogue& e, float* y, int64_t n) { EpilogueBody(e, y, n); }
+
+ONNX_SPARSIFY_DEFINE_VARIANTS(Baseline, )
 #ifdef ONNX_SPARSIFY_X86
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return TileAvx512;
+ONNX_SPARSIFY_DEFINE_VARIANTS(Avx2, __attribute__((target("avx2,fma"))))
+ONNX_SPARSIFY_DEFINE_VARIANTS(Avx512, __attribute__((target("avx512f,avx2,fma"))))
 #endif
-  return TileGeneric;
+#undef ONNX_SPARSIFY_DEFINE_VARIANTS
+
+const IsaKernels& KernelsFor(CpuIsa isa) {
+  static const IsaKernels kBaseline{FillPlaneBaseline, TileBaseline, Axpy2DBaseline, EpilogueBaseline};
+#ifdef ONNX_SPARSIFY_X86
+  static const IsaKernels kAvx2{FillPlaneAvx2, TileAvx2, Axpy2DAvx2, EpilogueAvx2};
+  static const IsaKernels kAvx512{FillPlaneAvx512, TileAvx512, Axpy2DAvx512, EpilogueAvx512};
+  if (isa == CpuIsa::kAvx512) return kAvx512;
+  if (isa == CpuIsa::kAvx2) return kAvx2;
+#endif
+  (void)isa;
+  return kBaseline;
 }
 
 // Copies a tile of virtual positions [p, p + count) into the output plane, dropping positions
 // outside the output, and applies the epilogue.
-void StoreTile(const ConvGeometry& g, const Epilogue& epilogue, const float* acc, int64_t p, int64_t count,
-               float* y) {
+void StoreTile(const IsaKernels& k, const ConvGeometry& g, const Epilogue& epilogue, const float* acc, int64_t p,
+               int64_t count, float* y) {
   const PhaseLayout& l = g.layout;
   const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
   const int64_t e12 = l.extent[1] * l.extent[2];
@@ -198,7 +307,7 @@ void StoreTile(const ConvGeometry& g, const Epilogue& epilogue, const float* acc
       float* dst = y + (o0 * a1.out + o1) * a2.out + o2;
       const float* src = acc + done;
       for (int64_t i = 0; i < n; ++i) dst[i] = src[i];  // short rows: a call to memcpy costs more
-      if (epilogue.kind != Activation::kNone) ApplyEpilogue(epilogue, dst, n);
+      if (epilogue.kind != Activation::kNone) k.epilogue(epilogue, dst, n);
     }
     done += span;
     o2 = 0;
@@ -213,10 +322,9 @@ void StoreTile(const ConvGeometry& g, const Epilogue& epilogue, const float* acc
 // `in` is the phase buffer of the channels' group. With input-channel blocking, each tile runs
 // block by block over a few channels at once, keeping partial sums in `partial`, so the input
 // window read by a block stays in L1 across the channels.
-void ComputeBlock(const ConvGeometry& g, const SparseWeights& w, const int64_t* offsets, const float* bias,
+void ComputeBlock(const IsaKernels& k, const ConvGeometry& g, const SparseWeights& w, const int64_t* offsets, const float* bias,
                   const Epilogue& epilogue, const float* in, int64_t n, int64_t m_begin, int64_t m_end,
                   int64_t p_begin, int64_t p_end, float* y) {
-  static const TileFn tile = SelectTile();
   const PhaseLayout& l = g.layout;
   // Virtual positions are output indices when the phase extents equal the output sizes.
   const bool direct = l.extent[1] == g.axes[1].out && l.extent[2] == g.axes[2].out;
@@ -233,25 +341,17 @@ void ComputeBlock(const ConvGeometry& g, const SparseWeights& w, const int64_t* 
           float* acc = partial + (m - m0) * kTile;
           float* out = y + (n * g.out_channels + m) * g.out_plane;
           float* dst = final && direct ? out + p : acc;
-          tile(in + p, offsets + begin, w.values() + begin, nnz, bias ? bias[m] : 0.0f, b == 0 ? nullptr : acc,
+          k.tile(in + p, offsets + begin, w.values() + begin, nnz, bias ? bias[m] : 0.0f, b == 0 ? nullptr : acc,
                valid, dst);
           if (!final) continue;
           if (direct) {
-            if (epilogue.kind != Activation::kNone) ApplyEpilogue(epilogue, dst, valid);
+            if (epilogue.kind != Activation::kNone) k.epilogue(epilogue, dst, valid);
           } else {
-            StoreTile(g, epilogue, acc, p, valid, out);
+            StoreTile(k, g, epilogue, acc, p, valid, out);
           }
         }
       }
     }
-  }
-}
-
-// y[r * y_stride + i] += w * x[r * x_stride + i] for r < rows, i < cols.
-ONNX_SPARSIFY_CLONES
-void Axpy2D(float w, const float* x, int64_t x_stride, float* y, int64_t y_stride, int64_t rows, int64_t cols) {
-  for (int64_t r = 0; r < rows; ++r, x += x_stride, y += y_stride) {
-    for (int64_t i = 0; i < cols; ++i) y[i] += w * x[i];
   }
 }
 
@@ -264,7 +364,7 @@ inline void ClipRange(int64_t shift, int64_t in, int64_t out, int64_t* lo, int64
 // Unit strides and very few nonzeros per channel (depthwise layers, mostly): the output plane
 // starts at the bias and takes one scaled, shifted copy of an input plane per nonzero, read
 // straight from X with the padding clipped away. No padded copy, no wasted positions.
-void SparseConvPlanes(const ConvGeometry& g, const SparseWeights& w, const float* bias, const Epilogue& epilogue,
+void SparseConvPlanes(const IsaKernels& k, const ConvGeometry& g, const SparseWeights& w, const float* bias, const Epilogue& epilogue,
                       const float* x, float* y, const ParallelFor& parallel_for) {
   const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
   const int64_t in_plane = a0.in * a1.in * a2.in;
@@ -285,11 +385,11 @@ void SparseConvPlanes(const ConvGeometry& g, const SparseWeights& w, const float
       if (lo1 >= hi1 || lo2 >= hi2) continue;
       const float* plane = image + t.channel * in_plane;
       for (int64_t o0 = lo0; o0 < hi0; ++o0) {
-        Axpy2D(w.values()[j], plane + ((o0 + s0) * a1.in + lo1 + s1) * a2.in + lo2 + s2, a2.in,
+        k.axpy_2d(w.values()[j], plane + ((o0 + s0) * a1.in + lo1 + s1) * a2.in + lo2 + s2, a2.in,
                out + (o0 * a1.out + lo1) * a2.out + lo2, a2.out, hi1 - lo1, hi2 - lo2);
       }
     }
-    ApplyEpilogue(epilogue, out, g.out_plane);
+    k.epilogue(epilogue, out, g.out_plane);
   });
 }
 
@@ -323,14 +423,15 @@ bool SameOffsets(const PhaseLayout& a, const PhaseLayout& b) {
 }
 
 void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, const float* bias,
-                   const ConvGeometry& g, const float* x, float* y, const ParallelFor& parallel_for,
+                   const ConvGeometry& g, const float* x, float* y, CpuIsa isa, const ParallelFor& parallel_for,
                    const ScratchAllocator& scratch, const std::vector<int64_t>* offsets) {
   if (g.out_elements == 0) return;
+  const IsaKernels& k = KernelsFor(isa);
   const PhaseLayout& l = g.layout;
   const bool unit_strides = l.phases == 1;
   if (unit_strides && weights.nnz() <= kPlanePathNonzerosPerChannel * g.out_channels &&
       g.out_plane >= kPlanePathMinPlane) {
-    SparseConvPlanes(g, weights, bias, attrs.epilogue, x, y, parallel_for);
+    SparseConvPlanes(k, g, weights, bias, attrs.epilogue, x, y, parallel_for);
     return;
   }
   std::vector<int64_t> call_offsets;
@@ -353,10 +454,10 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
       buffer.resize(static_cast<size_t>(g.in_channels_per_group * l.channel_stride));
       const float* x_group = x + (n * g.in_channels + group * g.in_channels_per_group) * in_plane;
       for (int64_t c = 0; c < g.in_channels_per_group; ++c) {
-        FillPlane(g, x_group + c * in_plane, buffer.data() + c * l.channel_stride);
+        k.fill_plane(g, x_group + c * in_plane, buffer.data() + c * l.channel_stride);
       }
       const int64_t m_begin = group * g.out_channels_per_group;
-      ComputeBlock(g, weights, offs, bias, epilogue, buffer.data(), n, m_begin, m_begin + g.out_channels_per_group, 0,
+      ComputeBlock(k, g, weights, offs, bias, epilogue, buffer.data(), n, m_begin, m_begin + g.out_channels_per_group, 0,
                    length, y);
     });
     return;
@@ -366,7 +467,7 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
   if (l.copy) {
     float* buffer = scratch(static_cast<size_t>(g.batch * g.in_channels * l.channel_stride));
     parallel_for(g.batch * g.in_channels, [&](int64_t plane) {
-      FillPlane(g, x + plane * in_plane, buffer + plane * l.channel_stride);
+      k.fill_plane(g, x + plane * in_plane, buffer + plane * l.channel_stride);
     });
     src = buffer;
   }
@@ -391,18 +492,9 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
     const int64_t m_end = std::min((group + 1) * g.out_channels_per_group, m_begin + channel_block);
     const float* in = src + (n * g.in_channels + group * g.in_channels_per_group) * l.channel_stride;
     const int64_t p_begin = pb * kPositionBlock;
-    ComputeBlock(g, weights, offs, bias, epilogue, in, n, m_begin, m_end, p_begin,
+    ComputeBlock(k, g, weights, offs, bias, epilogue, in, n, m_begin, m_end, p_begin,
                  std::min(length, p_begin + kPositionBlock), y);
   });
-}
-
-const char* CpuKernelIsa() {
-#ifdef ONNX_SPARSIFY_X86
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return "avx512f";
-  if (__builtin_cpu_supports("avx2")) return "avx2";
-#endif
-  return "baseline";
 }
 
 }  // namespace onnx_sparsify

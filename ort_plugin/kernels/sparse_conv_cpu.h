@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "conv_params.h"
+#include "cpu_isa.h"
 #include "sparse_weights.h"
 
 namespace onnx_sparsify {
@@ -34,13 +35,11 @@ using ScratchAllocator = std::function<float*(size_t n)>;
 
 // Y = epilogue(conv(X, W) + B). X and Y are dense NCHW-style tensors matching `geometry`;
 // bias is null or holds M values; `geometry` comes from PrepareCall. `offsets` are
-// TapOffsets(weights, geometry.layout), or null to compute them here. Throws only if
-// `scratch` does.
+// TapOffsets(weights, geometry.layout), or null to compute them here. `isa` selects the
+// variant of the hot loops; the CPU must support it (CpuSupports). Throws only if `scratch` does.
 void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, const float* bias,
-                   const ConvGeometry& geometry, const float* x, float* y, const ParallelFor& parallel_for,
-                   const ScratchAllocator& scratch, const std::vector<int64_t>* offsets = nullptr);
-
-// The instruction set the kernel dispatches to on this CPU: "avx512f", "avx2" or "baseline".
-const char* CpuKernelIsa();
+                   const ConvGeometry& geometry, const float* x, float* y, CpuIsa isa,
+                   const ParallelFor& parallel_for, const ScratchAllocator& scratch,
+                   const std::vector<int64_t>* offsets = nullptr);
 
 }  // namespace onnx_sparsify

@@ -1,6 +1,7 @@
 #include "ort/cpu_ops.h"
 
 #include <algorithm>
+#include <memory>
 #include <utility>
 
 #include "kernels/contract.h"
@@ -22,6 +23,7 @@ void ParallelTrampoline(void* data, size_t i) {
 SparseConvCpuKernel::SparseConvCpuKernel(const OrtApi& api, const OrtKernelInfo* info, std::string node_name)
     : api_(api), node_name_(std::move(node_name)) {
   cpu_memory_info_ = std::make_unique<Ort::MemoryInfo>(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault));
+  isa_ = SelectedCpuIsa();
   NodeSetup setup = ReadNode(api, info);
   attrs_ = setup.attrs;
   weights_ = std::move(setup.weights);
@@ -65,25 +67,28 @@ void SparseConvCpuKernel::Compute(OrtKernelContext* context) const {
                                                 const_cast<std::function<void(int64_t)>*>(&body)),
                  "thread pool");
   };
-  // Scratch from ORT's CPU arena, which keeps its memory between calls.
-  OrtAllocator* allocator = ctx.GetAllocator(*static_cast<const OrtMemoryInfo*>(*cpu_memory_info_));
-  if (!allocator) throw InvalidArgument("no CPU allocator");
+  // Scratch from ORT's CPU arena, which keeps its memory between calls. The allocator handle
+  // is ours to release (KernelContext_GetAllocator), after the blocks it gave out.
+  OrtAllocator* raw_allocator = ctx.GetAllocator(*static_cast<const OrtMemoryInfo*>(*cpu_memory_info_));
+  if (!raw_allocator) throw InvalidArgument("no CPU allocator");
+  const auto release_allocator = [this](OrtAllocator* a) { api_.ReleaseAllocator(a); };
+  const std::unique_ptr<OrtAllocator, decltype(release_allocator)> allocator(raw_allocator, release_allocator);
   std::vector<void*> blocks;
-  struct Release {
+  struct FreeBlocks {
     OrtAllocator* allocator;
     std::vector<void*>& blocks;
-    ~Release() {
+    ~FreeBlocks() {
       for (void* p : blocks) allocator->Free(allocator, p);
     }
-  } release{allocator, blocks};
+  } free_blocks{allocator.get(), blocks};
   const ScratchAllocator scratch = [&](size_t n) {
-    void* p = allocator->Alloc(allocator, n * sizeof(float));
+    void* p = allocator->Alloc(allocator.get(), n * sizeof(float));
     if (!p) throw std::bad_alloc();
     blocks.push_back(p);
     return static_cast<float*>(p);
   };
   const bool planned = planned_layout_ && SameOffsets(*planned_layout_, geometry.layout);
-  SparseConvCpu(attrs_, weights_, bias, geometry, x.GetTensorData<float>(), y.GetTensorMutableData<float>(),
+  SparseConvCpu(attrs_, weights_, bias, geometry, x.GetTensorData<float>(), y.GetTensorMutableData<float>(), isa_,
                 parallel_for, scratch, planned ? &planned_offsets_ : nullptr);
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/conv_params.h"
+#include "kernels/cpu_isa.h"
 #include "kernels/sparse_weights.h"
 #include "ort/sparse_conv_op.h"
 
@@ -25,6 +26,7 @@ class SparseConvCpuKernel {
 
   const OrtApi& api_;
   std::string node_name_;
+  CpuIsa isa_ = CpuIsa::kBaseline;  // chosen at creation (ONNX_SPARSIFY_CPU_ISA or the best)
   ConvAttributes attrs_;
   SparseWeights weights_;
   bool has_bias_input_ = false;

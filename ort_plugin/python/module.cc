@@ -10,6 +10,7 @@
 
 #include "kernels/build_info.h"
 #include "kernels/contract.h"
+#include "kernels/cpu_isa.h"
 #include "kernels/errors.h"
 #include "kernels/sparse_conv_cpu.h"
 #ifdef ONNX_SPARSIFY_WITH_CUDA
@@ -72,9 +73,21 @@ SparseWeights PackFrom(const FloatArray& values, const py::array& cols, const py
                              attrs, -1);
 }
 
+// The instruction set a call runs: `isa` when given, else as the plugin chooses (cpu_isa.h).
+CpuIsa CallIsa(const std::optional<std::string>& isa) {
+  if (!isa) return SelectedCpuIsa();
+  for (CpuIsa candidate : {CpuIsa::kAvx512, CpuIsa::kAvx2, CpuIsa::kBaseline}) {
+    if (*isa != CpuIsaName(candidate)) continue;
+    if (!CpuSupports(candidate)) throw InvalidArgument("isa='" + *isa + "': this CPU does not support it");
+    return candidate;
+  }
+  throw InvalidArgument("isa='" + *isa + "' is not an instruction set (expected avx512f, avx2 or baseline)");
+}
+
 py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, const py::array& col_indices,
                               const py::array& row_ptr, const std::optional<FloatArray>& bias, const py::dict& attributes,
-                              int threads, std::optional<py::array_t<float>> out) {
+                              int threads, std::optional<py::array> out, const std::optional<std::string>& isa_name) {
+  const CpuIsa isa = CallIsa(isa_name);
   const ConvAttributes attrs = ConvAttributes::Parse(DictAttributes(attributes));
   if (values.ndim() != 1 || col_indices.ndim() != 1 || row_ptr.ndim() != 1) {
     throw InvalidArgument("W_values, W_col_indices and W_row_ptr must be 1-D");
@@ -96,13 +109,16 @@ py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, con
     throw InvalidArgument("B must have shape [" + std::to_string(weights.out_channels()) + "]");
   }
   const std::vector<int64_t> y_shape = g.OutputShape();
-  py::array_t<float> y = out ? *out : py::array_t<float>(std::vector<py::ssize_t>(y_shape.begin(), y_shape.end()));
   if (out) {
-    const bool same = y.ndim() == static_cast<py::ssize_t>(y_shape.size()) &&
-                      std::equal(y_shape.begin(), y_shape.end(), y.shape()) &&
-                      (y.flags() & py::array::c_style) && y.writeable();
+    // Checked as given: a cast would write into a converted copy and leave `out` untouched.
+    const bool same = out->dtype().is(py::dtype::of<float>()) &&
+                      out->ndim() == static_cast<py::ssize_t>(y_shape.size()) &&
+                      std::equal(y_shape.begin(), y_shape.end(), out->shape()) &&
+                      (out->flags() & py::array::c_style) && out->writeable();
     if (!same) throw InvalidArgument("out must be a writable C-contiguous float32 array of the output shape");
   }
+  py::array_t<float> y = out ? py::array_t<float>::ensure(*out)
+                             : py::array_t<float>(std::vector<py::ssize_t>(y_shape.begin(), y_shape.end()));
   const float* b = bias ? bias->data() : nullptr;
   float* y_data = y.mutable_data();
   {
@@ -112,7 +128,7 @@ py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, con
       blocks.emplace_back(n);
       return blocks.back().data();
     };
-    SparseConvCpu(attrs, weights, b, g, x.data(), y_data, ThreadedFor(std::max(1, threads)), scratch);
+    SparseConvCpu(attrs, weights, b, g, x.data(), y_data, isa, ThreadedFor(std::max(1, threads)), scratch);
   }
   return y;
 }
@@ -178,9 +194,11 @@ PYBIND11_MODULE(_core, m) {
   m.attr("OP_VERSION") = kOpVersion;
   m.def("sparse_conv", &SparseConv, py::arg("x"), py::arg("values"), py::arg("col_indices"), py::arg("row_ptr"),
         py::arg("bias") = py::none(), py::kw_only(), py::arg("attributes") = py::dict(), py::arg("threads") = 1,
-        py::arg("out") = py::none(),
+        py::arg("out") = py::none(), py::arg("isa") = py::none(),
         "SparseConv on the CPU. `attributes` holds SparseConv's ONNX attributes by name (kernel_shape "
-        "required). Writes into `out` when given. Raises InvalidArgument (a ValueError) on bad input.");
+        "required). Writes into `out` when given. `isa` forces the instruction set (avx512f, avx2, baseline); "
+        "by default the plugin's choice (ONNX_SPARSIFY_CPU_ISA, else the best). Raises InvalidArgument (a "
+        "ValueError) on bad input.");
 #ifdef ONNX_SPARSIFY_WITH_CUDA
   m.def("cuda_available", &CudaAvailable, "Whether a CUDA device and driver are usable");
   m.def("sparse_conv_cuda", &SparseConvCuda, py::arg("x_ptr"), py::arg("x_shape"), py::arg("y_ptr"),
@@ -200,4 +218,12 @@ PYBIND11_MODULE(_core, m) {
     d["cpu_isa"] = info.cpu_isa;
     return d;
   });
+  m.def("supported_cpu_isas", [] {
+    std::vector<std::string> names;
+    for (CpuIsa isa : {CpuIsa::kAvx512, CpuIsa::kAvx2, CpuIsa::kBaseline}) {
+      if (CpuSupports(isa)) names.emplace_back(CpuIsaName(isa));
+    }
+    return names;
+  }, "The CPU kernel's instruction sets this CPU runs, best first");
+  m.attr("CPU_ISA_ENVIRONMENT_VARIABLE") = kCpuIsaEnvironmentVariable;
 }

@@ -1,0 +1,55 @@
+#include "kernels/cpu_isa.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "kernels/errors.h"
+
+namespace onnx_sparsify {
+
+const char* CpuIsaName(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::kAvx512: return "avx512f";
+    case CpuIsa::kAvx2: return "avx2";
+    case CpuIsa::kBaseline: return "baseline";
+  }
+  return "baseline";
+}
+
+bool CpuSupports(CpuIsa isa) {
+#ifdef ONNX_SPARSIFY_X86
+  __builtin_cpu_init();
+  switch (isa) {
+    case CpuIsa::kAvx512: return __builtin_cpu_supports("avx512f");
+    case CpuIsa::kAvx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case CpuIsa::kBaseline: return true;
+  }
+  return false;
+#else
+  return isa == CpuIsa::kBaseline;
+#endif
+}
+
+CpuIsa BestCpuIsa() {
+  for (CpuIsa isa : {CpuIsa::kAvx512, CpuIsa::kAvx2}) {
+    if (CpuSupports(isa)) return isa;
+  }
+  return CpuIsa::kBaseline;
+}
+
+CpuIsa SelectedCpuIsa() {
+  const char* value = std::getenv(kCpuIsaEnvironmentVariable);
+  if (!value || !*value) return BestCpuIsa();
+  for (CpuIsa isa : {CpuIsa::kAvx512, CpuIsa::kAvx2, CpuIsa::kBaseline}) {
+    if (std::string(value) != CpuIsaName(isa)) continue;
+    if (!CpuSupports(isa)) {
+      throw InvalidArgument(std::string(kCpuIsaEnvironmentVariable) + "=" + value + ": this CPU does not support " +
+                            value);
+    }
+    return isa;
+  }
+  throw InvalidArgument(std::string(kCpuIsaEnvironmentVariable) + "=" + value +
+                        " is not an instruction set (expected avx512f, avx2 or baseline)");
+}
+
+}  // namespace onnx_sparsify
