@@ -10,7 +10,8 @@ from onnx import helper
 from ._contract import DOMAIN, OP_TYPE, OP_VERSION
 from .csr import CsrWeight
 
-# Conv attributes SparseConv takes over unchanged (kernel_shape is always written from W).
+# Conv attributes SparseConv takes over unchanged (kernel_shape and in_channels_per_group are
+# always written from W, whose shape CSR no longer carries).
 _CONV_ATTRIBUTES = ("strides", "pads", "dilations", "group", "auto_pad")
 
 
@@ -31,6 +32,7 @@ def sparse_conv_node(
     if isinstance(attributes.get("auto_pad"), bytes):
         attributes["auto_pad"] = attributes["auto_pad"].decode()
     attributes["kernel_shape"] = list(csr.kernel_shape)
+    attributes["in_channels_per_group"] = csr.in_channels_per_group
     if activation:
         attributes["activation"] = activation
         if activation_params:

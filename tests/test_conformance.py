@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import isa as isas
 import numpy as np
+import onnx
 import pytest
 from models import (
     ACTIVATIONS,
     assert_sparse_matches_dense,
     conv_model,
     random_sparse_weight,
+    run_nan_prefilled,
     session,
     sparse_conv_from_dense,
 )
+from onnx_sparsify import _core
+from onnx_sparsify.csr import dense_to_csr
 
 # (id, x_shape, w_shape, Conv attributes)
 CASES = [
@@ -144,3 +148,89 @@ def test_rejects_what_conv_rejects(x_shape, w_shape, attrs, message) -> None:
         session(sparse_conv_from_dense(x_shape, weight, None, attrs, symbolic=symbolic), plugin=True).run(
             None, {"x": x}
         )
+
+
+@pytest.mark.parametrize("isa", isas.PARAMS)
+@pytest.mark.parametrize("activation", [None, *ACTIVATIONS])
+def test_nan_and_inf_propagate_as_in_ort(activation, isa) -> None:
+    """NaN and infinities in X reach the output exactly as through ORT's Conv and activation:
+    every activation maps NaN to NaN (the CUDA kernel shares the formulas, kernels/activation.h).
+    (A zero weight is not stored, so unlike dense Conv it never turns an inf into NaN.)"""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 4, 6, 140)).astype(np.float32)
+    x[0, 0, 2, [3, 130]] = np.nan
+    x[0, 1, 4, 7] = np.inf
+    x[0, 2, 1, 64] = -np.inf
+    # No zero weights: ORT's dense Conv multiplies zeros too (0 x inf = NaN), SparseConv stores none.
+    weight = rng.choice([-1.0, 1.0], size=(6, 4, 1, 3)).astype(np.float32) * rng.uniform(0.5, 1, (6, 4, 1, 3))
+    weight = weight.astype(np.float32)
+    bias = rng.standard_normal(6).astype(np.float32)
+    params = ACTIVATIONS.get(activation, ()) if activation else ()
+    attrs = {"pads": [0, 1, 0, 1]}
+    expected = session(conv_model(x.shape, weight, bias, attrs, activation, params), plugin=False).run(None, {"x": x})[
+        0
+    ]
+    with isas.forced_isa(isa):
+        sparse = session(sparse_conv_from_dense(x.shape, weight, bias, attrs, activation, params), plugin=True)
+    actual = run_nan_prefilled(sparse, x, expected.shape)
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(actual), np.isinf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(actual[finite], expected[finite], rtol=1e-5, atol=1e-5)
+
+    csr = dense_to_csr(weight)
+    direct = {**attrs, "kernel_shape": [1, 3], "activation": activation or "", "activation_params": list(params)}
+    out = _core.sparse_conv(x, csr.values, csr.col_indices, csr.row_ptr, bias, attributes=direct, isa=isa)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
+
+
+@pytest.mark.parametrize("activation,params", [("Clip", [0, 6]), ("LeakyRelu", [2]), ("HardSigmoid", [1, 0])])
+def test_activation_params_given_as_integers(activation, params) -> None:
+    """An INTS activation_params attribute means the same numbers (it was once ignored)."""
+    rng = np.random.default_rng(9)
+    x = (4 * rng.standard_normal((1, 3, 7, 7))).astype(np.float32)
+    weight = random_sparse_weight(rng, (4, 3, 3, 3), 0.5)
+    reference = conv_model(x.shape, weight, None, {}, activation, [float(p) for p in params])
+    expected = session(reference, plugin=False).run(None, {"x": x})[0]
+    model = sparse_conv_from_dense(x.shape, weight, None, {}, activation)
+    node = model.graph.node[0]
+    node.attribute.append(onnx.helper.make_attribute("activation_params", [int(p) for p in params]))
+    assert node.attribute[-1].type == onnx.AttributeProto.INTS
+    actual = session(model, plugin=True).run(None, {"x": x})[0]
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+    csr = dense_to_csr(weight)
+    direct = {"kernel_shape": [3, 3], "activation": activation, "activation_params": [int(p) for p in params]}
+    out = _core.sparse_conv(x, csr.values, csr.col_indices, csr.row_ptr, None, attributes=direct)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float16, np.int32])
+def test_pybind_out_must_be_float32(dtype) -> None:
+    """A non-float32 `out` is refused, not silently replaced by a converted copy."""
+    x = np.ones((1, 1, 1, 4), np.float32)
+    out = np.full((1, 1, 1, 4), 7, dtype)
+    args = (x, np.array([2.0], np.float32), np.array([0], np.int32), np.array([0, 1], np.int32))
+    with pytest.raises(ValueError, match="out must be"):
+        _core.sparse_conv(*args, attributes={"kernel_shape": [1, 1]}, out=out)
+    assert (out == 7).all()
+
+
+@pytest.mark.parametrize("isa", isas.PARAMS)
+@pytest.mark.parametrize(
+    "in_size,stride,kernel",
+    [
+        (h, s, k)
+        for k in (1, 2, 3)
+        for s in (2, 3, 4, 5, 7)
+        for h in range(s + 1, 3 * s + 1)
+        if (-(-h // s) - 1) * s + k < h
+    ],
+)
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER"])
+def test_same_padding_with_stride_beyond_kernel(in_size, stride, kernel, auto_pad, isa) -> None:
+    """SAME padding whose total is negative (1x1 stride-2 SAME shortcuts of TF-exported ResNets):
+    SparseConv computes exactly what ORT's Conv computes."""
+    rng = np.random.default_rng(in_size * 100 + stride * 10 + kernel)
+    x_shape = (1, 3, in_size, in_size + 1)
+    attrs = {"auto_pad": auto_pad, "strides": [stride, stride]}
+    assert_sparse_matches_dense(rng, x_shape, (4, 3, kernel, kernel), attrs, sparsity=0.3, isa=isa)

@@ -89,7 +89,48 @@ CASES = {
     "activation_params_nan": case(
         "NaN", attrs={**ATTRS, "activation": "Clip", "activation_params": [float("nan"), 1.0]}
     ),
-    "strides_wrong_type": case("strides", attrs={**ATTRS, "strides": [1.0, 1.0]}),
+    "strides_wrong_type": case("'strides' must be a list of integers", attrs={**ATTRS, "strides": [1.0, 1.0]}),
+    "kernel_shape_floats": case("'kernel_shape' must be a list of integers", attrs={"kernel_shape": [3.0, 3.0]}),
+    "pads_scalar": case("'pads' must be a list of integers", attrs={"kernel_shape": [3, 3], "pads": 1}),
+    "group_float": case("'group' must be an integer", attrs={**ATTRS, "group": 1.0}),
+    "activation_params_string": case(
+        "must be a list of numbers", attrs={**ATTRS, "activation": "Clip", "activation_params": "0,6"}
+    ),
+    "x_channels_vs_weight": case(
+        "has 4 channels but the weight expects 2", x_shape=(1, 4, 6, 6), attrs={**ATTRS, "in_channels_per_group": 2}
+    ),
+    "x_channels_vs_weight_symbolic": case(
+        "has 4 channels but the weight expects 2",
+        x_shape=(1, 4, 6, 6),
+        attrs={**ATTRS, "in_channels_per_group": 2},
+        symbolic=(True, True, True, True),
+    ),
+    "x_channels_vs_weight_grouped": case(
+        "has 4 channels but the weight expects 2",
+        x_shape=(1, 4, 6, 6),
+        attrs={**ATTRS, "group": 2, "in_channels_per_group": 1},
+        cols=np.array([0, 8, 4], I32),
+        symbolic=(False, True, False, False),
+    ),
+    "in_channels_per_group_zero": case("'in_channels_per_group' value 0", attrs={**ATTRS, "in_channels_per_group": 0}),
+    "columns_beyond_in_channels_per_group": case(
+        "C/group * prod(kernel_shape)",
+        attrs={**ATTRS, "in_channels_per_group": 1},
+        x_shape=(1, 1, 6, 6),
+        symbolic=(True, True, True, True),
+    ),
+    "declared_size_near_2_63": case(
+        "overflows", x_shape=(1, 2, 2**63 - 2, 6), attrs={"kernel_shape": [3, 3], "pads": [2, 2, 2, 2]}
+    ),
+    "same_padding_size_near_2_63": case(
+        "overflows", x_shape=(1, 2, 2**63 - 2, 6), attrs={"kernel_shape": [3, 3], "auto_pad": "SAME_UPPER"}
+    ),
+    "huge_dilated_kernel_window": case(
+        "larger than the padded input",
+        attrs={"kernel_shape": [2**24, 2**24], "dilations": [1, 2**24]},
+        cols=np.array([0, 2**40, 4], I64),
+        row_ptr=ROW_PTR.astype(I64),
+    ),
     "bias_wrong_length": case("B must", bias=np.ones(3, np.float32)),
 }
 

@@ -99,6 +99,13 @@ ConvAttributes ConvAttributes::Parse(const AttributeSource& src) {
   if (a.group < 1 || a.group > kMaxAttributeValue) {
     throw InvalidArgument("attribute 'group' must be at least 1, got " + std::to_string(a.group));
   }
+  if (auto c = src.Int("in_channels_per_group")) {
+    if (*c < 1 || *c > kMaxAttributeValue) {
+      throw InvalidArgument("attribute 'in_channels_per_group' value " + std::to_string(*c) + " is out of range [1, " +
+                            std::to_string(kMaxAttributeValue) + "]");
+    }
+    a.in_channels_per_group = *c;
+  }
   const std::string auto_pad = src.String("auto_pad").value_or("NOTSET");
   if (auto_pad == "NOTSET") {
     a.auto_pad = AutoPad::kNotSet;
@@ -127,6 +134,7 @@ AxisGeometry ResolveAxis(const ConvAttributes& attrs, int axis, int64_t in) {
   g.stride = attrs.strides[axis];
   g.dilation = attrs.dilations[axis];
   const int64_t dilated = (g.kernel - 1) * g.dilation + 1;  // < 2^48 by the attribute bounds
+  const std::string what = "spatial axis " + std::to_string(axis);
   switch (attrs.auto_pad) {
     case AutoPad::kNotSet:
       g.pad_begin = attrs.pads[axis];
@@ -136,18 +144,29 @@ AxisGeometry ResolveAxis(const ConvAttributes& attrs, int axis, int64_t in) {
       break;
     case AutoPad::kSameUpper:
     case AutoPad::kSameLower: {
-      const int64_t out = (in + g.stride - 1) / g.stride;
-      const int64_t total = std::max<int64_t>(0, (out - 1) * g.stride + dilated - in);
-      g.pad_begin = attrs.auto_pad == AutoPad::kSameUpper ? total / 2 : (total + 1) / 2;
+      // ceil(in / stride) outputs. Where a stride exceeds the (dilated) kernel, ONNX's total
+      // padding is negative and SparseConv computes what ONNX Runtime's Conv computes: the head
+      // crops the input by (-total - 1) / 2 (SAME_UPPER) or (-total - 2) / 2 (SAME_LOWER), rounded
+      // toward zero (measured on ORT 1.21 to 1.31; tests/test_conformance.py compares them).
+      // With dilations, which ORT's Conv refuses under SAME, SparseConv follows ONNX
+      // (onnx.reference) and clamps the total at 0.
+      const int64_t out = in / g.stride + (in % g.stride != 0);
+      int64_t total = CheckedAdd(CheckedMul(out - 1, g.stride, what.c_str()), dilated - in, what.c_str());
+      if (g.dilation != 1) total = std::max<int64_t>(0, total);
+      const bool upper = attrs.auto_pad == AutoPad::kSameUpper;
+      if (total >= 0) {
+        g.pad_begin = upper ? total / 2 : (total + 1) / 2;
+      } else {
+        g.pad_begin = upper ? (total + 1) / 2 : (total + 2) / 2;
+      }
       g.pad_end = total - g.pad_begin;
       break;
     }
   }
-  const int64_t padded = g.padded();
+  const int64_t padded = CheckedAdd(CheckedAdd(in, g.pad_begin, what.c_str()), g.pad_end, what.c_str());
   if (padded < dilated) {
-    throw InvalidArgument("spatial axis " + std::to_string(axis) + ": dilated kernel of size " +
-                          std::to_string(dilated) + " is larger than the padded input of size " +
-                          std::to_string(padded));
+    throw InvalidArgument(what + ": dilated kernel of size " + std::to_string(dilated) +
+                          " is larger than the padded input of size " + std::to_string(padded));
   }
   g.out = (padded - dilated) / g.stride + 1;
   return g;
@@ -168,6 +187,12 @@ ConvGeometry ResolveGeometry(const ConvAttributes& attrs, const std::vector<int6
   g.spatial_rank = k;
   if (g.batch < 0) throw InvalidArgument("input X has a negative batch size");
   if (g.in_channels < 1) throw InvalidArgument("input X has no channels");
+  if (attrs.in_channels_per_group > 0 && g.in_channels != attrs.in_channels_per_group * g.group) {
+    throw InvalidArgument("input X has " + std::to_string(g.in_channels) + " channels but the weight expects " +
+                          std::to_string(attrs.in_channels_per_group * g.group) + " (group " +
+                          std::to_string(g.group) + " x in_channels_per_group " +
+                          std::to_string(attrs.in_channels_per_group) + ")");
+  }
   if (g.in_channels % g.group != 0) {
     throw InvalidArgument("input channels " + std::to_string(g.in_channels) + " are not divisible by group " +
                           std::to_string(g.group));
@@ -196,7 +221,7 @@ ConvGeometry ResolveGeometry(const ConvAttributes& attrs, const std::vector<int6
   for (int a = 0; a < kMaxSpatialRank; ++a) {
     const AxisGeometry& ax = g.axes[a];
     l.stride[a] = std::min(ax.stride, ax.padded());
-    l.extent[a] = (ax.padded() + l.stride[a] - 1) / l.stride[a];
+    l.extent[a] = ax.padded() / l.stride[a] + (ax.padded() % l.stride[a] != 0);
     l.phases = CheckedMul(l.phases, l.stride[a], "strided input");
     l.phase_plane = CheckedMul(l.phase_plane, l.extent[a], "strided input");
     unit = unit && ax.stride == 1;

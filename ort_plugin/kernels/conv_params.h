@@ -40,6 +40,9 @@ struct ConvAttributes {
   std::vector<int64_t> dilations;
   std::vector<int64_t> pads;
   int64_t group = 1;
+  // C/group of the dense weight, or -1 when the node does not say (models written before the
+  // attribute existed): then only the CSR's columns bound X's channels.
+  int64_t in_channels_per_group = -1;
   AutoPad auto_pad = AutoPad::kNotSet;
   Epilogue epilogue;
 
@@ -87,7 +90,8 @@ struct ConvGeometry {
   std::vector<int64_t> OutputShape() const;
 };
 
-// Validates X's shape against the attributes and M output channels; throws InvalidArgument.
+// Validates X's shape against the attributes (in_channels_per_group included) and M output
+// channels; throws InvalidArgument.
 ConvGeometry ResolveGeometry(const ConvAttributes& attrs, const std::vector<int64_t>& x_shape,
                              int64_t out_channels);
 

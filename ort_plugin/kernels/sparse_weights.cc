@@ -105,13 +105,20 @@ void SparseWeights::PlanChannelBlocks(const ConvAttributes& attrs) {
   // width (and a vector of slack for unaligned loads).
   constexpr int64_t kL1Budget = 24 * 1024;
   constexpr int64_t kMinNonzerosPerBlock = 48;  // below this, reloading partial sums costs more
+  // Sizes come from the model: products saturate (a heuristic needs no exact huge values).
+  const auto mul = [](int64_t a, int64_t b) {
+    int64_t r = 0;
+    return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+  };
   const int64_t width = attrs.kernel_shape.back(), dilation = attrs.dilations.back();
   const int64_t rows_per_channel = attrs.kernel_volume() / width;
-  const int64_t window = rows_per_channel * (kCpuTilePositions + (width - 1) * dilation + 16) * int64_t{sizeof(float)};
+  const int64_t row_bytes = mul(kCpuTilePositions + (width - 1) * dilation + 16, int64_t{sizeof(float)});
+  const int64_t window = mul(rows_per_channel, row_bytes);
   const int64_t channels = max_channel_ + 1;
   const int64_t rows = out_channels();
   const int64_t fit = std::max<int64_t>(1, kL1Budget / std::max<int64_t>(1, window));
-  const int64_t work = nnz() > 0 ? (kMinNonzerosPerBlock * channels * rows + nnz() - 1) / nnz() : channels;
+  const int64_t wanted = mul(mul(kMinNonzerosPerBlock, channels), rows);
+  const int64_t work = nnz() > 0 ? wanted / nnz() + (wanted % nnz() != 0) : channels;
   channel_block_ = std::max<int64_t>({1, fit, work});
   channel_blocks_ = channels > channel_block_ ? (channels + channel_block_ - 1) / channel_block_ : 1;
   block_begin_.resize(rows * (channel_blocks_ + 1));

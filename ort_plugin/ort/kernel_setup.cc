@@ -104,10 +104,18 @@ NodeSetup ReadNode(const OrtApi& api, const OrtKernelInfo* info) {
   }
   setup.x_shape = DeclaredInputShape(api, info);
   const std::vector<int64_t>& x_shape = setup.x_shape;
-  const int64_t in_channels = x_shape.size() >= 2 && x_shape[1] > 0 ? x_shape[1] : -1;
+  int64_t in_channels = x_shape.size() >= 2 && x_shape[1] > 0 ? x_shape[1] : -1;
   if (in_channels > 0 && in_channels % attrs.group != 0) {
     throw InvalidArgument("input channels " + std::to_string(in_channels) + " are not divisible by group " +
                           std::to_string(attrs.group));
+  }
+  if (attrs.in_channels_per_group > 0) {
+    const int64_t expected = CheckedMul(attrs.in_channels_per_group, attrs.group, "in_channels_per_group x group");
+    if (in_channels > 0 && in_channels != expected) {
+      throw InvalidArgument("input X has " + std::to_string(in_channels) + " channels but the weight expects " +
+                            std::to_string(expected) + " (group x in_channels_per_group)");
+    }
+    in_channels = expected;  // every column is checked against the weight's own shape
   }
   if (cols.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32) {
     setup.weights = SparseWeights::Pack(MakeCsrView<int32_t>(values, cols, row_ptr), attrs, in_channels);

@@ -51,16 +51,50 @@ std::optional<int64_t> KernelInfoAttributes::Int(const char* name) const {
   throw InvalidArgument(std::string("attribute '") + name + "' must be an integer: " + s.message());
 }
 
+// ORT's array getters report an attribute of another type as an empty array, not as an error:
+// an empty result is trusted only when no other type reads the attribute.
 std::optional<std::vector<int64_t>> KernelInfoAttributes::Ints(const char* name) const {
-  return ReadArray<int64_t>(api_, name, [&](int64_t* out, size_t* size) {
+  auto ints = ReadArray<int64_t>(api_, name, [&](int64_t* out, size_t* size) {
     return api_.KernelInfoGetAttributeArray_int64(info_, name, out, size);
   });
+  if (ints && ints->empty() && HasOtherType(name, /*floats=*/true)) {
+    throw InvalidArgument(std::string("attribute '") + name + "' must be a list of integers");
+  }
+  return ints;
 }
 
+// Floats also accept a list of integers (an exporter writing [0, 6] for Clip bounds).
 std::optional<std::vector<float>> KernelInfoAttributes::Floats(const char* name) const {
-  return ReadArray<float>(api_, name, [&](float* out, size_t* size) {
+  auto floats = ReadArray<float>(api_, name, [&](float* out, size_t* size) {
     return api_.KernelInfoGetAttributeArray_float(info_, name, out, size);
   });
+  if (!floats || !floats->empty()) return floats;
+  auto ints = ReadArray<int64_t>(api_, name, [&](int64_t* out, size_t* size) {
+    return api_.KernelInfoGetAttributeArray_int64(info_, name, out, size);
+  });
+  if (ints && !ints->empty()) return std::vector<float>(ints->begin(), ints->end());
+  if (HasOtherType(name, /*floats=*/false)) {
+    throw InvalidArgument(std::string("attribute '") + name + "' must be a list of numbers");
+  }
+  return floats;
+}
+
+bool KernelInfoAttributes::HasOtherType(const char* name, bool floats) const {
+  int64_t i = 0;
+  float f = 0.0f;
+  size_t size = 0;
+  const auto reads = [&](OrtStatus* status) {
+    StatusGuard s{api_, status};
+    return s.status == nullptr;
+  };
+  if (reads(api_.KernelInfoGetAttribute_int64(info_, name, &i)) ||
+      reads(api_.KernelInfoGetAttribute_float(info_, name, &f)) ||
+      reads(api_.KernelInfoGetAttribute_string(info_, name, nullptr, &size))) {
+    return true;
+  }
+  if (!floats) return false;
+  size = 0;
+  return reads(api_.KernelInfoGetAttributeArray_float(info_, name, nullptr, &size)) && size > 0;
 }
 
 std::optional<std::string> KernelInfoAttributes::String(const char* name) const {
@@ -112,7 +146,16 @@ std::optional<std::vector<int64_t>> ShapeInferAttributes::Ints(const char* name)
 }
 
 std::optional<std::vector<float>> ShapeInferAttributes::Floats(const char* name) const {
-  return ReadOpAttrArray<float>(api_, Find(name), ORT_OP_ATTR_FLOATS, name);
+  const OrtOpAttr* attr = Find(name);
+  try {
+    auto floats = ReadOpAttrArray<float>(api_, attr, ORT_OP_ATTR_FLOATS, name);
+    if (!floats || !floats->empty()) return floats;
+  } catch (const InvalidArgument&) {
+  }
+  // A list of integers is accepted as the same numbers (see KernelInfoAttributes::Floats).
+  auto ints = ReadOpAttrArray<int64_t>(api_, attr, ORT_OP_ATTR_INTS, name);
+  if (!ints) return std::nullopt;
+  return std::vector<float>(ints->begin(), ints->end());
 }
 
 std::optional<std::string> ShapeInferAttributes::String(const char* name) const {

@@ -16,6 +16,8 @@ class KernelInfoAttributes final : public AttributeSource {
   std::optional<std::string> String(const char* name) const override;
 
  private:
+  // Whether `name` reads as an int, a float, a string or (with `floats`) a non-empty float list.
+  bool HasOtherType(const char* name, bool floats) const;
   const OrtApi& api_;
   const OrtKernelInfo* info_;
 };

@@ -70,7 +70,7 @@ SparseWeights PackFrom(const FloatArray& values, const py::array& cols, const py
   auto r = py::array_t<Index, py::array::c_style>::ensure(row_ptr);
   if (!c || !r) throw InvalidArgument("W_col_indices and W_row_ptr must be 1-D integer arrays");
   return SparseWeights::Pack(CsrView<Index>{values.data(), values.size(), c.data(), c.size(), r.data(), r.size()},
-                             attrs, -1);
+                             attrs, attrs.in_channels_per_group > 0 ? attrs.in_channels_per_group * attrs.group : -1);
 }
 
 // The instruction set a call runs: `isa` when given, else as the plugin chooses (cpu_isa.h).
