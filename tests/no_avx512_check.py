@@ -1,0 +1,73 @@
+"""Run under `valgrind --tool=none`, whose virtual CPU has no AVX-512 (tests/test_valgrind.py):
+the plugin must dispatch to its AVX2 variant on its own and give ORT's answers there, on layers
+whose rows fill whole tiles and on a third-party model rewritten end to end.
+
+usage: python no_avx512_check.py [MODEL.onnx INPUT_SHAPE]   (INPUT_SHAPE like 1,3,48,192)
+Prints one line per check; exit 0 when all agree, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import onnx
+import onnx_sparsify
+from models import conv_model, random_sparse_weight, rel_l2, run_nan_prefilled, session, sparse_conv_from_dense
+from onnx_sparsify.check import check
+
+# (x_shape, w_shape, attrs): whole 128-position tiles, padding, strides, groups, the plane path.
+LAYERS = [
+    ((1, 3, 2, 128), (4, 3, 1, 1), {}),
+    ((1, 8, 16, 256), (16, 8, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ((1, 8, 17, 130), (8, 8, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((1, 16, 20, 64), (16, 4, 3, 3), {"group": 4, "pads": [1, 1, 1, 1]}),
+    ((1, 16, 40, 40), (16, 1, 3, 3), {"group": 16, "pads": [1, 1, 1, 1]}),
+]
+
+
+def check_layers() -> bool:
+    ok = True
+    rng = np.random.default_rng(0)
+    for x_shape, w_shape, attrs in LAYERS:
+        for activation, params in ((None, ()), ("Clip", (-0.5, 0.75))):
+            weight = random_sparse_weight(rng, w_shape, 0.8)
+            bias = rng.standard_normal(w_shape[0]).astype(np.float32)
+            x = rng.standard_normal(x_shape).astype(np.float32)
+            expected = session(conv_model(x_shape, weight, bias, attrs, activation, params), plugin=False).run(
+                None, {"x": x}
+            )[0]
+            model = sparse_conv_from_dense(x_shape, weight, bias, attrs, activation, params)
+            actual = run_nan_prefilled(session(model, plugin=True), x, expected.shape)
+            err = rel_l2(actual, expected) if not np.isnan(actual).any() else float("inf")
+            ok &= err <= 1e-5
+            print(f"layer x={x_shape} w={w_shape} {attrs} {activation}: relative L2 {err:.2e}")
+    return ok
+
+
+def check_model(path: str, shape: list[int]) -> bool:
+    """Prunes the model to 90%, rewrites every eligible Conv and compares with ORT's dense run."""
+    reference, _ = onnx_sparsify.prune_convs(onnx.load(path), 0.9)
+    rewritten, report = onnx_sparsify.sparsify(reference, min_sparsity=0)
+    result = check(reference, rewritten, input_shapes={reference.graph.input[0].name: shape}, runs=1)
+    print(
+        f"model {path}: {report.rewritten} Convs rewritten, relative L2 {result.worst_error:.2e} "
+        f"(tolerance {result.tolerance:.2e})"
+    )
+    return result.passed and report.rewritten > 0
+
+
+def main() -> int:
+    isa = onnx_sparsify.build_info()["cpu_isa"]
+    print(f"CPU kernel instruction set: {isa}")
+    if isa == "avx512f":
+        print("this CPU has AVX-512: run under valgrind --tool=none")
+        return 1
+    ok = check_layers()
+    if len(sys.argv) == 3:
+        ok &= check_model(sys.argv[1], [int(d) for d in sys.argv[2].split(",")])
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
