@@ -3,9 +3,11 @@ into the `onnx_sparsify` package folder, so both ship in the wheel (see CMakeLis
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -37,12 +39,17 @@ class CMakeBuild(build_ext):
         ]
         if shutil.which("ninja") or _has_ninja_module():
             args.append("-GNinja")
-        args += [a for a in os.environ.get("CMAKE_ARGS", "").split() if a]
+        args += cmake_args_from_env(os.environ)
         # pip builds in a fresh isolated environment each time: a cache naming the last one's
         # ninja or pybind11 would break the configure step.
         (build_dir / "CMakeCache.txt").unlink(missing_ok=True)
         subprocess.run(["cmake", str(ROOT), *args], cwd=build_dir, check=True)
         subprocess.run(["cmake", "--build", ".", "--parallel", str(os.cpu_count() or 2)], cwd=build_dir, check=True)
+
+
+def cmake_args_from_env(environ: Mapping[str, str]) -> list[str]:
+    """CMAKE_ARGS split as a POSIX shell would: -DFLAGS="-O2 -g" stays one argument."""
+    return shlex.split(environ.get("CMAKE_ARGS", ""))
 
 
 def _has_ninja_module() -> bool:

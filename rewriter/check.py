@@ -3,15 +3,24 @@ same random inputs and compare, with a tolerance scaled by the model's own float
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Union
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 
+from . import model_io
 from ._plugin import session_options
 from .report import CheckResult
+
+# A model in memory, or the path of a model file (whose external data lies beside it).
+ModelSource = Union[onnx.ModelProto, str, os.PathLike]
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +46,65 @@ def parse_input_shape(text: str) -> tuple[str, list[int]]:
     return name, shape
 
 
+def _dims(dims: Sequence) -> str:
+    return "x".join("?" if d is None else str(d) for d in dims)
+
+
+def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """The inputs a caller feeds: graph inputs that are not initializers."""
+    initializers = {t.name for t in model.graph.initializer}
+    return [v for v in model.graph.input if v.name not in initializers]
+
+
+def declared_shape(value: onnx.ValueInfoProto) -> list[int | None] | None:
+    """A tensor input's declared sizes (None where unknown), or None without a declared shape."""
+    tensor = value.type.tensor_type
+    if not value.type.HasField("tensor_type") or not tensor.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor.shape.dim]
+
+
+def validate_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]) -> None:
+    """Raises ValueError unless each shape names one of the model's inputs, has its rank, sizes of
+    at least 1, and agrees with the sizes the model declares."""
+    inputs = {v.name: v for v in graph_inputs(model)}
+    for name, shape in input_shapes.items():
+        if name not in inputs:
+            raise ValueError(f"the model has no input '{name}' (its inputs: {', '.join(inputs) or 'none'})")
+        if any(d < 1 for d in shape):
+            raise ValueError(f"sizes must be at least 1, got {_dims(shape)}")
+        if not inputs[name].type.HasField("tensor_type"):
+            raise ValueError(f"input '{name}' is not a tensor")
+        declared = declared_shape(inputs[name])
+        if declared is None:
+            continue
+        if len(declared) != len(shape):
+            raise ValueError(f"input '{name}' has rank {len(declared)}, not {len(shape)}")
+        if any(fixed is not None and fixed != size for fixed, size in zip(declared, shape)):
+            raise ValueError(
+                f"input '{name}' is declared {_dims(declared)}; a shape can only fix its unknown (?) sizes"
+            )
+
+
+def unknown_inputs(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]) -> list[str]:
+    """'NAME (DIMS)' for each tensor input with sizes neither declared nor given."""
+    unknown = []
+    for value in graph_inputs(model):
+        declared = declared_shape(value)
+        if value.name not in input_shapes and value.type.HasField("tensor_type"):
+            if declared is None or None in declared:
+                unknown.append(f"'{value.name}' ({_dims(declared) if declared is not None else 'no shape'})")
+    return unknown
+
+
 def random_feeds(
     model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]], seed: int = 0
 ) -> dict[str, np.ndarray]:
     """Random inputs of the declared types and shapes; a symbolic batch (first) dimension is 1,
     any other unknown size must come from `input_shapes`."""
     rng = np.random.default_rng(seed)
-    initializers = {t.name for t in model.graph.initializer}
     feeds = {}
-    for value in model.graph.input:
-        if value.name in initializers:
-            continue
+    for value in graph_inputs(model):
         tensor = value.type.tensor_type
         dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)
         if value.name in input_shapes:
@@ -71,13 +128,42 @@ def random_feeds(
     return feeds
 
 
-def _session(model: onnx.ModelProto, plugin: bool, optimize: bool) -> ort.InferenceSession:
+@contextlib.contextmanager
+def _loadable(source: ModelSource) -> Iterator[str | bytes]:
+    """What InferenceSession takes for `source`: a path as it is (ORT reads the external data
+    beside it); a model as bytes, or, past protobuf's 2 GiB limit, as a copy saved with external
+    data in a temporary folder."""
+    if not isinstance(source, onnx.ModelProto):
+        yield os.fspath(source)
+        return
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model_io.every_tensor(source)):
+        raise CheckError("a model given in memory keeps tensors in external files: pass its path instead")
+    if model_io.tensor_bytes(source) <= model_io.EXTERNAL_DATA_THRESHOLD:
+        yield source.SerializeToString()
+        return
+    with tempfile.TemporaryDirectory(prefix="onnx-sparsify-check.") as folder:
+        copy = onnx.ModelProto()
+        copy.CopyFrom(source)
+        path = Path(folder) / "model.onnx"
+        model_io.save_model(copy, path, external_data=True)
+        del copy
+        yield str(path)
+
+
+def _graph_of(source: ModelSource) -> onnx.ModelProto:
+    """The model, or its graph without the tensor data when given by path."""
+    if isinstance(source, onnx.ModelProto):
+        return source
+    return onnx.load(os.fspath(source), load_external_data=False)
+
+
+def _session(model: str | bytes, plugin: bool, optimize: bool) -> ort.InferenceSession:
     options = session_options() if plugin else ort.SessionOptions()
     options.graph_optimization_level = (
         ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     )
     options.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def _error(actual: np.ndarray, expected: np.ndarray) -> float:
@@ -95,34 +181,44 @@ def _error(actual: np.ndarray, expected: np.ndarray) -> float:
 
 
 def check(
-    reference: onnx.ModelProto,
-    rewritten: onnx.ModelProto,
+    reference: ModelSource,
+    rewritten: ModelSource,
     *,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     feeds: Sequence[Mapping[str, np.ndarray]] | None = None,
-    original: onnx.ModelProto | None = None,
+    original: ModelSource | None = None,
     runs: int = 2,
 ) -> CheckResult:
     """Compares `rewritten` (plugin) with `reference` (ORT's own kernels) on `feeds`, or on
     `runs` sets of random inputs. With `original` (the model before pruning), also measures how
-    far pruning moved the outputs."""
+    far pruning moved the outputs. Each model is a ModelProto or the path of a model file
+    (needed for a model whose tensors were saved to external data); none is modified."""
     if feeds is None:
-        feeds = [random_feeds(reference, input_shapes or {}, seed) for seed in range(runs)]
-    ref_opt, ref_plain = _session(reference, False, True), _session(reference, False, False)
-    candidate = _session(rewritten, True, True)
-    names = [o.name for o in ref_opt.get_outputs()]
-    errors = dict.fromkeys(names, 0.0)
-    spread = dict.fromkeys(names, 0.0)
-    drift = dict.fromkeys(names, 0.0) if original is not None else None
-    source = _session(original, False, True) if original is not None else None
-    for feed in feeds:
-        expected = ref_opt.run(None, dict(feed))
-        for name, e, a, p in zip(names, expected, candidate.run(None, dict(feed)), ref_plain.run(None, dict(feed))):
-            errors[name] = max(errors[name], _error(a, e))
-            spread[name] = max(spread[name], _error(p, e))
-        if source is not None:
-            for name, e, o in zip(names, expected, source.run(None, dict(feed))):
-                drift[name] = max(drift[name], _error(e, o))
+        graph = _graph_of(reference)
+        try:
+            validate_input_shapes(graph, input_shapes or {})
+        except ValueError as e:
+            raise CheckError(str(e)) from None
+        feeds = [random_feeds(graph, input_shapes or {}, seed) for seed in range(runs)]
+    with contextlib.ExitStack() as stack:  # temporary copies live until the last run
+        ref = stack.enter_context(_loadable(reference))
+        ref_opt, ref_plain = _session(ref, False, True), _session(ref, False, False)
+        del ref
+        candidate = _session(stack.enter_context(_loadable(rewritten)), True, True)
+        source = _session(stack.enter_context(_loadable(original)), False, True) if original is not None else None
+        names = [o.name for o in ref_opt.get_outputs()]
+        errors = dict.fromkeys(names, 0.0)
+        spread = dict.fromkeys(names, 0.0)
+        drift = dict.fromkeys(names, 0.0) if source is not None else None
+        for feed in feeds:
+            expected = ref_opt.run(None, dict(feed))
+            actual, plain = candidate.run(None, dict(feed)), ref_plain.run(None, dict(feed))
+            for name, e, a, p in zip(names, expected, actual, plain):
+                errors[name] = max(errors[name], _error(a, e))
+                spread[name] = max(spread[name], _error(p, e))
+            if source is not None:
+                for name, e, o in zip(names, expected, source.run(None, dict(feed))):
+                    drift[name] = max(drift[name], _error(e, o))
     tolerances = {n: max(MIN_TOLERANCE, SENSITIVITY_FACTOR * spread[n]) for n in names}
     worst = max(names, key=lambda n: errors[n] / tolerances[n])
     result = CheckResult(

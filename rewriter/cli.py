@@ -3,16 +3,23 @@
 Exit codes:
   0  the model was rewritten (and, with --check, agrees with the original)
   1  --check found the rewritten model disagreeing with the reference
-  2  usage error (bad flag or value, or --check lacking an input shape)
-  3  the input cannot be used: missing, unreadable, not ONNX, unsupported opset, unsafe external data
-  4  the output cannot be written
+  2  usage error: a bad flag or value, -o naming the input (or its external data), an
+     --input-shape naming no input or of the wrong rank or sizes, --check lacking an input size
+  3  the input cannot be used: missing, unreadable, not ONNX, unsupported opset, unsafe external
+     data, or malformed where ONNX Runtime would refuse it too (the message names the node)
+  4  the output (or the JSON report) cannot be written
   5  no Conv was rewritten; the output was written unchanged (apart from its IR version)
+
+The output is staged in a temporary folder beside it and moved into place only on exit 0 or 5:
+on any other exit nothing is left at the output path, a file already there is untouched, and the
+error line says the output was not written. Errors are one line (a traceback only with -v).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,12 +50,18 @@ def _input_shape(text: str) -> tuple[str, list[int]]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage block
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="onnx-sparsify",
         description="Rewrite an ONNX model's sparse Conv layers to SparseConv, which the onnx-sparsify "
         "ONNX Runtime plugin runs faster than dense Conv.",
-        epilog="Exit codes: 0 ok, 1 check failed, 2 usage, 3 bad input, 4 cannot write, 5 nothing rewritten.",
+        epilog="Exit codes: 0 ok, 1 check failed, 2 usage, 3 bad input, 4 cannot write, 5 nothing rewritten "
+        "(the output is written only on 0 and 5).",
     )
     parser.add_argument("input", type=Path, help="the ONNX model to rewrite")
     parser.add_argument("-o", "--output", type=Path, required=True, help="where to write the rewritten model")
@@ -78,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--autotune",
         action="store_true",
         help="time both variants of each layer on this machine and keep the faster "
-        "(layers need known input shapes: see --input-shape)",
+        "(layers need known input shapes: see --input-shape; others use the cost model, with a warning)",
     )
     parser.add_argument(
         "--check", action="store_true", help="run original and rewritten models on random inputs and compare"
@@ -122,74 +135,134 @@ def _progress_bar(enabled: bool):
     return start
 
 
-def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
+class _Failure(Exception):
+    """Ends the run with `code` and one line; main() adds that the output was not written."""
 
-    from . import rewrite
-    from .check import CheckError, check
-    from .model_io import ModelLoadError, ModelSaveError, check_opsets, load_model, save_model
-    from .pruning import prune_convs
-    from .report import render
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
-    console = Console(stderr=True, quiet=args.quiet)
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same path once resolved, or hard links."""
     try:
-        loaded = load_model(args.input)
-        check_opsets(loaded.model)
+        return a.resolve() == b.resolve() or os.path.samefile(a, b)
+    except (OSError, RuntimeError):  # a missing file; a symlink loop
+        return False
+
+
+def _refuse_input_as_output(args: argparse.Namespace) -> None:
+    if _same_file(args.output, args.input):
+        raise _Failure(EXIT_USAGE, f"-o {args.output}: that is the input model; refusing to overwrite it")
+
+
+def _refuse_external_data_as_output(args: argparse.Namespace, external_files: frozenset[Path]) -> None:
+    """-o must not overwrite the input's external data, nor write its own over it."""
+    from .model_io import external_data_name
+
+    for target in (args.output, args.output.parent / external_data_name(args.output)):
+        if any(_same_file(target, f) for f in external_files):
+            raise _Failure(EXIT_USAGE, f"-o {args.output}: would overwrite {target.name}, the input's external data")
+
+
+def _input_shapes(args: argparse.Namespace, model) -> dict[str, list[int]]:
+    """The --input-shape values, checked against the model's inputs."""
+    from .check import validate_input_shapes
+
+    shapes: dict[str, list[int]] = {}
+    for name, dims in args.input_shape:
+        flag = f"--input-shape {name}:{'x'.join(map(str, dims))}"
+        if name in shapes:
+            raise _Failure(EXIT_USAGE, f"{flag}: input '{name}' is given twice")
+        try:
+            validate_input_shapes(model, {name: dims})
+        except ValueError as e:
+            raise _Failure(EXIT_USAGE, f"{flag}: {e}") from None
+        shapes[name] = dims
+    return shapes
+
+
+def _rewrite(args: argparse.Namespace, loaded, input_shapes: dict[str, list[int]]):
+    """(reference, rewritten model, report): the pruned model with --prune, else the input."""
+    from . import rewrite
+    from .model_io import ModelLoadError
+    from .pruning import prune_convs
+
+    try:
+        reference = loaded.model
+        if args.prune is not None:
+            reference, _ = prune_convs(loaded.model, args.prune, args.keep)
+        model, report = rewrite.sparsify(
+            reference,
+            min_sparsity=args.min_sparsity,
+            keep=args.keep,
+            autotune=args.autotune,
+            input_shapes=input_shapes,
+            provider=args.provider,
+            progress=_progress_bar(not args.quiet and sys.stderr.isatty()),
+        )
     except ModelLoadError as e:
-        log.error("%s", e)
-        return EXIT_INPUT
-    original = loaded.model
-    reference = original
-    if args.prune is not None:
-        reference, _ = prune_convs(original, args.prune, args.keep)
-    progress = _progress_bar(not args.quiet and sys.stderr.isatty())
-    model, report = rewrite.sparsify(
-        reference,
-        min_sparsity=args.min_sparsity,
-        keep=args.keep,
-        autotune=args.autotune,
-        input_shapes=dict(args.input_shape),
-        provider=args.provider,
-        progress=progress,
-    )
+        raise _Failure(EXIT_INPUT, str(e)) from None
     if args.prune is not None:
         report.pruned_to = args.prune
-    try:
-        save_model(model, args.output, external_data=loaded.external_data or None)
-    except ModelSaveError as e:
-        log.error("%s", e)
-        return EXIT_OUTPUT
+    return reference, model, report
 
-    status = EXIT_OK
-    if args.check and report.rewritten:
-        try:
-            report.check = check(
-                reference,
-                model,
-                input_shapes=dict(args.input_shape),
-                original=original if args.prune is not None else None,
-            )
-        except CheckError as e:
-            log.error("%s", e)
-            return EXIT_USAGE
-        if not report.check.passed:
-            status = EXIT_CHECK_FAILED
+
+def _check(reference, staged: Path, original, input_shapes: dict[str, list[int]]):
+    """--check against the staged output file, read back as ONNX Runtime will read it."""
+    from .check import CheckError, check
+
+    try:
+        return check(reference, staged, input_shapes=input_shapes, original=original)
+    except CheckError as e:
+        raise _Failure(EXIT_USAGE, str(e)) from None
+
+
+def _report(args: argparse.Namespace, report, console) -> None:
+    """Prints the report, writes its JSON, and fails the run when --check failed."""
+    from .report import render
+
     render(report, console)
     if args.report_json:
         try:
             args.report_json.write_text(report.to_json())
         except OSError as e:
-            log.error("%s: cannot write the report (%s)", args.report_json, e.strerror)
-            return EXIT_OUTPUT
-    if status == EXIT_CHECK_FAILED:
+            raise _Failure(EXIT_OUTPUT, f"{args.report_json}: cannot write the report ({e.strerror})") from None
+    if report.check is not None and not report.check.passed:
         c = report.check
-        log.error(
-            "check failed: output '%s' differs by relative L2 %.3g (tolerance %.3g)",
-            c.worst_output,
-            c.worst_error,
-            c.tolerance,
+        raise _Failure(
+            EXIT_CHECK_FAILED,
+            f"check failed: output '{c.worst_output}' differs by relative L2 {c.worst_error:.3g} "
+            f"(tolerance {c.tolerance:.3g})",
         )
-        return status
+
+
+def run(args: argparse.Namespace) -> int:
+    """The whole command; raises _Failure (and leaves nothing at the output path) for exit codes
+    1 to 4."""
+    from rich.console import Console
+
+    from .model_io import ModelLoadError, ModelSaveError, StagedModel, check_opsets, load_model
+
+    console = Console(stderr=True, quiet=args.quiet)
+    _refuse_input_as_output(args)
+    try:
+        loaded = load_model(args.input)
+        check_opsets(loaded.model)
+    except ModelLoadError as e:
+        raise _Failure(EXIT_INPUT, str(e)) from None
+    _refuse_external_data_as_output(args, loaded.external_files)
+    input_shapes = _input_shapes(args, loaded.model)
+    reference, model, report = _rewrite(args, loaded, input_shapes)
+    try:
+        with StagedModel(model, args.output, external_data=loaded.external_data or None) as staged:
+            if args.check and report.rewritten:
+                original = loaded.model if args.prune is not None else None
+                report.check = _check(reference, staged.path, original, input_shapes)
+            _report(args, report, console)
+            staged.commit()
+    except ModelSaveError as e:
+        raise _Failure(EXIT_OUTPUT, str(e)) from None
     if not report.rewritten:
         log.warning("no Conv was rewritten (%d found); %s written unchanged", report.convs, args.output)
         return EXIT_NOTHING_REWRITTEN
@@ -203,13 +276,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("onnx_sparsify").setLevel(level)
     try:
         return run(args)
+    except _Failure as e:
+        log.error("%s; %s not written", e, args.output)
+        return e.code
     except KeyboardInterrupt:
-        log.error("interrupted")
+        log.error("interrupted; %s not written", args.output)
         return 130
     except Exception as e:  # one clear line; the traceback only with -v
         if args.verbose:
             raise
-        log.error("%s: %s (run with -v for details)", type(e).__name__, e)
+        log.error("%s: %s (run with -v for details); %s not written", type(e).__name__, e, args.output)
         return EXIT_INPUT
 
 

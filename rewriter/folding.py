@@ -1,5 +1,11 @@
 """Folding what follows a Conv into it: an inference-mode BatchNormalization into W and B, and an
-activation into SparseConv's fused epilogue."""
+activation into SparseConv's fused epilogue.
+
+A BatchNormalization or activation is folded only when the result is exactly what the node
+computes: parameters that are not usable as they stand (the wrong shape or type, NaN, a
+variance + epsilon that is not positive, a fold that overflows float32, Clip bounds that are
+not scalars or cross) leave the node in the graph, with the reason. A stored tensor ONNX Runtime
+itself would refuse raises MalformedModelError naming the node instead."""
 
 from __future__ import annotations
 
@@ -7,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import helper
 
-from .graph_walk import Scope
+from .graph_walk import Scope, attribute, node_label, refers_to_caller
+
+_ONNX_DOMAINS = ("", "ai.onnx")
 
 
 @dataclass(frozen=True)
@@ -18,63 +25,115 @@ class Activation:
     params: tuple[float, ...]  # SparseConv's `activation_params`
 
 
-def _attr(node: onnx.NodeProto, name: str, default):
+def _float_attr(node: onnx.NodeProto, name: str, default: float) -> float | str:
+    """A FLOAT attribute's value, or why it is unusable (ONNX Runtime refuses other types)."""
     for a in node.attribute:
         if a.name == name:
-            return helper.get_attribute_value(a)
+            if a.type != onnx.AttributeProto.FLOAT:
+                return f"its attribute '{name}' is {onnx.AttributeProto.AttributeType.Name(a.type)}, not FLOAT"
+            return float(a.f)
     return default
 
 
-def batchnorm_params(node: onnx.NodeProto, scope: Scope) -> tuple[np.ndarray, np.ndarray] | str:
-    """(scale, shift) such that BN(x) = scale * x + shift per channel, or why it cannot fold."""
-    if node.op_type != "BatchNormalization" or node.domain not in ("", "ai.onnx"):
+def batchnorm_params(node: onnx.NodeProto, scope: Scope, channels: int) -> tuple[np.ndarray, np.ndarray] | str:
+    """(scale, shift) such that BN(x) = scale * x + shift per channel, for a BatchNormalization
+    whose input has `channels` channels; or why it cannot fold."""
+    if node.op_type != "BatchNormalization" or node.domain not in _ONNX_DOMAINS:
         return "not a BatchNormalization"
-    if _attr(node, "training_mode", 0) != 0:
-        return "BatchNormalization is in training mode"
-    if _attr(node, "spatial", 1) != 1:
-        return "BatchNormalization with spatial=0"
-    if len(node.input) != 5:
-        return "BatchNormalization without its four parameters"
-    params = [scope.constant(name) for name in node.input[1:]]
+    if refers_to_caller(node):
+        return "its attributes come from the function's caller"
+    if attribute(node, "training_mode", 0) != 0:
+        return "it is in training mode"
+    if attribute(node, "spatial", 1) != 1:
+        return "spatial=0"
+    if len(node.input) != 5 or not all(node.input[1:]):
+        return "it lacks some of its four parameters"
+    if any(node.output[1:]):
+        return "it has more than one output"
+    params = [scope.constant(name, reader=node) for name in node.input[1:]]
     if any(p is None for p in params):
-        return "BatchNormalization parameters are not constant"
-    gamma, beta, mean, var = (np.asarray(p, dtype=np.float64).reshape(-1) for p in params)
-    if not (gamma.shape == beta.shape == mean.shape == var.shape):
-        return "BatchNormalization parameters have different shapes"
-    eps = float(_attr(node, "epsilon", 1e-5))
+        return "its parameters are not constant"
+    dtypes = sorted({str(p.dtype) for p in params if not np.issubdtype(p.dtype, np.floating)})
+    if dtypes:
+        return f"its parameters are {', '.join(dtypes)}, not floating point"
+    shapes = [list(p.shape) for p in params]
+    if any(s != [channels] for s in shapes):
+        return f"its parameters have shapes {shapes}, not [{channels}] (the Conv's output channels)"
+    eps = _float_attr(node, "epsilon", 1e-5)
+    if isinstance(eps, str):
+        return eps
+    gamma, beta, mean, var = (p.astype(np.float64) for p in params)
+    if not all(np.isfinite(p).all() for p in (gamma, beta, mean, var)) or not np.isfinite(eps):
+        return "its parameters hold NaN or infinity"
+    if not (var + eps > 0).all():
+        return f"variance + epsilon is not positive in {int((var + eps <= 0).sum())} channels (its output is NaN there)"
     scale = gamma / np.sqrt(var + eps)
     return scale, beta - mean * scale
 
 
 def fold_batchnorm(
     weight: np.ndarray, bias: np.ndarray | None, scale: np.ndarray, shift: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """W' = W * scale[m], B' = B * scale + shift, computed in float64."""
-    w = weight.astype(np.float64) * scale.reshape(-1, *([1] * (weight.ndim - 1)))
-    b = (np.zeros(weight.shape[0]) if bias is None else bias.astype(np.float64)) * scale + shift
-    return w.astype(np.float32), b.astype(np.float32)
+) -> tuple[np.ndarray, np.ndarray] | str:
+    """W' = W * scale[m], B' = B * scale + shift, computed in float64; or why not, when the
+    float32 result would not be finite."""
+    b = np.zeros(weight.shape[0]) if bias is None else bias.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        w = (weight.astype(np.float64) * scale.reshape(-1, *([1] * (weight.ndim - 1)))).astype(np.float32)
+        b = (b * scale + shift).astype(np.float32)
+    if not (np.isfinite(w).all() and np.isfinite(b).all()) and np.isfinite(weight).all():
+        return "folding it gives weights or a bias that are not finite in float32"
+    return w, b
 
 
-def match_activation(node: onnx.NodeProto, scope: Scope) -> Activation | str:
-    """SparseConv's equivalent of an activation node, or why there is none."""
-    if node.domain not in ("", "ai.onnx"):
-        return f"{node.op_type} is not an ONNX activation"
+def _clip_bounds(node: onnx.NodeProto, scope: Scope) -> tuple[float, float] | str:
+    """Clip's (min, max), from its inputs (opset 11 on) or attributes, or why they cannot fuse."""
+    bounds = []
+    for i, (name, default) in enumerate((("min", -np.inf), ("max", np.inf))):
+        if len(node.input) > i + 1 and node.input[i + 1]:
+            value = scope.constant(node.input[i + 1], reader=node)
+            if value is None:
+                return "its bounds are not constant"
+            if value.shape not in ((), (1,)) or value.dtype != np.float32:
+                return f"its {name} is {value.dtype} of shape {list(value.shape)}, not a float32 scalar"
+            bounds.append(float(value.reshape(())))
+        else:
+            bound = _float_attr(node, name, default)
+            if isinstance(bound, str):
+                return bound
+            bounds.append(bound)
+    lo, hi = bounds
+    if np.isnan(lo) or np.isnan(hi):
+        return "a bound is NaN"
+    if lo > hi:
+        return f"its min {lo:g} exceeds its max {hi:g}"
+    return lo, hi
+
+
+def match_activation(node: onnx.NodeProto, scope: Scope) -> Activation | str | None:
+    """SparseConv's equivalent of an activation node; why there is none for an activation that
+    cannot fuse; None for any other node."""
+    if node.domain not in _ONNX_DOMAINS:
+        return None
     kind = node.op_type
+    if kind in ("Relu", "Sigmoid", "HardSwish", "Clip", "LeakyRelu", "HardSigmoid") and refers_to_caller(node):
+        return "its attributes come from the function's caller"
     if kind in ("Relu", "Sigmoid", "HardSwish"):
         return Activation(kind, ())
-    if kind == "LeakyRelu":
-        return Activation(kind, (float(_attr(node, "alpha", 0.01)),))
-    if kind == "HardSigmoid":
-        return Activation(kind, (float(_attr(node, "alpha", 0.2)), float(_attr(node, "beta", 0.5))))
     if kind == "Clip":
-        bounds = []
-        for i, (attr, default) in enumerate((("min", -np.inf), ("max", np.inf))):
-            if len(node.input) > i + 1 and node.input[i + 1]:
-                value = scope.constant(node.input[i + 1])
-                if value is None or value.size != 1:
-                    return "Clip bounds are not constant scalars"
-                bounds.append(float(value.reshape(())))
-            else:
-                bounds.append(float(_attr(node, attr, default)))
-        return Activation(kind, tuple(bounds))
-    return f"{kind} has no fused equivalent"
+        bounds = _clip_bounds(node, scope)
+        return bounds if isinstance(bounds, str) else Activation(kind, bounds)
+    defaults = {"LeakyRelu": (("alpha", 0.01),), "HardSigmoid": (("alpha", 0.2), ("beta", 0.5))}.get(kind)
+    if defaults is None:
+        return None
+    params = [_float_attr(node, name, default) for name, default in defaults]
+    problem = next((p for p in params if isinstance(p, str)), None)
+    if problem:
+        return problem
+    if any(np.isnan(p) for p in params):
+        return f"its {' or '.join(name for name, _ in defaults)} is NaN"
+    return Activation(kind, tuple(params))
+
+
+def describe(node: onnx.NodeProto) -> str:
+    """How a report names a node it did not fold: "Clip 'clip1'"."""
+    return f"{node.op_type} '{node_label(node)}'"

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper
+
+from .model_io import MalformedModelError, tensor_value
 
 
 def subgraphs(node: onnx.NodeProto) -> Iterator[tuple[str, onnx.GraphProto]]:
@@ -37,19 +39,6 @@ def all_graphs(model: onnx.ModelProto) -> Iterator[onnx.GraphProto]:
         yield from walk(function.node)
 
 
-def all_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
-    """Every tensor stored in the model: initializers and tensor-valued attributes, everywhere."""
-    nodes = [n for g in all_graphs(model) for n in g.node] + [n for f in model.functions for n in f.node]
-    for graph in all_graphs(model):
-        yield from graph.initializer
-    for node in nodes:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.TENSOR:
-                yield attr.t
-            elif attr.type == onnx.AttributeProto.TENSORS:
-                yield from attr.tensors
-
-
 def value_uses(graph: onnx.GraphProto) -> Counter[str]:
     """How many times each name is read in this graph: node inputs here and in every nested
     subgraph (outer-scope references), plus graph outputs. A subgraph defining the same name
@@ -62,11 +51,41 @@ def value_uses(graph: onnx.GraphProto) -> Counter[str]:
     return uses
 
 
-def constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:
-    """The value of a Constant node (tensor, float(s) or int(s)); None for sparse values."""
+def node_label(node: onnx.NodeProto) -> str:
+    """How messages name a node: its name, else its first output."""
+    return node.name or (node.output[0] if node.output else node.op_type)
+
+
+def refers_to_caller(node: onnx.NodeProto) -> bool:
+    """Whether some attribute of this node (inside a function) takes its value from the calling
+    node's attributes (ref_attr_name), which only the caller knows."""
+    return any(a.ref_attr_name for a in node.attribute)
+
+
+def attribute(node: onnx.NodeProto, name: str, default, kind: int | None = None):
+    """The value of a node's attribute (strings decoded), or `default` when absent or when it
+    refers to the caller's (see refers_to_caller). With `kind` (an AttributeProto type), an
+    attribute of another type raises MalformedModelError, as ONNX Runtime refuses such a model."""
+    for a in node.attribute:
+        if a.name != name or a.ref_attr_name:
+            continue
+        if kind is not None and a.type != kind:
+            raise MalformedModelError(
+                f"node '{node_label(node)}': attribute '{name}' is "
+                f"{onnx.AttributeProto.AttributeType.Name(a.type)}, not {onnx.AttributeProto.AttributeType.Name(kind)}"
+            )
+        value = helper.get_attribute_value(a)
+        return value.decode() if isinstance(value, bytes) else value
+    return default
+
+
+def constant_node_value(node: onnx.NodeProto, where: str = "") -> np.ndarray | None:
+    """The value of a Constant node (tensor, float(s) or int(s)); None for sparse values.
+    A tensor ONNX Runtime would refuse raises MalformedModelError, its message starting with
+    `where` (by default the Constant node)."""
     for attr in node.attribute:
         if attr.name == "value":
-            return numpy_helper.to_array(attr.t)
+            return tensor_value(attr.t, where or f"Constant node '{node_label(node)}'")
         if attr.name == "value_float":
             return np.array(attr.f, dtype=np.float32)
         if attr.name == "value_floats":
@@ -101,15 +120,19 @@ class Scope:
     def child(self, graph: onnx.GraphProto, name: str) -> Scope:
         return Scope(graph, f"{self.path}/{name}", self, self.ir_version)
 
-    def constant(self, name: str) -> np.ndarray | None:
-        """The value of `name` if it is a constant visible here, else None."""
+    def constant(self, name: str, reader: onnx.NodeProto | None = None) -> np.ndarray | None:
+        """The value of `name` if it is a constant visible here, else None. A stored tensor ONNX
+        Runtime would refuse (see model_io.tensor_value) raises MalformedModelError naming
+        `reader`, the node reading it, when given."""
+        where = f"node '{node_label(reader)}': input '{name}'" if reader is not None else ""
         scope: Scope | None = self
         while scope is not None:
             if name in scope._initializers:
                 overridable = name in scope._inputs and scope.ir_version >= 4
-                return None if overridable else numpy_helper.to_array(scope._initializers[name])
+                return None if overridable else tensor_value(scope._initializers[name], where)
             if name in scope._constant_nodes:
-                return constant_node_value(scope._constant_nodes[name])
+                node = scope._constant_nodes[name]
+                return constant_node_value(node, f"{where} (Constant node '{node_label(node)}')" if where else "")
             if name in scope._inputs or name in scope._produced:
                 return None  # defined here, and not as a constant
             scope = scope.parent

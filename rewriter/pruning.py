@@ -11,7 +11,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .graph_walk import Scope, subgraphs
+from .graph_walk import Scope, node_label, subgraphs
+from .model_io import tensor_value
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,8 @@ def prune_convs(
     model: onnx.ModelProto, sparsity: float, keep: Iterable[str] = ()
 ) -> tuple[onnx.ModelProto, dict[str, float]]:
     """A copy of `model` whose float32 constant Conv weights are magnitude-pruned to `sparsity`
-    (per layer). Returns it with each pruned weight's resulting sparsity."""
+    (per layer). Returns it with each pruned weight's resulting sparsity. A weight ONNX Runtime
+    would refuse to load raises MalformedModelError naming its Conv."""
     if not 0.0 <= sparsity <= 1.0:
         raise ValueError(f"prune sparsity must be within [0, 1], got {sparsity}")
     keep = set(keep)
@@ -45,9 +47,12 @@ def prune_convs(
             if node.op_type != "Conv" or len(node.input) < 2 or node.name in keep or node.output[0] in keep:
                 continue
             tensor = scope.constant_tensor(node.input[1])
-            if tensor is None or tensor.data_type != onnx.TensorProto.FLOAT or node.input[1] in achieved:
+            if tensor is None or node.input[1] in achieved:
                 continue
-            pruned = magnitude_prune(numpy_helper.to_array(tensor), sparsity)
+            weight = tensor_value(tensor, f"node '{node_label(node)}': input '{node.input[1]}'")
+            if weight.dtype != np.float32:
+                continue
+            pruned = magnitude_prune(weight, sparsity)
             tensor.CopyFrom(numpy_helper.from_array(pruned, tensor.name))
             achieved[node.input[1]] = 1.0 - np.count_nonzero(pruned) / max(pruned.size, 1)
 
@@ -57,9 +62,12 @@ def prune_convs(
         visit(Scope(graph, f"function {function.name}", ir_version=out.ir_version))
         del function.node[:]
         function.node.extend(graph.node)
-    log.warning(
-        "pruned %d Conv weights to %.0f%% zeros: this changes the model's outputs and accuracy",
-        len(achieved),
-        100 * sparsity,
-    )
+    if achieved:
+        log.warning(
+            "pruned %d Conv weights to %.0f%% zeros: this changes the model's outputs and accuracy",
+            len(achieved),
+            100 * sparsity,
+        )
+    else:
+        log.info("prune: no float32 constant Conv weight to prune; the model is unchanged")
     return out, achieved

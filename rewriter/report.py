@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -65,7 +66,21 @@ class Report:
         return data
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False, default=str)
+        """The report as JSON. JSON has no infinity or NaN: such numbers (a check error is
+        infinite when the rewritten model's output has NaNs the reference's has not, or another
+        shape) are written as null."""
+        return json.dumps(_finite_or_null(self.to_dict()), indent=2, allow_nan=False, default=str)
+
+
+def _finite_or_null(value: Any) -> Any:
+    """`value` with every non-finite float, however deeply nested, replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    return value
 
 
 def _size(n: int) -> str:

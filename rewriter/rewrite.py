@@ -8,7 +8,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,12 +18,13 @@ from onnx import helper, numpy_helper
 from ._contract import DOMAIN, OP_VERSION
 from .autotune import MARGIN as AUTOTUNE_MARGIN
 from .autotune import conv_attributes, time_layer
+from .check import unknown_inputs, validate_input_shapes
 from .conv_to_sparse import ensure_domain, sparse_conv_node
 from .csr import CsrWeight, dense_to_csr
 from .decision import Decision, LayerTraits, decide
-from .folding import Activation, batchnorm_params, fold_batchnorm, match_activation
-from .graph_walk import Scope, all_graphs, subgraphs, value_uses
-from .model_io import MAX_IR_VERSION, check_opsets, load_model, tensor_bytes
+from .folding import Activation, batchnorm_params, describe, fold_batchnorm, match_activation
+from .graph_walk import Scope, all_graphs, attribute, node_label, refers_to_caller, subgraphs, value_uses
+from .model_io import MAX_IR_VERSION, MalformedModelError, check_opsets, load_model, tensor_bytes
 from .pruning import prune_convs
 from .report import LayerReport, Report
 
@@ -58,6 +59,7 @@ class _Context:
     autotune: bool = False
     provider: str = "cpu"
     tick: Callable[[], None] = lambda: None
+    autotune_skipped: int = 0  # Convs --autotune could not time: their input size is unknown
 
     def unique(self, base: str) -> str:
         name, i = base, 1
@@ -65,14 +67,6 @@ class _Context:
             name, i = f"{base}_{i}", i + 1
         self.names.add(name)
         return name
-
-
-def _attr(node: onnx.NodeProto, name: str, default):
-    for a in node.attribute:
-        if a.name == name:
-            value = helper.get_attribute_value(a)
-            return value.decode() if isinstance(value, bytes) else value
-    return default
 
 
 def _known_shapes(model: onnx.ModelProto, input_shapes: dict[str, list[int]] | None = None) -> dict[str, list]:
@@ -104,38 +98,68 @@ def _known_shapes(model: onnx.ModelProto, input_shapes: dict[str, list[int]] | N
     return shapes
 
 
+_AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+_INTS, _INT, _STRING = onnx.AttributeProto.INTS, onnx.AttributeProto.INT, onnx.AttributeProto.STRING
+
+
+def _check_attributes(node: onnx.NodeProto, k: int) -> None:
+    """Raises MalformedModelError, naming the node, for the Conv attributes ONNX Runtime refuses
+    when it loads a model: a wrong type, count or range, an unknown auto_pad, auto_pad with pads."""
+    label = node_label(node)
+    for name in ("kernel_shape", "strides", "pads", "dilations"):
+        attribute(node, name, None, _INTS)
+    attribute(node, "group", 1, _INT)
+    auto_pad = attribute(node, "auto_pad", "NOTSET", _STRING)
+    for name, count, low in (("strides", k, 1), ("dilations", k, 1), ("pads", 2 * k, 0)):
+        values = attribute(node, name, None)
+        if values is None:
+            continue
+        if len(values) != count:
+            raise MalformedModelError(
+                f"node '{label}': attribute '{name}' has {len(values)} values, a {k}D Conv takes {count}"
+            )
+        if any(v < low for v in values):
+            raise MalformedModelError(f"node '{label}': attribute '{name}' {list(values)} has a value below {low}")
+    if auto_pad not in _AUTO_PADS:
+        raise MalformedModelError(f"node '{label}': unknown auto_pad '{auto_pad}' (ONNX has {', '.join(_AUTO_PADS)})")
+    if auto_pad != "NOTSET" and attribute(node, "pads", None) is not None:
+        raise MalformedModelError(f"node '{label}': both auto_pad {auto_pad} and pads are set")
+
+
 def _eligibility(node: onnx.NodeProto, scope: Scope, weight: np.ndarray | None, ctx: _Context) -> str | None:
-    """Why this Conv cannot become SparseConv, or None."""
+    """Why this Conv cannot become SparseConv, or None. Raises MalformedModelError where ONNX
+    Runtime would refuse the model itself."""
     if len(node.input) < 2:
         return "Conv without a weight input"
     if weight is None:
         return "weight is not a constant (a graph input or computed)"
+    if refers_to_caller(node):
+        return "its attributes come from the function's caller"
     if weight.dtype != np.float32:
         return f"weight is {weight.dtype}, not float32"
     if not 3 <= weight.ndim <= 5:
         return f"weight has rank {weight.ndim}; SparseConv covers 1D, 2D and 3D"
+    if 0 in weight.shape:
+        return f"weight of shape {list(weight.shape)} has a zero size"
+    k = weight.ndim - 2
+    _check_attributes(node, k)
     if len(node.input) > 2 and node.input[2]:
-        bias = scope.constant(node.input[2])
+        bias = scope.constant(node.input[2], reader=node)
         if bias is None or bias.dtype != np.float32 or bias.shape != (weight.shape[0],):
             return "bias is not a float32 constant of shape [M]"
-    k = weight.ndim - 2
-    kernel = list(_attr(node, "kernel_shape", weight.shape[2:]))
+    kernel = list(attribute(node, "kernel_shape", weight.shape[2:]))
     if kernel != list(weight.shape[2:]):
         return f"kernel_shape {kernel} disagrees with the weight's shape {list(weight.shape)}"
-    group = _attr(node, "group", 1)
+    group = attribute(node, "group", 1)
     if group < 1 or weight.shape[0] % group:
         return f"group {group} does not divide the {weight.shape[0]} output channels"
     x_shape = ctx.shapes.get(node.input[0])
     if x_shape and len(x_shape) == k + 2 and isinstance(x_shape[1], int) and x_shape[1] > 0:
         if x_shape[1] != weight.shape[1] * group:
             return f"input has {x_shape[1]} channels but the weight expects {weight.shape[1] * group}"
-    if _attr(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
-        strides = list(_attr(node, "strides", [1] * k))
-        dilations = list(_attr(node, "dilations", [1] * k))
-        if any(d != 1 for d in dilations):
+    if attribute(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
+        if any(d != 1 for d in attribute(node, "dilations", [1] * k)):
             return "SAME padding with dilations, which ORT's Conv does not run; left as is"
-        if any(s > kk for s, kk in zip(strides, kernel)):
-            return "SAME padding with a stride longer than the kernel, where ORT's Conv departs from ONNX"
     return None
 
 
@@ -153,9 +177,9 @@ def _single_consumer(name: str, uses, consumers, graph) -> tuple[int, onnx.NodeP
 def _traits(node: onnx.NodeProto, weight: np.ndarray, layer: LayerReport, ctx: _Context) -> LayerTraits:
     """The cost model's view of a Conv, with sizes where shape inference knows them."""
     k = weight.ndim - 2
-    strides = list(_attr(node, "strides", [1] * k))
-    pads = list(_attr(node, "pads", [0] * 2 * k))
-    padded = any(pads) or _attr(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER")
+    strides = list(attribute(node, "strides", [1] * k))
+    pads = list(attribute(node, "pads", [0] * 2 * k))
+    padded = any(pads) or attribute(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER")
     # Costs scale with the batch on both sides, so an unknown batch counts as 1.
     x_shape, y_shape = (
         [1, *s[1:]] if s else s for s in (ctx.shapes.get(node.input[0]), ctx.shapes.get(node.output[0]))
@@ -178,21 +202,91 @@ def _traits(node: onnx.NodeProto, weight: np.ndarray, layer: LayerReport, ctx: _
     return LayerTraits(layer.group, weight.shape[1], any(s > 1 for s in strides), int(weight.size), positions, copied)
 
 
+@dataclass
+class _Folded:
+    """A Conv's weight and bias after folding what follows it, and where its result now ends."""
+
+    weight: np.ndarray
+    bias: np.ndarray | None
+    bias_name: str | None  # reuse this constant as B when nothing was folded into it
+    output: str
+    indices: list[int] = field(default_factory=list)  # the folded nodes
+    names: list[str] = field(default_factory=list)  # their kinds, for the report
+    activation: Activation | None = None
+    notes: list[str] = field(default_factory=list)  # why a following BN or activation stays
+
+
+def _fold_following(node: onnx.NodeProto, weight: np.ndarray, scope: Scope, uses, consumers) -> _Folded:
+    """Folds a following BatchNormalization into W and B, then a following activation into the
+    epilogue, each when it is the only reader of the value before it."""
+    bias_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
+    bias = scope.constant(bias_name, reader=node) if bias_name else None
+    folded = _Folded(weight, bias, bias_name, node.output[0])
+    found = _single_consumer(folded.output, uses, consumers, scope.graph)
+    if found and found[1].op_type == "BatchNormalization" and found[1].domain in _ONNX_DOMAINS:
+        index, bn = found
+        params = batchnorm_params(bn, scope, weight.shape[0])
+        result = params if isinstance(params, str) else fold_batchnorm(weight, bias, *params)
+        if isinstance(result, str):
+            folded.notes.append(f"{describe(bn)} not folded: {result}")
+        else:
+            folded.weight, folded.bias = result
+            folded.bias_name, folded.output = None, bn.output[0]
+            folded.indices.append(index)
+            folded.names.append("BatchNormalization")
+    found = _single_consumer(folded.output, uses, consumers, scope.graph)
+    match = match_activation(found[1], scope) if found else None
+    if isinstance(match, Activation):
+        folded.activation, folded.output = match, found[1].output[0]
+        folded.indices.append(found[0])
+        folded.names.append(match.name)
+    elif isinstance(match, str):
+        folded.notes.append(f"{describe(found[1])} not folded: {match}")
+    return folded
+
+
+def _dims(shape: list | None) -> str:
+    return "x".join(str(d) for d in shape) if shape else "?"
+
+
+def _decide(node: onnx.NodeProto, layer: LayerReport, folded: _Folded, index_dtype: type, ctx: _Context) -> Decision:
+    """The cost model's decision (or the --min-sparsity threshold's), or autotune's timing."""
+    decision = decide(layer.sparsity, ctx.min_sparsity, _traits(node, folded.weight, layer, ctx), ctx.provider)
+    if not (ctx.autotune and ctx.min_sparsity is None and ctx.provider == "cpu"):
+        return decision
+    x_shape = ctx.shapes.get(node.input[0])
+    if x_shape is None or not all(isinstance(d, int) and d > 0 for d in x_shape):
+        ctx.autotune_skipped += 1
+        return Decision(decision.rewrite, f"{decision.reason}; not autotuned: input size {_dims(x_shape)} unknown")
+    csr = dense_to_csr(folded.weight, index_dtype)
+    act = (folded.activation.name, folded.activation.params) if folded.activation else None
+    dense_ms, sparse_ms = time_layer(x_shape, folded.weight, folded.bias, conv_attributes(node), act, csr)
+    return Decision(
+        sparse_ms * AUTOTUNE_MARGIN < dense_ms,
+        f"{layer.sparsity:.1%} zeros, autotune: dense {dense_ms:.3f} ms, sparse {sparse_ms:.3f} ms",
+    )
+
+
+def _report_attributes(node: onnx.NodeProto, layer: LayerReport, k: int) -> None:
+    """The strides and group the report shows, where they are well formed."""
+    strides, group = attribute(node, "strides", [1] * k), attribute(node, "group", 1)
+    layer.strides = list(strides) if isinstance(strides, list) and all(isinstance(v, int) for v in strides) else []
+    layer.group = group if isinstance(group, int) else 1
+
+
 def _plan_conv(index: int, node: onnx.NodeProto, scope: Scope, uses, consumers, ctx: _Context):
-    name = node.name or node.output[0]
+    name = node_label(node)
     weight_name = node.input[1] if len(node.input) > 1 else ""
-    weight = scope.constant(weight_name) if weight_name else None
-    k = weight.ndim - 2 if weight is not None else 0
+    weight = scope.constant(weight_name, reader=node) if weight_name else None
     layer = LayerReport(
         name=name,
         graph=scope.path,
         weight_shape=list(weight.shape) if weight is not None else [],
         input_shape=ctx.shapes.get(node.input[0]),
         kernel=list(weight.shape[2:]) if weight is not None else [],
-        strides=list(_attr(node, "strides", [1] * k)),
-        group=int(_attr(node, "group", 1)),
         dense_bytes=int(weight.nbytes) if weight is not None else 0,
     )
+    _report_attributes(node, layer, weight.ndim - 2 if weight is not None else 0)
     reason = _eligibility(node, scope, weight, ctx)
     if reason:
         layer.reason = reason
@@ -201,55 +295,22 @@ def _plan_conv(index: int, node: onnx.NodeProto, scope: Scope, uses, consumers, 
         layer.reason = "kept dense (--keep)"
         return layer, None
 
-    bias_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
-    bias = scope.constant(bias_name) if bias_name else None
-    output, folded_indices, folded = node.output[0], [], []
-    found = _single_consumer(output, uses, consumers, scope.graph)
-    if found and found[1].op_type == "BatchNormalization" and found[1].domain in _ONNX_DOMAINS:
-        bn_index, bn = found
-        params = batchnorm_params(bn, scope)
-        if isinstance(params, str):
-            log.debug("%s: BatchNormalization not folded: %s", name, params)
-        elif params[0].shape[0] == weight.shape[0] and not any(o for o in bn.output[1:]):
-            weight, bias = fold_batchnorm(weight, bias, *params)
-            bias_name = None
-            output = bn.output[0]
-            folded_indices.append(bn_index)
-            folded.append("BatchNormalization")
-    activation = None
-    found = _single_consumer(output, uses, consumers, scope.graph)
-    if found:
-        match = match_activation(found[1], scope)
-        if isinstance(match, Activation):
-            activation = match
-            output = found[1].output[0]
-            folded_indices.append(found[0])
-            folded.append(match.name)
-
-    zeros = weight.size - np.count_nonzero(weight)
-    layer.sparsity = zeros / weight.size
-    layer.nnz = int(weight.size - zeros)
-    traits = _traits(node, weight, layer, ctx)
-    decision = decide(layer.sparsity, ctx.min_sparsity, traits, ctx.provider)
+    folded = _fold_following(node, weight, scope, uses, consumers)
+    weight = folded.weight
+    layer.nnz = int(np.count_nonzero(weight))
+    layer.sparsity = (weight.size - layer.nnz) / weight.size
     index_dtype = ctx.index_dtype if weight[0].size < np.iinfo(ctx.index_dtype).max else np.int64
-    x_shape = ctx.shapes.get(node.input[0])
-    known = x_shape is not None and all(isinstance(d, int) and d > 0 for d in x_shape)
-    if ctx.autotune and ctx.min_sparsity is None and known and ctx.provider == "cpu":
-        csr = dense_to_csr(weight, index_dtype)
-        act = (activation.name, activation.params) if activation else None
-        dense_ms, sparse_ms = time_layer(x_shape, weight, bias, conv_attributes(node), act, csr)
-        faster = sparse_ms * AUTOTUNE_MARGIN < dense_ms
-        decision = Decision(
-            faster, f"{layer.sparsity:.1%} zeros, autotune: dense {dense_ms:.3f} ms, sparse {sparse_ms:.3f} ms"
-        )
-    layer.reason = decision.reason
+    decision = _decide(node, layer, folded, index_dtype, ctx)
+    layer.reason = "; ".join([decision.reason, *folded.notes])
     if not decision.rewrite:
         return layer, None
     csr = dense_to_csr(weight, index_dtype)
     layer.rewritten = True
-    layer.folded = folded
+    layer.folded = folded.names
     layer.csr_bytes = int(csr.values.nbytes + csr.col_indices.nbytes + csr.row_ptr.nbytes)
-    plan = _Plan(index, folded_indices, output, csr, weight_name, bias, bias_name, activation)
+    plan = _Plan(
+        index, folded.indices, folded.output, csr, weight_name, folded.bias, folded.bias_name, folded.activation
+    )
     return layer, plan
 
 
@@ -375,9 +436,36 @@ def _rewrite_function(function: onnx.FunctionProto, ctx: _Context, ir_version: i
     return rewritten
 
 
-def _count_convs(model: onnx.ModelProto) -> int:
+def _all_convs(model: onnx.ModelProto) -> Iterator[onnx.NodeProto]:
+    """Every ONNX Conv: main graph, subgraphs, functions."""
     nodes = [n for g in all_graphs(model) for n in g.node] + [n for f in model.functions for n in f.node]
-    return sum(n.op_type == "Conv" and n.domain in _ONNX_DOMAINS for n in nodes)
+    return (n for n in nodes if n.op_type == "Conv" and n.domain in _ONNX_DOMAINS)
+
+
+def _warn_unmatched_keep(model: onnx.ModelProto, keep: frozenset[str]) -> None:
+    names = {name for n in _all_convs(model) for name in (n.name, n.output[0] if n.output else "") if name}
+    for name in sorted(keep - names):
+        log.warning("keep: no Conv node is named '%s' (nor has it as its first output); nothing kept for it", name)
+
+
+def _warn_autotune(model: onnx.ModelProto, ctx: _Context, input_shapes: dict[str, list[int]]) -> None:
+    """Says why --autotune timed fewer layers than it was asked to."""
+    if not ctx.autotune:
+        return
+    if ctx.min_sparsity is not None:
+        log.warning("autotune: nothing timed, the min_sparsity threshold decides")
+    elif ctx.provider != "cpu":
+        log.warning("autotune: nothing timed, it times the CPU kernel only (provider '%s')", ctx.provider)
+    elif ctx.autotune_skipped:
+        unknown = unknown_inputs(model, input_shapes)
+        why = f"the model's input {', '.join(unknown)} has unknown sizes" if unknown else "shape inference lost them"
+        log.warning(
+            "autotune: %d of %d Convs fell back to the cost model because their input sizes are unknown (%s); "
+            "fix the inputs' sizes with --input-shape NAME:DIMS",
+            ctx.autotune_skipped,
+            ctx.report.convs,
+            why,
+        )
 
 
 def sparsify(
@@ -397,7 +485,14 @@ def sparsify(
     ``model`` is a ModelProto (never modified) or a path. ``min_sparsity`` overrides the default
     profitability decision (0 rewrites every eligible Conv); ``keep`` names Conv nodes to leave
     dense; ``prune`` first magnitude-prunes each eligible Conv weight to that sparsity (which
-    changes the model's accuracy). Returns the new model and a per-layer report.
+    changes the model's accuracy). ``input_shapes`` fixes graph inputs' unknown sizes (for the
+    cost model and ``autotune``); a name that is no input, a wrong rank, a size below 1 or one
+    contradicting a declared size raises ValueError. Returns the new model and a per-layer report.
+
+    A model ONNX Runtime would refuse to load, in a node the rewrite reads (a Conv, or a
+    BatchNormalization or activation after one), raises MalformedModelError (a ModelLoadError)
+    naming the node. A BatchNormalization or activation that cannot fold exactly stays in the
+    graph, the reason in its Conv's report.
     """
     start = time.perf_counter()
     if isinstance(model, onnx.ModelProto):
@@ -407,9 +502,11 @@ def sparsify(
     check_opsets(source)
     if min_sparsity is not None and not 0.0 <= min_sparsity <= 1.0:
         raise ValueError(f"min_sparsity must be within [0, 1], got {min_sparsity}")
+    validate_input_shapes(source, input_shapes or {})
     out = onnx.ModelProto()
     out.CopyFrom(source)
     keep = frozenset(keep)
+    _warn_unmatched_keep(source, keep)
     report = Report()
     if prune is not None:
         out, _ = prune_convs(out, prune, keep)
@@ -431,7 +528,7 @@ def sparsify(
         provider=provider,
     )
     if progress is not None:
-        ctx.tick = progress(_count_convs(out))
+        ctx.tick = progress(sum(1 for _ in _all_convs(out)))
 
     main = Scope(out.graph, "main", ir_version=out.ir_version)
     new = _rewrite_nodes(out.graph, main, ctx, as_constants=False)
@@ -439,6 +536,7 @@ def sparsify(
     _drop_unused(out.graph, ctx, main=True, ir_version=out.ir_version)
     for function in out.functions:
         _rewrite_function(function, ctx, out.ir_version)
+    _warn_autotune(source, ctx, input_shapes or {})
     if report.rewritten:
         ensure_domain(out)
     out.ir_version = min(out.ir_version, MAX_IR_VERSION)

@@ -156,21 +156,50 @@ def test_check_failure_exits_1(model_path: Path, tmp_path: Path, monkeypatch, ca
         ),
         (lambda d: (d / "text.onnx", (d / "text.onnx").write_text("hello"))[0], 3, "not an ONNX model"),
         (lambda d: (d / "new.onnx", onnx.save(_model(opset=99), d / "new.onnx"))[0], 3, "unsupported ONNX opset 99"),
+        (lambda d: _malformed(d, "dtype"), 3, "node 'conv1': input 'w1'"),
+        (lambda d: _malformed(d, "negative_dim"), 3, "node 'conv1': input 'w1'"),
+        (lambda d: _malformed(d, "pads"), 3, "node 'conv2'"),
     ],
-    ids=["missing", "folder", "binary_junk", "text", "future_opset"],
+    ids=["missing", "folder", "binary_junk", "text", "future_opset", "weight_dtype", "weight_dims", "conv_pads"],
 )
 def test_bad_inputs(tmp_path: Path, make_input, expected_code: int, message: str) -> None:
-    result = _run(str(make_input(tmp_path)), "-o", str(tmp_path / "out.onnx"))
+    out = tmp_path / "out.onnx"
+    result = _run(str(make_input(tmp_path)), "-o", str(out), "--min-sparsity", "0")
     assert result.returncode == expected_code, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert "out.onnx not written" in result.stderr and not out.exists()
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can read any file")
-def test_unreadable_input(model_path: Path, tmp_path: Path) -> None:
-    model_path.chmod(0)
-    result = _run(str(model_path), "-o", str(tmp_path / "out.onnx"))
-    assert result.returncode == 3 and "cannot read" in result.stderr
+def _malformed(folder: Path, defect: str) -> Path:
+    """The CLI test model with one defect ONNX Runtime refuses to load."""
+    model = _model()
+    if defect == "dtype":
+        model.graph.initializer[0].data_type = 999
+    elif defect == "negative_dim":
+        model.graph.initializer[0].dims[0] = -1
+    else:
+        model.graph.node[2].attribute.append(helper.make_attribute("pads", [1, 1]))
+    path = folder / "malformed.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def test_unreadable_input(model_path: Path, tmp_path: Path, monkeypatch, caplog) -> None:
+    """Reading the input fails with EACCES (simulated in-process: root reads any file)."""
+    real = Path.read_bytes
+
+    def refuse(self: Path) -> bytes:
+        if self == model_path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    out = tmp_path / "out.onnx"
+    assert cli.main([str(model_path), "-o", str(out)]) == cli.EXIT_INPUT
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "cannot read it (Permission denied)" in errors[0], errors
+    assert not out.exists()
 
 
 def test_unwritable_output(model_path: Path, tmp_path: Path) -> None:

@@ -247,7 +247,7 @@ def test_refusals_carry_reasons() -> None:
             helper.make_node("Cast", ["x"], ["x16"], to=TensorProto.FLOAT16),
             helper.make_node("Conv", ["x16", "w16"], ["b16"], name="half_weight"),
             helper.make_node("Conv", ["x", "w", "b_in"], ["c"], name="computed_bias"),
-            helper.make_node("Conv", ["x", "w"], ["d"], name="same_long_stride", auto_pad="SAME_UPPER", strides=[4, 4]),
+            helper.make_node("Conv", ["x", "w"], ["d"], name="same_dilated", auto_pad="SAME_UPPER", dilations=[2, 2]),
             helper.make_node("Conv", ["x", "w"], ["e"], name="kept"),
             helper.make_node("Conv", ["x", "dense_w"], ["f"], name="too_dense"),
         ],
@@ -271,7 +271,7 @@ def test_refusals_carry_reasons() -> None:
     assert "not a constant" in reasons["graph_input_weight"]
     assert "float16" in reasons["half_weight"]
     assert "bias" in reasons["computed_bias"]
-    assert "stride longer than the kernel" in reasons["same_long_stride"]
+    assert "SAME padding with dilations" in reasons["same_dilated"]
     assert "--keep" in reasons["kept"]
     assert "predicted" in reasons["too_dense"] and "< 1.1x" in reasons["too_dense"]
 
@@ -375,3 +375,351 @@ def test_cuda_provider_decision() -> None:
     assert "CUDA" in decide(0.8, None, unit, "cuda").reason
     with pytest.raises(ValueError, match="provider"):
         onnx_sparsify.sparsify(_conv_bn_act(ACTIVATION_CASES["Relu"]), provider="tpu")
+
+
+# --- item 8: SAME padding with a stride longer than the kernel --------------------------------
+
+
+def _same_stride_model(x_hw, kernel, stride, auto_pad):
+    w = _w((8, 4, kernel, kernel), 0.5)
+    node = helper.make_node(
+        "Conv",
+        ["x", "w"],
+        ["y"],
+        name="shortcut",
+        auto_pad=auto_pad,
+        strides=[stride, stride],
+        kernel_shape=[kernel] * 2,
+    )
+    return _graph_model([node], [numpy_helper.from_array(w, "w")], x_shape=(1, 4, *x_hw))
+
+
+def test_same_padding_stride_longer_than_kernel_is_rewritten() -> None:
+    """A TensorFlow-exported ResNet shortcut (1x1, stride 2, SAME_UPPER) becomes SparseConv."""
+    model = _same_stride_model((8, 8), 1, 2, "SAME_UPPER")
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert report.rewritten == 1 and _ops(rewritten) == ["SparseConv"], report.layers[0].reason
+    attrs = {a.name: helper.get_attribute_value(a) for a in rewritten.graph.node[0].attribute}
+    assert attrs["auto_pad"] == b"SAME_UPPER" and attrs["strides"] == [2, 2]
+    onnx.checker.check_model(rewritten)
+
+
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER"])
+@pytest.mark.parametrize(
+    "x_hw,kernel,stride", [((8, 8), 1, 2), ((7, 9), 1, 2), ((8, 8), 1, 4), ((11, 10), 2, 3), ((9, 9), 1, 3)]
+)
+def test_same_padding_stride_longer_than_kernel_matches_ort(x_hw, kernel, stride, auto_pad) -> None:
+    """The rewritten model computes what ORT's own Conv computes (needs the plugin to follow ORT there)."""
+    model = _same_stride_model(x_hw, kernel, stride, auto_pad)
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert report.rewritten == 1
+    _assert_same(model, rewritten, x_shape=(1, 4, *x_hw))
+
+
+# --- items 9 and 12: malformed constants and attributes ---------------------------------------
+
+
+def _single_conv(weight_tensor=None, attrs=None, extra_nodes=(), extra_inits=(), output="c"):
+    """x -> Conv 'conv' (weight 'w', 6x4x3x3, 2/3 zeros) [-> extra nodes] -> output."""
+    if weight_tensor is None:
+        weight_tensor = numpy_helper.from_array(_w((6, 4, 3, 3), 0.67), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", **(attrs or {})), *extra_nodes]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
+        [weight_tensor, *extra_inits],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+
+
+def _weight_tensor(edit):
+    tensor = numpy_helper.from_array(_w((6, 4, 3, 3), 0.67), "w")
+    edit(tensor)
+    return tensor
+
+
+def _float_data_weight(count):
+    tensor = helper.make_tensor("w", TensorProto.FLOAT, [6, 4, 3, 3], [1.0] * 216)
+    del tensor.float_data[count:]
+    return tensor
+
+
+def _set_dim(tensor, axis, value):
+    tensor.dims[axis] = value
+
+
+def _truncate_raw(tensor):
+    tensor.raw_data = tensor.raw_data[:-4]
+
+
+def _set_dtype(tensor, value):
+    tensor.data_type = value
+
+
+def _bn_model(params, epsilon=1e-5, edit=None):
+    """Conv 'conv' -> BatchNormalization 'bn' with the given (scale, bias, mean, var)."""
+    inits = [numpy_helper.from_array(np.asarray(p, np.float32), n) for n, p in zip(("s", "t", "m", "v"), params)]
+    if edit:
+        edit(inits)
+    bn = helper.make_node("BatchNormalization", ["c", "s", "t", "m", "v"], ["y"], name="bn", epsilon=epsilon)
+    return _single_conv(extra_nodes=[bn], extra_inits=inits, output="y")
+
+
+def _activation_model(node, inits=()):
+    return _single_conv(extra_nodes=[node], extra_inits=list(inits), output="y")
+
+
+def _clip_model(lo, hi):
+    inits = [
+        numpy_helper.from_array(np.asarray(lo, np.float32), "lo"),
+        numpy_helper.from_array(np.asarray(hi, np.float32), "hi"),
+    ]
+    return _activation_model(helper.make_node("Clip", ["c", "lo", "hi"], ["y"], name="clip"), inits)
+
+
+def _ort_refuses(model) -> bool:
+    """Independent reference: ONNX Runtime's own verdict on the (unrewritten) model."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    try:
+        ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception:
+        return True
+    return False
+
+
+ONE = np.ones(6)
+MALFORMED = {
+    "weight_negative_dim": (lambda: _single_conv(_weight_tensor(lambda t: _set_dim(t, 0, -1))), "conv", "negative"),
+    "weight_dims_vs_data": (lambda: _single_conv(_weight_tensor(lambda t: _set_dim(t, 0, 5))), "conv", "data"),
+    "weight_raw_data_short": (lambda: _single_conv(_weight_tensor(_truncate_raw)), "conv", "data"),
+    "weight_float_data_short": (lambda: _single_conv(_float_data_weight(10)), "conv", "data"),
+    "weight_dtype_999": (lambda: _single_conv(_weight_tensor(lambda t: _set_dtype(t, 999))), "conv", "data type 999"),
+    "bn_param_dtype_999": (lambda: _bn_model([ONE] * 4, edit=lambda t: _set_dtype(t[3], 999)), "bn", "data type 999"),
+    "clip_bound_dtype_999": (lambda: _clip_dtype_999(), "clip", "data type 999"),
+    "pads_count": (lambda: _single_conv(attrs={"pads": [1, 1]}), "conv", "pads"),
+    "pads_negative": (lambda: _single_conv(attrs={"pads": [-1, 0, 0, 0]}), "conv", "pads"),
+    "strides_zero": (lambda: _single_conv(attrs={"strides": [0, 1]}), "conv", "strides"),
+    "strides_count": (lambda: _single_conv(attrs={"strides": [2]}), "conv", "strides"),
+    "strides_floats": (lambda: _single_conv(attrs={"strides": [1.0, 1.0]}), "conv", "strides"),
+    "dilations_zero": (lambda: _single_conv(attrs={"dilations": [0, 1]}), "conv", "dilations"),
+    "auto_pad_unknown": (lambda: _single_conv(attrs={"auto_pad": "SAME"}), "conv", "auto_pad"),
+    "auto_pad_with_pads": (
+        lambda: _single_conv(attrs={"auto_pad": "SAME_UPPER", "pads": [1, 1, 1, 1]}),
+        "conv",
+        "pads",
+    ),
+    "group_float": (lambda: _single_conv(attrs={"group": 1.0}), "conv", "group"),
+}
+
+
+def _clip_dtype_999():
+    model = _clip_model(0.0, 1.0)
+    next(t for t in model.graph.initializer if t.name == "hi").data_type = 999
+    return model
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_model_ort_refuses_fails_naming_the_node(case) -> None:
+    """What ONNX Runtime refuses to load ends the rewrite with one sentence naming the node,
+    never a raw KeyError / IndexError / numpy message, and never a rewritten model."""
+    build, node, words = MALFORMED[case]
+    model = build()
+    assert _ort_refuses(model)
+    with pytest.raises(onnx_sparsify.ModelLoadError, match=f"node '{node}'") as info:
+        onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert words in str(info.value)
+    if case.startswith("weight"):
+        with pytest.raises(onnx_sparsify.ModelLoadError, match=f"node '{node}'"):
+            onnx_sparsify.prune_convs(model, 0.9)
+
+
+def _assert_same_nan_aware(original, rewritten):
+    """Infinities and NaNs included, against ORT unoptimized: its own Conv + BatchNormalization
+    fusion would change them."""
+    import onnxruntime as ort
+
+    x = RNG.standard_normal((1, 4, 8, 8)).astype(np.float32)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    reference = ort.InferenceSession(original.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    expected = reference.run(None, {"x": x})[0]
+    actual = session(rewritten, plugin=True).run(None, {"x": x})[0]
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
+UNFOLDABLE = {
+    "bn_negative_variance": (lambda: _bn_model([ONE, ONE, ONE, -ONE]), "BatchNormalization", "variance"),
+    "bn_nan_bias": (lambda: _bn_model([ONE, ONE * np.nan, ONE, ONE]), "BatchNormalization", "NaN"),
+    "bn_overflow": (
+        lambda: _bn_model([ONE * 3e38, ONE, ONE, ONE * 1e-6], epsilon=1e-30),
+        "BatchNormalization",
+        "finite",
+    ),
+    "clip_nan_min": (lambda: _clip_model(np.nan, 1.0), "Clip", "NaN"),
+    "clip_min_above_max": (lambda: _clip_model(2.0, 1.0), "Clip", "min"),
+    "leaky_relu_nan_alpha": (
+        lambda: _activation_model(helper.make_node("LeakyRelu", ["c"], ["y"], name="act", alpha=float("nan"))),
+        "LeakyRelu",
+        "NaN",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNFOLDABLE))
+def test_unfoldable_parameters_stay_unfolded_with_a_reason(case) -> None:
+    """A valid model whose BatchNormalization or activation cannot be folded exactly (it would give
+    non-finite weights, or SparseConv would compute something else) keeps that node, says why,
+    and the rewritten model still computes what ORT computes on the original."""
+    build, kind, words = UNFOLDABLE[case]
+    model = build()
+    assert not _ort_refuses(model)
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    layer = report.layers[0]
+    assert layer.rewritten and kind not in layer.folded
+    assert f"{kind} " in layer.reason and "not folded" in layer.reason and words in layer.reason, layer.reason
+    assert kind in _ops(rewritten)
+    _assert_same_nan_aware(model, rewritten)
+
+
+@pytest.mark.parametrize("shape", [(3,), (6, 1)], ids=["too_few_channels", "rank_2"])
+def test_batchnorm_params_of_the_wrong_shape_are_not_folded(shape) -> None:
+    model = _bn_model([np.ones(shape)] * 4)
+    assert _ort_refuses(model)  # ORT names the BatchNormalization itself; the rewrite must not hide it
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert report.layers[0].folded == [] and "BatchNormalization" in _ops(rewritten)
+    assert "shape" in report.layers[0].reason
+
+
+def test_clip_bounds_that_are_not_scalars_are_not_fused() -> None:
+    model = _clip_model([0.0, 0.5], [1.0, 1.0])
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert "Clip" in _ops(rewritten) and report.layers[0].folded == []
+    assert "Clip" in report.layers[0].reason and "scalar" in report.layers[0].reason
+
+
+@pytest.mark.parametrize("shape", [(0, 4, 3, 3), (6, 4, 0, 3)], ids=["no_output_channels", "empty_kernel"])
+def test_zero_size_weight_stays_dense(shape) -> None:
+    model = _single_conv(numpy_helper.from_array(np.zeros(shape, np.float32), "w"))
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert report.rewritten == 0 and "zero" in report.layers[0].reason
+    assert _ops(rewritten) == ["Conv"]
+
+
+# --- item 12: --keep and --autotune say what they did -------------------------------------------
+
+
+def test_keep_naming_no_conv_warns(caplog) -> None:
+    model = _conv_bn_act(ACTIVATION_CASES["Relu"])
+    with caplog.at_level("WARNING", logger="onnx_sparsify"):
+        _, report = onnx_sparsify.sparsify(model, min_sparsity=0, keep=["conv", "c", "no_such_conv"])
+    assert not report.layers[0].rewritten
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "'no_such_conv'" in warnings[0], warnings
+
+
+def test_keep_matches_convs_in_subgraphs_and_functions(caplog) -> None:
+    with caplog.at_level("WARNING", logger="onnx_sparsify"):
+        _, report = onnx_sparsify.sparsify(_if_model(False), min_sparsity=0, keep=["then_conv", "else_c"])
+    assert report.rewritten == 0
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_autotune_with_unknown_shapes_says_it_used_the_cost_model(caplog) -> None:
+    w = _w((6, 4, 3, 3), 0.95)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, "H", "W"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    with caplog.at_level("WARNING", logger="onnx_sparsify"):
+        _, report = onnx_sparsify.sparsify(model, autotune=True)
+    reason = report.layers[0].reason
+    assert "predicted" in reason and "autotune" in reason and "unknown" in reason, reason
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "'x'" in warnings[0] and "input_shape" in warnings[0].replace("-", "_"), warnings
+    # with the size given, it times the layer
+    _, report = onnx_sparsify.sparsify(model, autotune=True, input_shapes={"x": [1, 4, 8, 8]})
+    assert "autotune: dense" in report.layers[0].reason
+
+
+def test_prune_on_a_model_without_conv_does_not_warn(caplog) -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    with caplog.at_level("WARNING", logger="onnx_sparsify"):
+        pruned, achieved = onnx_sparsify.prune_convs(model, 0.9)
+    assert achieved == {} and pruned.SerializeToString() == model.SerializeToString()
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+@pytest.mark.parametrize(
+    "shapes,words",
+    [
+        ({"nope": [1, 4, 8, 8]}, "no input 'nope'"),
+        ({"x": [1, 4, 8]}, "rank"),
+        ({"x": [1, 4, 0, 8]}, "at least 1"),
+        ({"x": [1, 3, 8, 8]}, "declared"),
+    ],
+    ids=["unknown_name", "wrong_rank", "zero_size", "contradicts_declared"],
+)
+def test_input_shapes_are_validated(shapes, words) -> None:
+    model = _conv_bn_act(ACTIVATION_CASES["Relu"])
+    with pytest.raises(ValueError, match=words):
+        onnx_sparsify.sparsify(model, input_shapes=shapes)
+
+
+def test_report_json_writes_non_finite_numbers_as_null() -> None:
+    import json
+
+    from onnx_sparsify.report import CheckResult, Report
+
+    report = Report(check=CheckResult(False, 1e-4, float("nan"), "y", float("inf"), {"y": float("inf"), "z": 0.5}))
+    data = json.loads(report.to_json())
+    assert data["check"]["worst_error"] is None and data["check"]["sensitivity"] is None
+    assert data["check"]["errors"] == {"y": None, "z": 0.5} and data["check"]["tolerance"] == 1e-4
+
+
+def test_conv_whose_attributes_refer_to_the_functions_stays_dense() -> None:
+    """A Conv inside a function whose strides come from the calling node (ref_attr_name): the
+    rewriter cannot know them, so the Conv stays as it is and the model still runs."""
+    w = _w((6, 4, 3, 3))
+    strides = onnx.AttributeProto()
+    strides.name, strides.ref_attr_name, strides.type = "strides", "step", onnx.AttributeProto.INTS
+    conv = helper.make_node("Conv", ["inp", "fw"], ["out"], name="fconv", pads=[1, 1, 1, 1])
+    conv.attribute.append(strides)
+    fn = helper.make_function(
+        "local",
+        "StridedConv",
+        ["inp"],
+        ["out"],
+        [helper.make_node("Constant", [], ["fw"], value=numpy_helper.from_array(w, "fw")), conv],
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        attributes=["step"],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("StridedConv", ["x"], ["y"], domain="local", step=[2, 2])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("local", 1)],
+        ir_version=IR_VERSION,
+        functions=[fn],
+    )
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert report.rewritten == 0 and "function" in report.layers[0].reason
+    _assert_same(model, rewritten)
