@@ -9,7 +9,7 @@ from ._plugin import build_info, library_path, session_options
 from ._version import __version__
 from .conv_to_sparse import sparse_conv_node
 from .csr import CsrWeight, csr_to_dense, dense_to_csr
-from .model_io import ModelLoadError, ModelSaveError, load_model, save_model
+from .model_io import MalformedModelError, ModelLoadError, ModelSaveError, load_model, save_model
 from .pruning import prune_convs
 from .report import CheckResult, LayerReport, Report
 from .rewrite import sparsify
@@ -21,6 +21,7 @@ __all__ = [
     "CheckResult",
     "CsrWeight",
     "LayerReport",
+    "MalformedModelError",
     "ModelLoadError",
     "ModelSaveError",
     "Report",
