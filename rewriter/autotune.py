@@ -1,7 +1,12 @@
 """--autotune: time a Conv both ways on this machine and keep the faster, instead of trusting
 the cost model. Each candidate layer runs alone, dense (ORT's Conv with the folded weight and
 the activation as its own node) and sparse (SparseConv through the plugin), on random inputs
-of the layer's inferred shape, with ORT's default session options."""
+of the layer's inferred shape, with ORT's default session options.
+
+With provider "cuda" both run on the CUDA execution provider alone (the CPU fallback disabled,
+so neither can be timed on the CPU by mistake), input and output bound in device memory. That
+needs onnxruntime-gpu, a plugin built with its CUDA kernels and a usable GPU;
+cuda_unavailable_reason() says which is missing."""
 
 from __future__ import annotations
 
@@ -21,16 +26,54 @@ from .csr import CsrWeight
 MARGIN = 1.05  # sparse must win by this much
 
 
-def _median_ms(session: ort.InferenceSession, x: np.ndarray, runs: int) -> float:
-    feed = {"x": x}
+CUDA_EP = "CUDAExecutionProvider"
+
+
+def cuda_unavailable_reason() -> str | None:
+    """None when layers can be timed on the CUDA execution provider here, else why not."""
+    if CUDA_EP not in ort.get_available_providers():
+        return f"onnxruntime {ort.__version__} here has no CUDA execution provider (install onnxruntime-gpu)"
+    from . import _core
+
+    if not _core.build_info()["cuda_compiled"]:
+        return "the plugin was built without its CUDA kernels"
+    if not _core.cuda_available():
+        return "no usable CUDA device and driver on this machine"
+    return None
+
+
+def _median_ms(session: ort.InferenceSession, x: np.ndarray, runs: int, provider: str = "cpu") -> float:
+    if provider == "cuda":
+        # Input and output stay on the device: the timing is the layer's, not PCIe's. Run()
+        # synchronizes the CUDA stream before it returns (RunOptions' default).
+        binding = session.io_binding()
+        binding.bind_ortvalue_input("x", ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
+        binding.bind_output("y", "cuda", 0)
+
+        def run() -> None:
+            session.run_with_iobinding(binding)
+            binding.synchronize_outputs()
+    else:
+        feed = {"x": x}
+
+        def run() -> None:
+            session.run(None, feed)
+
     for _ in range(2):
-        session.run(None, feed)
+        run()
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        session.run(None, feed)
+        run()
         times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
+
+
+def _session(model: onnx.ModelProto, options: ort.SessionOptions, provider: str) -> ort.InferenceSession:
+    if provider == "cuda":
+        options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+        return ort.InferenceSession(model.SerializeToString(), options, providers=[CUDA_EP])
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def time_layer(
@@ -41,8 +84,9 @@ def time_layer(
     activation: tuple[str, tuple[float, ...]] | None,
     csr: CsrWeight,
     runs: int = 7,
+    provider: str = "cpu",
 ) -> tuple[float, float]:
-    """Median milliseconds of (dense, sparse) for one layer."""
+    """Median milliseconds of (dense, sparse) for one layer on `provider` ("cpu" or "cuda")."""
     inits = [numpy_helper.from_array(weight, "w")]
     inputs = ["x", "w"]
     if bias is not None:
@@ -85,13 +129,11 @@ def time_layer(
         ir_version=8,
     )
     x = np.random.default_rng(0).standard_normal(x_shape).astype(np.float32)
-    dense_session = ort.InferenceSession(dense.SerializeToString(), providers=["CPUExecutionProvider"])
-    dense_ms = _median_ms(dense_session, x, runs)
+    dense_session = _session(dense, ort.SessionOptions(), provider)
+    dense_ms = _median_ms(dense_session, x, runs, provider)
     del dense_session  # one live session at a time: idle intra-op threads keep spinning
-    sparse_session = ort.InferenceSession(
-        sparse.SerializeToString(), session_options(), providers=["CPUExecutionProvider"]
-    )
-    return dense_ms, _median_ms(sparse_session, x, runs)
+    sparse_session = _session(sparse, session_options(), provider)
+    return dense_ms, _median_ms(sparse_session, x, runs, provider)
 
 
 def conv_attributes(node: onnx.NodeProto) -> dict:

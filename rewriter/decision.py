@@ -23,6 +23,7 @@ is not slower than its dense Conv even where the model errs by 10%.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 MARGIN = 1.1
@@ -79,26 +80,32 @@ def predicted_speedup(traits: LayerTraits, sparsity: float) -> float:
     return dense_us / (dense_us / speedup + copy_us + SPARSE_CALL_US)
 
 
-# CUDA: no GPU measurements calibrate the CUDA kernel yet, so the decision for the CUDA
-# execution provider is a conservative threshold until the GPU harness supplies a model.
-CUDA_MIN_SPARSITY = 0.9
+# CUDA: no GPU measurement calibrates the CUDA kernel (docs/performance.md, "CUDA kernel"), so
+# the default decision for the CUDA execution provider rewrites nothing: an uncalibrated guess
+# could make a GPU model slower. --autotune on a machine with the GPU times both variants per
+# layer; --min-sparsity forces a rewrite for users who know better.
+CUDA_NO_MEASUREMENT = (
+    "no GPU measurement: SparseConv on CUDA is unmeasured, so the Conv stays dense; "
+    "use --autotune on the GPU machine or --min-sparsity"
+)
 
 
 def decide(
     sparsity: float, min_sparsity: float | None, traits: LayerTraits | None = None, provider: str = "cpu"
 ) -> Decision:
-    """The default decision (cost model), or the user's --min-sparsity threshold."""
-    if min_sparsity is None and provider == "cuda":
-        verdict = ">=" if sparsity >= CUDA_MIN_SPARSITY else "<"
-        return Decision(
-            sparsity >= CUDA_MIN_SPARSITY,
-            f"{sparsity:.1%} zeros {verdict} {CUDA_MIN_SPARSITY:.0%} (CUDA threshold, uncalibrated)",
-        )
+    """The default decision (cost model), or the user's --min-sparsity threshold. For CUDA there
+    is no cost model: without --min-sparsity the Conv stays dense (autotune may overrule it)."""
     if min_sparsity is not None:
         if sparsity >= min_sparsity:
             return Decision(True, f"{sparsity:.1%} zeros >= {min_sparsity:.0%} (--min-sparsity)")
         return Decision(False, f"{sparsity:.1%} zeros < {min_sparsity:.0%} (--min-sparsity)")
+    if provider == "cuda":
+        return Decision(False, f"{sparsity:.1%} zeros, {CUDA_NO_MEASUREMENT}")
     speedup = predicted_speedup(traits or LayerTraits(1, 64, False), sparsity)
     kind = (traits or LayerTraits(1, 64, False)).kind
     verdict = ">=" if speedup >= MARGIN else "<"
-    return Decision(speedup >= MARGIN, f"{sparsity:.1%} zeros, {kind}: predicted {speedup:.1f}x {verdict} {MARGIN}x")
+    # Two decimals, rounded down: never "1.1x < 1.1x" for a prediction just under MARGIN.
+    shown = math.floor(speedup * 100) / 100
+    if speedup < MARGIN:
+        shown = min(shown, math.floor(MARGIN * 100 - 1) / 100)
+    return Decision(speedup >= MARGIN, f"{sparsity:.1%} zeros, {kind}: predicted {shown:.2f}x {verdict} {MARGIN}x")

@@ -17,7 +17,7 @@ from onnx import helper, numpy_helper
 
 from ._contract import DOMAIN, OP_VERSION
 from .autotune import MARGIN as AUTOTUNE_MARGIN
-from .autotune import conv_attributes, time_layer
+from .autotune import conv_attributes, cuda_unavailable_reason, time_layer
 from .check import unknown_inputs, validate_input_shapes
 from .conv_to_sparse import ensure_domain, sparse_conv_node
 from .csr import CsrWeight, dense_to_csr
@@ -58,6 +58,7 @@ class _Context:
     touched: set[str] = field(default_factory=set)  # constants a rewrite stopped reading
     autotune: bool = False
     provider: str = "cpu"
+    cuda_unavailable: str | None = None  # why --autotune cannot time on CUDA here
     tick: Callable[[], None] = lambda: None
     autotune_skipped: int = 0  # Convs --autotune could not time: their input size is unknown
 
@@ -252,18 +253,24 @@ def _dims(shape: list | None) -> str:
 def _decide(node: onnx.NodeProto, layer: LayerReport, folded: _Folded, index_dtype: type, ctx: _Context) -> Decision:
     """The cost model's decision (or the --min-sparsity threshold's), or autotune's timing."""
     decision = decide(layer.sparsity, ctx.min_sparsity, _traits(node, folded.weight, layer, ctx), ctx.provider)
-    if not (ctx.autotune and ctx.min_sparsity is None and ctx.provider == "cpu"):
+    if not (ctx.autotune and ctx.min_sparsity is None):
         return decision
+    if ctx.provider == "cuda" and ctx.cuda_unavailable:
+        # No GPU to time on: the Conv stays dense (decide() said so), with the reason why.
+        return Decision(False, f"{decision.reason}; not autotuned: {ctx.cuda_unavailable}")
     x_shape = ctx.shapes.get(node.input[0])
     if x_shape is None or not all(isinstance(d, int) and d > 0 for d in x_shape):
         ctx.autotune_skipped += 1
         return Decision(decision.rewrite, f"{decision.reason}; not autotuned: input size {_dims(x_shape)} unknown")
     csr = dense_to_csr(folded.weight, index_dtype)
     act = (folded.activation.name, folded.activation.params) if folded.activation else None
-    dense_ms, sparse_ms = time_layer(x_shape, folded.weight, folded.bias, conv_attributes(node), act, csr)
+    dense_ms, sparse_ms = time_layer(
+        x_shape, folded.weight, folded.bias, conv_attributes(node), act, csr, provider=ctx.provider
+    )
+    where = " on CUDA" if ctx.provider == "cuda" else ""
     return Decision(
         sparse_ms * AUTOTUNE_MARGIN < dense_ms,
-        f"{layer.sparsity:.1%} zeros, autotune: dense {dense_ms:.3f} ms, sparse {sparse_ms:.3f} ms",
+        f"{layer.sparsity:.1%} zeros, autotune{where}: dense {dense_ms:.3f} ms, sparse {sparse_ms:.3f} ms",
     )
 
 
@@ -346,6 +353,9 @@ def _rewrite_nodes(graph: onnx.GraphProto, scope: Scope, ctx: _Context, as_const
 
     new_tensors: list[onnx.TensorProto] = []
     new_nodes: list[onnx.NodeProto] = []
+    # Convs sharing one weight tensor share its CSR too when their (folded) weights are
+    # identical, so a model with shared weights does not grow: weight name -> CSRs written.
+    written: dict[str, list[tuple[CsrWeight, list[str]]]] = defaultdict(list)
     for i, node in enumerate(graph.node):
         if i in folded:
             ctx.touched.update(n for n in node.input[1:] if n)
@@ -355,11 +365,17 @@ def _rewrite_nodes(graph: onnx.GraphProto, scope: Scope, ctx: _Context, as_const
             new_nodes.append(node)
             continue
         ctx.touched.update(n for n in node.input[1:] if n)
-        tensors = [
-            numpy_helper.from_array(plan.csr.values, ctx.unique(f"{plan.weight_name}_csr_values")),
-            numpy_helper.from_array(plan.csr.col_indices, ctx.unique(f"{plan.weight_name}_csr_col_indices")),
-            numpy_helper.from_array(plan.csr.row_ptr, ctx.unique(f"{plan.weight_name}_csr_row_ptr")),
-        ]
+        shared = next((names for csr, names in written[plan.weight_name] if _same_csr(csr, plan.csr)), None)
+        if shared is not None:
+            csr_names, tensors = shared, []
+        else:
+            tensors = [
+                numpy_helper.from_array(plan.csr.values, ctx.unique(f"{plan.weight_name}_csr_values")),
+                numpy_helper.from_array(plan.csr.col_indices, ctx.unique(f"{plan.weight_name}_csr_col_indices")),
+                numpy_helper.from_array(plan.csr.row_ptr, ctx.unique(f"{plan.weight_name}_csr_row_ptr")),
+            ]
+            csr_names = [t.name for t in tensors]
+            written[plan.weight_name].append((plan.csr, csr_names))
         bias_name = plan.bias_name
         if bias_name is None and plan.bias is not None:
             base = node.name or plan.weight_name
@@ -372,7 +388,7 @@ def _rewrite_nodes(graph: onnx.GraphProto, scope: Scope, ctx: _Context, as_const
         sparse = sparse_conv_node(
             conv,
             plan.csr,
-            [t.name for t in tensors[:3]],
+            csr_names,
             bias=bias_name,
             activation=plan.activation.name if plan.activation else None,
             activation_params=plan.activation.params if plan.activation else (),
@@ -390,6 +406,14 @@ def _rewrite_nodes(graph: onnx.GraphProto, scope: Scope, ctx: _Context, as_const
     del graph.value_info[:]
     graph.value_info.extend(kept_info)
     return new_tensors
+
+
+def _same_csr(a: CsrWeight, b: CsrWeight) -> bool:
+    """Whether two CSR weights are the same tensors, bit for bit (dtypes and shapes included)."""
+    return all(
+        x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
+        for x, y in ((a.values, b.values), (a.col_indices, b.col_indices), (a.row_ptr, b.row_ptr))
+    ) and (a.kernel_shape, a.in_channels_per_group) == (b.kernel_shape, b.in_channels_per_group)
 
 
 def _drop_unused(graph: onnx.GraphProto, ctx: _Context, main: bool, ir_version: int) -> None:
@@ -454,8 +478,8 @@ def _warn_autotune(model: onnx.ModelProto, ctx: _Context, input_shapes: dict[str
         return
     if ctx.min_sparsity is not None:
         log.warning("autotune: nothing timed, the min_sparsity threshold decides")
-    elif ctx.provider != "cpu":
-        log.warning("autotune: nothing timed, it times the CPU kernel only (provider '%s')", ctx.provider)
+    elif ctx.provider == "cuda" and ctx.cuda_unavailable:
+        log.warning("autotune: nothing timed on CUDA (%s); Convs stay dense", ctx.cuda_unavailable)
     elif ctx.autotune_skipped:
         unknown = unknown_inputs(model, input_shapes)
         why = f"the model's input {', '.join(unknown)} has unknown sizes" if unknown else "shape inference lost them"
@@ -526,6 +550,7 @@ def sparsify(
         names,
         autotune=autotune,
         provider=provider,
+        cuda_unavailable=cuda_unavailable_reason() if autotune and provider == "cuda" else None,
     )
     if progress is not None:
         ctx.tick = progress(sum(1 for _ in _all_convs(out)))

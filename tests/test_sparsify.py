@@ -368,13 +368,61 @@ def test_cost_model_counts_fixed_costs_of_small_layers() -> None:
 
 
 def test_cuda_provider_decision() -> None:
+    """No GPU measurement calibrates the CUDA kernel: without --min-sparsity (or a GPU to
+    autotune on) --provider cuda keeps every Conv dense and says why, however sparse."""
     from onnx_sparsify.decision import LayerTraits, decide
 
     unit = LayerTraits(1, 64, False)
-    assert decide(0.95, None, unit, "cuda").rewrite and not decide(0.8, None, unit, "cuda").rewrite
-    assert "CUDA" in decide(0.8, None, unit, "cuda").reason
+    for sparsity in (0.5, 0.9, 0.99, 1.0):
+        decision = decide(sparsity, None, unit, "cuda")
+        assert not decision.rewrite and "no GPU measurement" in decision.reason
+        assert "--autotune" in decision.reason and "--min-sparsity" in decision.reason
+    assert decide(0.95, 0.9, unit, "cuda").rewrite and not decide(0.8, 0.9, unit, "cuda").rewrite
     with pytest.raises(ValueError, match="provider"):
         onnx_sparsify.sparsify(_conv_bn_act(ACTIVATION_CASES["Relu"]), provider="tpu")
+
+
+def test_cuda_provider_never_rewrites_on_a_guess(caplog) -> None:
+    """sparsify(provider='cuda') rewrites nothing without a measurement; --autotune with no GPU
+    here falls back to dense with the reason; min_sparsity forces the rewrite."""
+    from onnx_sparsify.autotune import cuda_unavailable_reason
+
+    model = _conv_bn_act(ACTIVATION_CASES["Relu"])
+    rewritten, report = onnx_sparsify.sparsify(model, provider="cuda", prune=0.99)
+    assert report.rewritten == 0 and "SparseConv" not in _ops(rewritten)
+    assert all("no GPU measurement" in layer.reason for layer in report.layers)
+    why = cuda_unavailable_reason()
+    if why is not None:
+        with caplog.at_level("WARNING"):
+            rewritten, report = onnx_sparsify.sparsify(model, provider="cuda", prune=0.99, autotune=True)
+        assert report.rewritten == 0 and "SparseConv" not in _ops(rewritten)
+        assert all("not autotuned" in layer.reason and why in layer.reason for layer in report.layers)
+        assert "nothing timed on CUDA" in caplog.text
+    _, report = onnx_sparsify.sparsify(model, provider="cuda", prune=0.99, min_sparsity=0.9)
+    assert report.rewritten == report.convs >= 1
+
+
+@pytest.mark.parametrize("dense_ms,sparse_ms", [(2.0, 1.0), (1.0, 2.0)])
+def test_cuda_autotune_keeps_the_faster(monkeypatch, dense_ms, sparse_ms) -> None:
+    """With a GPU (simulated here: the timing is stubbed), --autotune --provider cuda times each
+    layer on the CUDA execution provider and keeps the faster variant."""
+    from onnx_sparsify import rewrite
+
+    calls = []
+
+    def fake_time_layer(*args, provider="cpu", **kwargs):
+        calls.append(provider)
+        return dense_ms, sparse_ms
+
+    monkeypatch.setattr(rewrite, "cuda_unavailable_reason", lambda: None)
+    monkeypatch.setattr(rewrite, "time_layer", fake_time_layer)
+    model = _conv_bn_act(ACTIVATION_CASES["Relu"])
+    rewritten, report = onnx_sparsify.sparsify(
+        model, provider="cuda", prune=0.99, autotune=True, input_shapes={"x": [1, 4, 8, 8]}
+    )
+    assert calls and set(calls) == {"cuda"}
+    assert report.rewritten == (1 if sparse_ms < dense_ms else 0)
+    assert all("autotune on CUDA" in layer.reason for layer in report.layers)
 
 
 # --- item 8: SAME padding with a stride longer than the kernel --------------------------------

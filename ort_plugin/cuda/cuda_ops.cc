@@ -1,5 +1,6 @@
 #include "cuda/cuda_ops.h"
 
+#include <stdexcept>
 #include <vector>
 
 #include "cuda/sparse_conv_cuda.h"
@@ -13,41 +14,81 @@
 namespace onnx_sparsify {
 namespace {
 
+// A CUDA failure as an exception; ComputeV2 / CreateKernelV2 turn it into an ORT error that
+// names the node.
 void CheckCuda(cudaError_t status, const char* what) {
   if (status != cudaSuccess) {
-    throw InvalidArgument(std::string("CUDA error in ") + what + ": " + cudaGetErrorString(status));
+    throw std::runtime_error(std::string("CUDA error in ") + what + ": " + cudaGetErrorName(status) + " (" +
+                             cudaGetErrorString(status) + ")");
   }
 }
 
-template <typename T>
-DeviceBuffer Upload(const T* data, size_t count, const char* what) {
-  if (count == 0) return DeviceBuffer(nullptr);
-  void* p = nullptr;
-  CheckCuda(cudaMalloc(&p, count * sizeof(T)), what);
-  DeviceBuffer buffer(p);
-  CheckCuda(cudaMemcpy(p, data, count * sizeof(T), cudaMemcpyHostToDevice), what);
-  return buffer;
+// Makes `device` current for its lifetime and restores the previous one (cheap, no sync).
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    CheckCuda(cudaGetDevice(&previous_), "cudaGetDevice");
+    if (previous_ != device) CheckCuda(cudaSetDevice(device), "cudaSetDevice");
+  }
+  ~DeviceGuard() {
+    int now = -1;
+    if (cudaGetDevice(&now) == cudaSuccess && now != previous_) cudaSetDevice(previous_);
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = 0;
+};
+
+// The execution provider's device: the id of the memory its default allocator hands out.
+int ExecutionProviderDevice(const OrtApi& api, const OrtKernelInfo* info) {
+  OrtAllocator* allocator = nullptr;
+  ThrowIfError(api, api.KernelInfoGetAllocator(info, OrtMemTypeDefault, &allocator), "the CUDA allocator");
+  if (!allocator) throw std::runtime_error("ONNX Runtime gave no allocator for the CUDA execution provider");
+  struct Release {
+    const OrtApi& api;
+    OrtAllocator* a;
+    ~Release() { api.ReleaseAllocator(a); }
+  } release{api, allocator};
+  const OrtMemoryInfo* memory = nullptr;
+  ThrowIfError(api, api.AllocatorGetInfo(allocator, &memory), "the CUDA allocator's memory info");
+  int device = 0;
+  ThrowIfError(api, api.MemoryInfoGetId(memory, &device), "the CUDA device id");
+  return device;
 }
 
 }  // namespace
+
+DeviceAllocation::~DeviceAllocation() {
+  if (!p_) return;
+  int previous = -1;
+  const bool switched = cudaGetDevice(&previous) == cudaSuccess && previous != device_ && cudaSetDevice(device_) == cudaSuccess;
+  cudaFree(p_);
+  if (switched) cudaSetDevice(previous);
+}
 
 SparseConvCudaKernel::SparseConvCudaKernel(const OrtApi& api, const OrtKernelInfo* info, std::string node_name)
     : api_(api), node_name_(std::move(node_name)) {
   NodeSetup setup = ReadNode(api, info);
   attrs_ = setup.attrs;
   weights_ = std::move(setup.weights);
-  const int64_t rows = weights_.out_channels();
-  std::vector<int64_t> row_begin(rows + 1);
-  for (int64_t m = 0; m <= rows; ++m) row_begin[m] = m < rows ? weights_.row_begin(m) : weights_.row_end(rows - 1);
-  row_begin_ = Upload(row_begin.data(), row_begin.size(), "uploading W_row_ptr");
-  values_ = Upload(weights_.values(), weights_.nnz(), "uploading W_values");
-  taps_ = Upload(weights_.taps(), weights_.nnz(), "uploading W_col_indices");
   if (setup.has_bias && !setup.constant_bias) {
     throw InvalidArgument("on the CUDA execution provider, B must be a constant initializer");
   }
-  if (setup.constant_bias) {
-    has_bias_ = true;
-    bias_ = Upload(setup.constant_bias->data(), setup.constant_bias->size(), "uploading B");
+  device_ = ExecutionProviderDevice(api, info);
+  const cuda::CudaPlan plan = cuda::PlanCuda(attrs_, weights_);
+  DeviceGuard guard(device_);
+  auto upload = [&](const void* data, size_t bytes) -> void* {
+    void* p = nullptr;
+    CheckCuda(cudaMalloc(&p, bytes), "uploading the weight (cudaMalloc)");
+    allocations_.emplace_back(device_, p);
+    CheckCuda(cudaMemcpy(p, data, bytes, cudaMemcpyHostToDevice), "uploading the weight (cudaMemcpy)");
+    return p;
+  };
+  plan_ = cuda::UploadPlan(plan, upload);
+  if (setup.constant_bias && !setup.constant_bias->empty()) {
+    bias_ = static_cast<const float*>(upload(setup.constant_bias->data(), setup.constant_bias->size() * sizeof(float)));
   }
 }
 
@@ -56,14 +97,13 @@ void SparseConvCudaKernel::Compute(OrtKernelContext* context) const {
   auto x = ctx.GetInput(kInputX);
   const ConvGeometry geometry = PrepareCall(attrs_, weights_, x.GetTensorTypeAndShapeInfo().GetShape());
   auto y = ctx.GetOutput(0, geometry.OutputShape());
+  if (geometry.out_elements == 0) return;
   void* stream = nullptr;  // the stream ORT gives this call; never the default one, never cached
   ThrowIfError(api_, api_.KernelContext_GetGPUComputeStream(context, &stream), "CUDA stream");
-  const cuda::DeviceWeights w{static_cast<const int64_t*>(row_begin_.get()), static_cast<const float*>(values_.get()),
-                              static_cast<const Tap*>(taps_.get())};
-  CheckCuda(cuda::LaunchSparseConv(geometry, attrs_.epilogue, w, has_bias_ ? static_cast<const float*>(bias_.get()) : nullptr,
-                                   x.GetTensorData<float>(), y.GetTensorMutableData<float>(),
-                                   static_cast<cudaStream_t>(stream)),
-            "SparseConv kernel launch");
+  DeviceGuard guard(device_);
+  CheckCuda(cuda::LaunchSparseConv(geometry, attrs_.epilogue, plan_, bias_, x.GetTensorData<float>(),
+                                   y.GetTensorMutableData<float>(), static_cast<cudaStream_t>(stream)),
+            "the SparseConv kernel launch");
 }
 
 OrtStatusPtr SparseConvCudaKernel::ComputeV2(OrtKernelContext* context) const {

@@ -4,23 +4,36 @@
 
 #include <cuda_runtime_api.h>
 
-#include <memory>
 #include <string>
+#include <vector>
 
+#include "cuda/sparse_conv_cuda.h"
 #include "kernels/conv_params.h"
 #include "kernels/sparse_weights.h"
 #include "ort/sparse_conv_op.h"
 
 namespace onnx_sparsify {
 
-// Device memory freed with cudaFree.
-struct DeviceFree {
-  void operator()(void* p) const { cudaFree(p); }
-};
-using DeviceBuffer = std::unique_ptr<void, DeviceFree>;
+// Device memory on one device, freed there with cudaFree.
+class DeviceAllocation {
+ public:
+  DeviceAllocation(int device, void* p) : device_(device), p_(p) {}
+  DeviceAllocation(DeviceAllocation&& o) noexcept : device_(o.device_), p_(o.p_) { o.p_ = nullptr; }
+  DeviceAllocation(const DeviceAllocation&) = delete;
+  DeviceAllocation& operator=(const DeviceAllocation&) = delete;
+  DeviceAllocation& operator=(DeviceAllocation&&) = delete;
+  ~DeviceAllocation();
 
-// One instance per node: the CSR is validated and packed on the host, then uploaded once.
-// Compute only reads members and launches on the stream ORT passes in.
+ private:
+  int device_;
+  void* p_;
+};
+
+// One instance per node, created by ORT for the CUDA execution provider. At creation: the CSR
+// is validated and packed for the tiled kernel on the host (cuda::PlanCuda), then uploaded once
+// to the execution provider's device (from the kernel info's allocator, not the thread's
+// current device). Compute only reads members, launches on the stream ORT passes in each call,
+// allocates nothing and never synchronizes with the host.
 class SparseConvCudaKernel {
  public:
   SparseConvCudaKernel(const OrtApi& api, const OrtKernelInfo* info, std::string node_name);
@@ -33,8 +46,10 @@ class SparseConvCudaKernel {
   std::string node_name_;
   ConvAttributes attrs_;
   SparseWeights weights_;
-  DeviceBuffer row_begin_, values_, taps_, bias_;
-  bool has_bias_ = false;
+  int device_ = 0;
+  std::vector<DeviceAllocation> allocations_;  // the plan's and the bias' device arrays
+  cuda::DevicePlan plan_;
+  const float* bias_ = nullptr;
 };
 
 struct SparseConvCudaOp : SparseConvOpBase<SparseConvCudaOp, SparseConvCudaKernel> {

@@ -154,10 +154,16 @@ void SparseConvCuda(uintptr_t x_ptr, const std::vector<int64_t>& x_shape, uintpt
                               ? PackFrom<int64_t>(values, col_indices, row_ptr, attrs)
                               : PackFrom<int32_t>(values, col_indices, row_ptr, attrs);
   const ConvGeometry g = PrepareCall(attrs, weights, x_shape);
-  std::vector<int64_t> row_begin(weights.out_channels() + 1);
-  for (int64_t m = 0; m < weights.out_channels(); ++m) row_begin[m] = weights.row_begin(m);
-  row_begin.back() = weights.nnz();
+  if (bias && (bias->ndim() != 1 || bias->shape(0) != weights.out_channels())) {
+    throw InvalidArgument("B must have shape [" + std::to_string(weights.out_channels()) + "]");
+  }
   std::vector<void*> owned;
+  struct Free {
+    std::vector<void*>& owned;
+    ~Free() {
+      for (void* p : owned) cudaFree(p);
+    }
+  } release{owned};
   auto upload = [&](const void* data, size_t bytes) -> void* {
     void* p = nullptr;
     CheckCuda(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc");
@@ -165,19 +171,12 @@ void SparseConvCuda(uintptr_t x_ptr, const std::vector<int64_t>& x_shape, uintpt
     if (bytes) CheckCuda(cudaMemcpy(p, data, bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
     return p;
   };
-  struct Free {
-    std::vector<void*>& owned;
-    ~Free() {
-      for (void* p : owned) cudaFree(p);
-    }
-  } release{owned};
-  const cuda::DeviceWeights w{static_cast<const int64_t*>(upload(row_begin.data(), row_begin.size() * 8)),
-                              static_cast<const float*>(upload(weights.values(), weights.nnz() * sizeof(float))),
-                              static_cast<const Tap*>(upload(weights.taps(), weights.nnz() * sizeof(Tap)))};
+  // The same packing the ORT plugin does once per node (cuda::PlanCuda).
+  const cuda::DevicePlan plan = cuda::UploadPlan(cuda::PlanCuda(attrs, weights), upload);
   const float* b = bias ? static_cast<const float*>(upload(bias->data(), bias->size() * sizeof(float))) : nullptr;
   auto s = reinterpret_cast<cudaStream_t>(stream);
   py::gil_scoped_release release_gil;
-  CheckCuda(cuda::LaunchSparseConv(g, attrs.epilogue, w, b, reinterpret_cast<const float*>(x_ptr),
+  CheckCuda(cuda::LaunchSparseConv(g, attrs.epilogue, plan, b, reinterpret_cast<const float*>(x_ptr),
                                    reinterpret_cast<float*>(y_ptr), s),
             "SparseConv launch");
   CheckCuda(cudaStreamSynchronize(s), "SparseConv");
