@@ -29,6 +29,9 @@ def make_session(model: onnx.ModelProto, plugin: bool, threads: int, provider: s
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     providers = ["CUDAExecutionProvider"] if provider == "cuda" else ["CPUExecutionProvider"]
+    if provider == "cuda":
+        # A node the CUDA provider cannot take must fail the session, not be timed on the CPU.
+        options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     return ort.InferenceSession(model.SerializeToString(), options, providers=providers)
 
 
