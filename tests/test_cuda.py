@@ -1,7 +1,16 @@
 """SparseConv on the CUDA execution provider against ORT's dense Conv on the CPU (and on CUDA
-where available). Runs only where onnxruntime has the CUDA execution provider and a GPU."""
+where available). Runs only where onnxruntime has the CUDA execution provider, the plugin was
+built with CUDA, and a GPU is present.
+
+A test here must not be able to pass on the CPU: the sessions are created with the CPU
+execution provider's fallback disabled (ORT then refuses to create a session that would place
+any node on the CPU), and a profile of the run shows which execution provider ran each
+SparseConv node."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import onnx_sparsify
@@ -11,24 +20,51 @@ from models import ACTIVATIONS, conv_model, dense_reference, random_sparse_weigh
 from onnx_sparsify import _core
 from test_conformance import CASES
 
-HAS_CUDA_EP = "CUDAExecutionProvider" in ort.get_available_providers()
-pytestmark = pytest.mark.skipif(
-    not (HAS_CUDA_EP and _core.cuda_available()),
-    reason="needs onnxruntime-gpu's CUDA execution provider and a CUDA device; neither is on this machine",
-)
+CUDA_EP = "CUDAExecutionProvider"
 
 
-def _cuda_session(model):
+def _why_no_cuda() -> str | None:
+    if CUDA_EP not in ort.get_available_providers():
+        return f"onnxruntime {ort.__version__} has no CUDA execution provider (that takes onnxruntime-gpu)"
+    if not onnx_sparsify.build_info()["cuda_compiled"]:
+        return "onnx-sparsify was built without its CUDA kernels (nvcc not found, or ONNX_SPARSIFY_CUDA=OFF)"
+    if not _core.cuda_available():
+        return "no usable CUDA device and driver on this machine"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_why_no_cuda() is not None, reason=_why_no_cuda() or "")
+
+
+def _cuda_session(model, profile_dir: Path | None = None) -> ort.InferenceSession:
     options = onnx_sparsify.session_options()
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CUDAExecutionProvider"])
-    assert session.get_providers()[0] == "CUDAExecutionProvider"
+    # Without this, ORT places nodes the CUDA EP does not take on the CPU EP, which it always
+    # adds; with it, creating such a session fails.
+    options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    if profile_dir is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(profile_dir / "cuda_profile")
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=[CUDA_EP])
+    assert session.get_providers() == [CUDA_EP]
     return session
+
+
+def _run_on_cuda(model, feeds: dict, profile_dir: Path) -> list:
+    """Runs the model on the CUDA EP alone and checks, from the run's profile, that the CUDA EP
+    ran every SparseConv node."""
+    session = _cuda_session(model, profile_dir)
+    outputs = session.run(None, feeds)
+    events = json.loads(Path(session.end_profiling()).read_text())
+    nodes = [e["args"] for e in events if e.get("cat") == "Node" and "op_name" in e.get("args", {})]
+    providers = [n.get("provider") for n in nodes if n["op_name"] == onnx_sparsify.OP_TYPE]
+    assert providers and set(providers) == {CUDA_EP}, f"SparseConv ran on {providers or 'nothing'}; nodes: {nodes}"
+    return outputs
 
 
 @pytest.mark.parametrize("x_shape,w_shape,attrs", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("sparsity", [0.0, 0.9, 1.0])
 @pytest.mark.parametrize("activation", [None, "HardSwish"])
-def test_cuda_matches_dense(x_shape, w_shape, attrs, sparsity, activation) -> None:
+def test_cuda_matches_dense(x_shape, w_shape, attrs, sparsity, activation, tmp_path) -> None:
     rng = np.random.default_rng(0)
     weight = random_sparse_weight(rng, w_shape, sparsity, empty_rows=1)
     bias = rng.standard_normal(w_shape[0]).astype(np.float32)
@@ -36,7 +72,7 @@ def test_cuda_matches_dense(x_shape, w_shape, attrs, sparsity, activation) -> No
     params = ACTIVATIONS.get(activation, ()) if activation else ()
     expected = dense_reference(conv_model(x_shape, weight, bias, attrs, activation, params), x)
     model = sparse_conv_from_dense(x_shape, weight, bias, attrs, activation, params)
-    actual = _cuda_session(model).run(None, {"x": x})[0]
+    actual = _run_on_cuda(model, {"x": x}, tmp_path)[0]
     assert rel_l2(actual, expected) <= 1e-5
 
 

@@ -2,10 +2,6 @@
 // this library (SessionOptions.register_custom_ops_library).
 #include <onnxruntime_cxx_api.h>
 
-#include <memory>
-#include <mutex>
-#include <vector>
-
 #include "kernels/contract.h"
 #include "ort/cpu_ops.h"
 #include "ort/ort_status.h"
@@ -14,13 +10,6 @@
 #endif
 
 namespace {
-
-// Domains must outlive every session that uses them; they live until the library unloads.
-std::vector<std::unique_ptr<Ort::CustomOpDomain>>& Domains() {
-  static std::vector<std::unique_ptr<Ort::CustomOpDomain>> domains;
-  return domains;
-}
-std::mutex domains_mutex;
 
 const onnx_sparsify::SparseConvCpuOp& CpuOp() {
   static const onnx_sparsify::SparseConvCpuOp op;
@@ -36,6 +25,22 @@ const onnx_sparsify::SparseConvCudaOp& CudaOp() {
 }
 #endif
 
+// One domain for every registration, created at the first and destroyed when the library
+// unloads (ONNX Runtime unloads it only after the last session and options that loaded it are
+// gone). A session keeps only a pointer to it, and it holds only pointers to the static ops; a new
+// domain per registration grew by one domain for every session while the library stayed loaded.
+Ort::CustomOpDomain& Domain() {
+  static Ort::CustomOpDomain domain = [] {
+    Ort::CustomOpDomain d(onnx_sparsify::kDomain);
+    d.Add(&CpuOp());
+#ifdef ONNX_SPARSIFY_WITH_CUDA
+    d.Add(&CudaOp());
+#endif
+    return d;
+  }();
+  return domain;
+}
+
 }  // namespace
 
 extern "C" __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL
@@ -48,13 +53,6 @@ RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base) {
   }
   Ort::InitApi(api);
   return onnx_sparsify::StatusFromExceptions(*api, "onnx-sparsify: registering custom ops", [&] {
-    auto domain = std::make_unique<Ort::CustomOpDomain>(onnx_sparsify::kDomain);
-    domain->Add(&CpuOp());
-#ifdef ONNX_SPARSIFY_WITH_CUDA
-    domain->Add(&CudaOp());
-#endif
-    Ort::UnownedSessionOptions(options).Add(*domain);
-    std::lock_guard<std::mutex> lock(domains_mutex);
-    Domains().push_back(std::move(domain));
+    Ort::UnownedSessionOptions(options).Add(Domain());
   });
 }
