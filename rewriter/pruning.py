@@ -39,15 +39,20 @@ def prune_convs(
     out = onnx.ModelProto()
     out.CopyFrom(model)
     achieved: dict[str, float] = {}
+    convs = 0  # Convs reading a pruned weight: several Convs may share one weight tensor
 
     def visit(scope: Scope) -> None:
+        nonlocal convs
         for node in scope.graph.node:
             for attr_name, sub in subgraphs(node):
                 visit(scope.child(sub, f"{node.name or node.op_type}.{attr_name}"))
             if node.op_type != "Conv" or len(node.input) < 2 or node.name in keep or node.output[0] in keep:
                 continue
             tensor = scope.constant_tensor(node.input[1])
-            if tensor is None or node.input[1] in achieved:
+            if tensor is None:
+                continue
+            if node.input[1] in achieved:  # a shared weight, pruned once
+                convs += 1
                 continue
             weight = tensor_value(tensor, f"node '{node_label(node)}': input '{node.input[1]}'")
             if weight.dtype != np.float32:
@@ -55,6 +60,7 @@ def prune_convs(
             pruned = magnitude_prune(weight, sparsity)
             tensor.CopyFrom(numpy_helper.from_array(pruned, tensor.name))
             achieved[node.input[1]] = 1.0 - np.count_nonzero(pruned) / max(pruned.size, 1)
+            convs += 1
 
     visit(Scope(out.graph, "main", ir_version=out.ir_version))
     for function in out.functions:  # constants in functions are Constant nodes
@@ -64,8 +70,12 @@ def prune_convs(
         function.node.extend(graph.node)
     if achieved:
         log.warning(
-            "pruned %d Conv weights to %.0f%% zeros: this changes the model's outputs and accuracy",
+            "pruned %d weight tensor%s used by %d Conv%s to %.0f%% zeros: "
+            "this changes the model's outputs and accuracy",
             len(achieved),
+            "" if len(achieved) == 1 else "s",
+            convs,
+            "" if convs == 1 else "s",
             100 * sparsity,
         )
     else:

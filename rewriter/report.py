@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -97,34 +98,85 @@ def _dims(dims: list | None) -> str:
     return "x".join(str(d) if isinstance(d, int) and d > 0 else "?" for d in dims)
 
 
-def render(report: Report, console=None, verbose: bool = False) -> None:
-    """Prints the per-layer table and the totals with rich."""
-    from rich.console import Console
+# Short names for folded ops in the narrow table.
+_SHORT = {"BatchNormalization": "BN"}
+
+
+def _layer_name(layer: LayerReport) -> str:
+    return layer.name if layer.graph == "main" else f"{layer.graph}/{layer.name}"
+
+
+def _decision(layer: LayerReport, short: bool) -> str:
+    decision = "[green]SparseConv[/green]" if layer.rewritten else "[yellow]dense[/yellow]"
+    if layer.rewritten and layer.folded:
+        decision += " +" + "+".join(_SHORT.get(f, f) if short else f for f in layer.folded)
+    return decision
+
+
+def _zeros(layer: LayerReport) -> str:
+    return "-" if layer.sparsity is None else f"{layer.sparsity:.1%}"
+
+
+def _wide_table(report: Report):
+    """Every column, one line per layer: for wide terminals and log files."""
     from rich.table import Table
 
-    console = console or Console(stderr=True)
-    if not console.is_terminal:
-        console.width = max(console.width, 200)  # a log file or pipe: no reason to wrap the table
     table = Table(title="onnx-sparsify: Conv layers", title_justify="left", show_lines=False)
     for column in ("layer", "input", "weight", "group", "zeros", "nnz", "decision", "dense", "CSR", "reason"):
-        table.add_column(column, justify="right" if column in ("group", "zeros", "nnz", "dense", "CSR") else "left")
+        right = column in ("group", "zeros", "nnz", "dense", "CSR")
+        table.add_column(column, justify="right" if right else "left", overflow="fold")
     for layer in report.layers:
-        name = layer.name if layer.graph == "main" else f"{layer.graph}/{layer.name}"
-        decision = "[green]SparseConv[/green]" if layer.rewritten else "[yellow]dense[/yellow]"
-        if layer.rewritten and layer.folded:
-            decision += " +" + "+".join(layer.folded)
         table.add_row(
-            name,
+            _layer_name(layer),
             _dims(layer.input_shape),
             _dims(layer.weight_shape),
             str(layer.group),
-            "-" if layer.sparsity is None else f"{layer.sparsity:.1%}",
+            _zeros(layer),
             "-" if layer.nnz is None else str(layer.nnz),
-            decision,
+            _decision(layer, short=False),
             _size(layer.dense_bytes),
             _size(layer.csr_bytes) if layer.rewritten else "-",
             layer.reason,
         )
+    return table
+
+
+def _narrow_table(report: Report):
+    """The columns that explain the decision (layer, weight, decision, reason), names and reasons
+    wrapped, never cut: for terminals the wide table does not fit (80 columns). The JSON report
+    has every field."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        title="onnx-sparsify: Conv layers",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        leading=1,  # a blank line between layers, whose cells wrap over several lines
+    )
+    table.add_column("layer", overflow="fold", ratio=3, min_width=8)
+    table.add_column("weight", overflow="fold")
+    table.add_column("decision", overflow="fold", min_width=10, max_width=12)
+    table.add_column("reason", overflow="fold", ratio=4, min_width=16)
+    for layer in report.layers:  # the reason starts with the fraction of zeros
+        table.add_row(_layer_name(layer), _dims(layer.weight_shape), _decision(layer, short=True), layer.reason)
+    return table
+
+
+def render(report: Report, console=None, verbose: bool = False) -> None:
+    """Prints the per-layer table and the totals with rich: every column when they fit the
+    console's width, else a narrow table (layer, weight, decision, reason) whose cells wrap
+    rather than being cut."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    console = console or Console(stderr=True)
+    if not console.is_terminal and getattr(console, "_width", None) is None and "COLUMNS" not in os.environ:
+        console.width = max(console.width, 200)  # a log file or pipe: no reason to wrap the table
+    table = _wide_table(report)
+    if Measurement.get(console, console.options.update_width(100_000), table).maximum > console.width:
+        table = _narrow_table(report)
     if report.layers:
         console.print(table)
     console.print(

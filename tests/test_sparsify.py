@@ -393,7 +393,7 @@ def test_cuda_provider_never_rewrites_on_a_guess(caplog) -> None:
     assert all("no GPU measurement" in layer.reason for layer in report.layers)
     why = cuda_unavailable_reason()
     if why is not None:
-        with caplog.at_level("WARNING"):
+        with caplog.at_level("WARNING", logger="onnx_sparsify"):
             rewritten, report = onnx_sparsify.sparsify(model, provider="cuda", prune=0.99, autotune=True)
         assert report.rewritten == 0 and "SparseConv" not in _ops(rewritten)
         assert all("not autotuned" in layer.reason and why in layer.reason for layer in report.layers)

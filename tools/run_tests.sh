@@ -11,4 +11,6 @@ if ! command -v valgrind >/dev/null 2>&1; then
 fi
 python3 -m pip install ".[test]"
 python3 -m pip install --no-deps "rapidocr-onnxruntime==1.4.4" "silero-vad==6.2.3"
+# Serving engines for tests/test_serving.py: Ray Serve (run here) and Triton's model-config schema.
+python3 -m pip install -r tests/requirements-serving.txt
 python3 -m pytest "$@"
