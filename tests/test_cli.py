@@ -21,7 +21,8 @@ EXE = shutil.which(
 )
 
 
-def _model(sparsity: float = 0.9, opset: int = OPSET) -> onnx.ModelProto:
+def _model(sparsity: float = 0.9, opset: int = OPSET, x_dims=("N", 4, "H", "W")) -> onnx.ModelProto:
+    """Conv 3x3 (pads 1) -> Relu -> Conv 1x1, 4 -> 8 -> 8 channels."""
     rng = np.random.default_rng(0)
     nodes = [
         helper.make_node("Conv", ["x", "w1"], ["a"], name="conv1", pads=[1, 1, 1, 1]),
@@ -35,7 +36,7 @@ def _model(sparsity: float = 0.9, opset: int = OPSET) -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes,
         "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, "H", "W"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_dims))],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, "H", "W"])],
         inits,
     )

@@ -7,33 +7,12 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
-from models import IR_VERSION, OPSET, random_sparse_weight
+from models import IR_VERSION, OPSET
 from onnx import TensorProto, helper, numpy_helper
 from onnx_sparsify import cli
-
-
-def _model(sparsity: float = 0.9, x_dims=("N", 4, "H", "W")) -> onnx.ModelProto:
-    rng = np.random.default_rng(0)
-    nodes = [
-        helper.make_node("Conv", ["x", "w1"], ["a"], name="conv1", pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["a"], ["b"], name="relu1"),
-        helper.make_node("Conv", ["b", "w2"], ["y"], name="conv2"),
-    ]
-    inits = [
-        numpy_helper.from_array(random_sparse_weight(rng, (8, 4, 3, 3), sparsity), "w1"),
-        numpy_helper.from_array(random_sparse_weight(rng, (8, 8, 1, 1), sparsity), "w2"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_dims))],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        inits,
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+from test_cli import _model
 
 
 @pytest.fixture()
