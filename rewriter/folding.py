@@ -1,5 +1,6 @@
-"""Folding what follows a Conv into it: an inference-mode BatchNormalization into W and B, and an
-activation into SparseConv's fused epilogue.
+"""Folding what follows a Conv into it: an inference-mode BatchNormalization, and a Mul, Add, Sub
+or Div by a per-channel constant, into W and B, and an activation into SparseConv's fused
+epilogue.
 
 A BatchNormalization or activation is folded only when the result is exactly what the node
 computes: parameters that are not usable as they stand (the wrong shape or type, NaN, a
@@ -81,6 +82,104 @@ def fold_batchnorm(
         w = (weight.astype(np.float64) * scale.reshape(-1, *([1] * (weight.ndim - 1)))).astype(np.float32)
         b = (b * scale + shift).astype(np.float32)
     if not (np.isfinite(w).all() and np.isfinite(b).all()) and np.isfinite(weight).all():
+        return "folding it gives weights or a bias that are not finite in float32"
+    return w, b
+
+
+_AFFINE_OPS = ("Mul", "Add", "Sub", "Div")
+
+
+def affine_operand(node: onnx.NodeProto, value: str) -> tuple[str, bool] | None:
+    """For a Mul, Add, Sub or Div reading `value` (the Conv's result) once: the name of its other
+    operand and whether that operand comes first. None for any other node, and for a Div that
+    divides by `value` (not affine in it)."""
+    if node.op_type not in _AFFINE_OPS or node.domain not in _ONNX_DOMAINS or len(node.input) != 2:
+        return None
+    if list(node.input).count(value) != 1:
+        return None
+    first = node.input[1] == value
+    if node.op_type == "Div" and first:
+        return None
+    return node.input[0 if first else 1], first
+
+
+def _per_channel(value: np.ndarray, rank: int, channels: int) -> np.ndarray | str:
+    """A constant broadcast against a Conv output of `rank` dimensions and `channels` channels,
+    as one float64 value per channel; or why it is not constant along every axis but the
+    channel axis, or would change the output's shape."""
+    shape = list(value.shape)
+    if len(shape) > rank:
+        return f"its constant of shape {shape} has a higher rank than the Conv's output ({rank})"
+    padded = [1] * (rank - len(shape)) + shape
+    if padded[0] != 1:
+        return f"its constant of shape {shape} varies along the batch axis"
+    if any(d != 1 for d in padded[2:]):
+        return f"its constant of shape {shape} varies along a spatial axis"
+    if padded[1] not in (1, channels):
+        return f"its constant of shape {shape} has {padded[1]} channels, not 1 or {channels}"
+    return np.broadcast_to(value.astype(np.float64).reshape(-1), (channels,))
+
+
+def affine_params(
+    node: onnx.NodeProto, value: str, scope: Scope, rank: int, channels: int
+) -> tuple[np.ndarray | None, np.ndarray | None] | str | None:
+    """(scale, shift), either None when absent, such that the node computes scale * value + shift
+    per channel, for a Mul, Add, Sub or Div of `value` (a Conv result of `rank` dimensions and
+    `channels` channels) by a constant; why it cannot fold; None when the node is none of these."""
+    operand = affine_operand(node, value)
+    if operand is None:
+        return None
+    name, first = operand
+    if node.attribute:
+        names = ", ".join(a.name for a in node.attribute)
+        return f"it has attributes ({names}): the broadcast of opsets before 7"
+    constant = scope.constant(name, reader=node) if name else None
+    if constant is None:
+        return f"its operand '{name}' is not constant"
+    if constant.dtype != np.float32:
+        return f"its constant '{name}' is {constant.dtype}, not float32"
+    per_channel = _per_channel(constant, rank, channels)
+    if isinstance(per_channel, str):
+        return per_channel
+    if not np.isfinite(per_channel).all():
+        return f"its constant '{name}' holds NaN or infinity"
+    kind = node.op_type
+    if kind == "Mul":
+        return per_channel, None
+    if kind == "Add":
+        return None, per_channel
+    if kind == "Sub":  # value - c, or c - value
+        return (-np.ones(channels), per_channel) if first else (None, -per_channel)
+    zeros = int((per_channel == 0).sum())
+    if zeros:
+        return f"its divisor '{name}' is zero in {zeros} channels"
+    with np.errstate(over="ignore", divide="ignore"):
+        scale = 1.0 / per_channel
+        finite = np.isfinite(scale.astype(np.float32)).all()
+    if not finite:
+        return f"the reciprocal of its divisor '{name}' is not finite in float32"
+    return scale, None
+
+
+def fold_affine(
+    weight: np.ndarray, bias: np.ndarray | None, scale: np.ndarray | None, shift: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None] | str:
+    """W' = W * scale[m], B' = B * scale + shift (B taken as 0 where absent and shift is given),
+    computed in float64; or why not, when the float32 result would not be finite."""
+    w64 = weight.astype(np.float64)
+    b64 = None if bias is None else bias.astype(np.float64)
+    if b64 is None and shift is not None:
+        b64 = np.zeros(weight.shape[0])
+    with np.errstate(over="ignore", invalid="ignore"):
+        if scale is not None:
+            w64 = w64 * scale.reshape(-1, *([1] * (weight.ndim - 1)))
+            b64 = None if b64 is None else b64 * scale
+        if shift is not None:
+            b64 = b64 + shift
+        w = w64.astype(np.float32)
+        b = None if b64 is None else b64.astype(np.float32)
+    finite_before = np.isfinite(weight).all() and (bias is None or np.isfinite(bias).all())
+    if finite_before and not (np.isfinite(w).all() and (b is None or np.isfinite(b).all())):
         return "folding it gives weights or a bias that are not finite in float32"
     return w, b
 

@@ -22,7 +22,16 @@ from .check import unknown_inputs, validate_input_shapes
 from .conv_to_sparse import ensure_domain, sparse_conv_node
 from .csr import CsrWeight, dense_to_csr
 from .decision import Decision, LayerTraits, decide
-from .folding import Activation, batchnorm_params, describe, fold_batchnorm, match_activation
+from .folding import (
+    Activation,
+    affine_operand,
+    affine_params,
+    batchnorm_params,
+    describe,
+    fold_affine,
+    fold_batchnorm,
+    match_activation,
+)
 from .graph_walk import Scope, all_graphs, attribute, node_label, refers_to_caller, subgraphs, value_uses
 from .model_io import MAX_IR_VERSION, MalformedModelError, check_opsets, load_model, tensor_bytes
 from .pruning import prune_convs
@@ -218,23 +227,33 @@ class _Folded:
 
 
 def _fold_following(node: onnx.NodeProto, weight: np.ndarray, scope: Scope, uses, consumers) -> _Folded:
-    """Folds a following BatchNormalization into W and B, then a following activation into the
-    epilogue, each when it is the only reader of the value before it."""
+    """Folds the chain of BatchNormalizations and Mul/Add/Sub/Div by per-channel constants that
+    follows a Conv into W and B, then a following activation into the epilogue, each when it is
+    the only reader of the value before it."""
     bias_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
     bias = scope.constant(bias_name, reader=node) if bias_name else None
     folded = _Folded(weight, bias, bias_name, node.output[0])
-    found = _single_consumer(folded.output, uses, consumers, scope.graph)
-    if found and found[1].op_type == "BatchNormalization" and found[1].domain in _ONNX_DOMAINS:
-        index, bn = found
-        params = batchnorm_params(bn, scope, weight.shape[0])
-        result = params if isinstance(params, str) else fold_batchnorm(weight, bias, *params)
-        if isinstance(result, str):
-            folded.notes.append(f"{describe(bn)} not folded: {result}")
+    while True:
+        found = _single_consumer(folded.output, uses, consumers, scope.graph)
+        if found is None:
+            _note_shared_affine(folded, scope, consumers)
+            break
+        index, follower = found
+        if follower.op_type == "BatchNormalization" and follower.domain in _ONNX_DOMAINS:
+            params = batchnorm_params(follower, scope, weight.shape[0])
+            result = params if isinstance(params, str) else fold_batchnorm(folded.weight, folded.bias, *params)
         else:
-            folded.weight, folded.bias = result
-            folded.bias_name, folded.output = None, bn.output[0]
-            folded.indices.append(index)
-            folded.names.append("BatchNormalization")
+            params = affine_params(follower, folded.output, scope, weight.ndim, weight.shape[0])
+            if params is None:
+                break
+            result = params if isinstance(params, str) else fold_affine(folded.weight, folded.bias, *params)
+        if isinstance(result, str):
+            folded.notes.append(f"{describe(follower)} not folded: {result}")
+            break
+        folded.weight, folded.bias = result
+        folded.bias_name, folded.output = None, follower.output[0]
+        folded.indices.append(index)
+        folded.names.append(follower.op_type)
     found = _single_consumer(folded.output, uses, consumers, scope.graph)
     match = match_activation(found[1], scope) if found else None
     if isinstance(match, Activation):
@@ -244,6 +263,18 @@ def _fold_following(node: onnx.NodeProto, weight: np.ndarray, scope: Scope, uses
     elif isinstance(match, str):
         folded.notes.append(f"{describe(found[1])} not folded: {match}")
     return folded
+
+
+def _note_shared_affine(folded: _Folded, scope: Scope, consumers) -> None:
+    """Says why a Mul/Add/Sub/Div by a constant reading the folded result stays: other nodes (or
+    the graph's outputs) read that value too."""
+    for index in consumers.get(folded.output, []):
+        reader = scope.graph.node[index]
+        operand = affine_operand(reader, folded.output)
+        if operand is not None and operand[0] and scope.constant(operand[0], reader=reader) is not None:
+            where = "is a graph output or has other readers"
+            folded.notes.append(f"{describe(reader)} not folded: its input '{folded.output}' {where}")
+            return
 
 
 def _dims(shape: list | None) -> str:
@@ -357,8 +388,8 @@ def _rewrite_nodes(graph: onnx.GraphProto, scope: Scope, ctx: _Context, as_const
     # identical, so a model with shared weights does not grow: weight name -> CSRs written.
     written: dict[str, list[tuple[CsrWeight, list[str]]]] = defaultdict(list)
     for i, node in enumerate(graph.node):
-        if i in folded:
-            ctx.touched.update(n for n in node.input[1:] if n)
+        if i in folded:  # a folded node's constants may be its first input (2 * x)
+            ctx.touched.update(n for n in node.input if n)
             continue
         plan = plans.get(i)
         if plan is None:
@@ -515,8 +546,8 @@ def sparsify(
 
     A model ONNX Runtime would refuse to load, in a node the rewrite reads (a Conv, or a
     BatchNormalization or activation after one), raises MalformedModelError (a ModelLoadError)
-    naming the node. A BatchNormalization or activation that cannot fold exactly stays in the
-    graph, the reason in its Conv's report.
+    naming the node. A BatchNormalization, a Mul/Add/Sub/Div by a constant or an activation that
+    cannot fold exactly stays in the graph, the reason in its Conv's report.
     """
     start = time.perf_counter()
     if isinstance(model, onnx.ModelProto):
