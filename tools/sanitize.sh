@@ -43,6 +43,8 @@ if [ "$#" -eq 0 ]; then
 fi
 
 start=$(date +%s)
+# pybind11's CMake files (pip installs it only into its isolated build environments).
+"$PYTHON" -c 'import pybind11' 2>/dev/null || "$PYTHON" -m pip install -q "pybind11>=2.12"
 cmake_args=(
   -S "$ROOT" -B "$BUILD"
   -DCMAKE_BUILD_TYPE=Debug  # no LTO and no stripping from pybind11; the flags below replace Debug's
