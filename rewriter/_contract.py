@@ -5,4 +5,15 @@ DOMAIN = "org.onnx_sparsify"
 OP_TYPE = "SparseConv"
 OP_VERSION = 1
 
-ACTIVATIONS = ("Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish")
+ACTIVATIONS = (
+    "Relu",
+    "LeakyRelu",
+    "Clip",
+    "Sigmoid",
+    "HardSigmoid",
+    "HardSwish",
+    "SiLU",
+    "Tanh",
+    "Gelu",
+    "GeluTanh",
+)

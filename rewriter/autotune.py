@@ -104,17 +104,26 @@ def time_layer(
             ]
         elif name in ("LeakyRelu", "HardSigmoid"):
             act_attrs = dict(zip(("alpha", "beta"), params))
-        nodes.append(helper.make_node(name, ["c", *[t.name for t in act_inits]], ["y"], **act_attrs))
+        elif name == "GeluTanh":
+            act_attrs = {"approximate": "tanh"}
+        if name == "SiLU":  # no ONNX op: the Sigmoid and Mul it was fused from
+            nodes += [helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["c", "s"], ["y"])]
+        else:
+            op = "Gelu" if name == "GeluTanh" else name
+            nodes.append(helper.make_node(op, ["c", *[t.name for t in act_inits]], ["y"], **act_attrs))
         inits += act_inits
         sparse_attrs["activation"] = name
         if params:
             sparse_attrs["activation_params"] = list(params)
+    opset = 20 if activation and activation[0] in ("Gelu", "GeluTanh") else 17  # Gelu came in opset 20
     graph_io = (
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
     )
     dense = helper.make_model(
-        helper.make_graph(nodes, "dense", *graph_io, inits), opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+        helper.make_graph(nodes, "dense", *graph_io, inits),
+        opset_imports=[helper.make_opsetid("", opset)],
+        ir_version=8,
     )
     csr_inits = [
         numpy_helper.from_array(csr.values, "v"),

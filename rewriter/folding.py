@@ -214,10 +214,23 @@ def match_activation(node: onnx.NodeProto, scope: Scope) -> Activation | str | N
     if node.domain not in _ONNX_DOMAINS:
         return None
     kind = node.op_type
-    if kind in ("Relu", "Sigmoid", "HardSwish", "Clip", "LeakyRelu", "HardSigmoid") and refers_to_caller(node):
+    if kind in ("Relu", "Sigmoid", "HardSwish", "Clip", "LeakyRelu", "HardSigmoid", "Gelu") and refers_to_caller(node):
         return "its attributes come from the function's caller"
-    if kind in ("Relu", "Sigmoid", "HardSwish"):
+    if kind in ("Relu", "Sigmoid", "HardSwish", "Tanh"):
         return Activation(kind, ())
+    if kind == "Gelu":
+        # ONNX defines Gelu from opset 20 on; under an older default-domain opset it is an op
+        # ONNX Runtime does not know, so the model never loads and no version check is needed.
+        approximate = next((a for a in node.attribute if a.name == "approximate"), None)
+        if approximate is None:
+            return Activation("Gelu", ())
+        if approximate.type != onnx.AttributeProto.STRING:
+            kind_name = onnx.AttributeProto.AttributeType.Name(approximate.type)
+            return f"its attribute 'approximate' is {kind_name}, not STRING"
+        mode = approximate.s.decode("utf-8", "replace")
+        if mode in ("none", "tanh"):
+            return Activation("Gelu" if mode == "none" else "GeluTanh", ())
+        return f"its approximate '{mode}' is neither 'none' nor 'tanh'"
     if kind == "Clip":
         bounds = _clip_bounds(node, scope)
         return bounds if isinstance(bounds, str) else Activation(kind, bounds)
@@ -231,6 +244,32 @@ def match_activation(node: onnx.NodeProto, scope: Scope) -> Activation | str | N
     if any(np.isnan(p) for p in params):
         return f"its {' or '.join(name for name, _ in defaults)} is NaN"
     return Activation(kind, tuple(params))
+
+
+def match_silu(
+    value: str, graph: onnx.GraphProto, uses, consumers
+) -> tuple[tuple[int, int], str] | tuple[str, str] | None:
+    """SiLU written as Mul(value, Sigmoid(value)) (the Mul's operands in either order):
+    ((sigmoid index, mul index), the Mul's output) when both nodes can go; (what the pattern is
+    called in a report, why it cannot fold) when it is there but something else reads `value` or
+    the Sigmoid's output (or either is a graph output); None when there is no such pattern."""
+    readers = consumers.get(value, [])
+    for s_index in readers:
+        sigmoid = graph.node[s_index]
+        if sigmoid.op_type != "Sigmoid" or sigmoid.domain not in _ONNX_DOMAINS or list(sigmoid.input) != [value]:
+            continue
+        gate = sigmoid.output[0]
+        for m_index in consumers.get(gate, []):
+            mul = graph.node[m_index]
+            if mul.op_type != "Mul" or mul.domain not in _ONNX_DOMAINS or sorted(mul.input) != sorted([value, gate]):
+                continue
+            label = f"Sigmoid '{node_label(sigmoid)}' and Mul '{node_label(mul)}' (SiLU)"
+            if uses[value] != 2 or sorted(readers) != sorted([s_index, m_index]):
+                return label, f"their input '{value}' is a graph output or has other readers"
+            if uses[gate] != 1 or consumers.get(gate, []) != [m_index]:
+                return label, f"the Sigmoid's output '{gate}' is a graph output or has other readers"
+            return (s_index, m_index), mul.output[0]
+    return None
 
 
 def describe(node: onnx.NodeProto) -> str:

@@ -31,6 +31,7 @@ from .folding import (
     fold_affine,
     fold_batchnorm,
     match_activation,
+    match_silu,
 )
 from .graph_walk import Scope, all_graphs, attribute, node_label, refers_to_caller, subgraphs, value_uses
 from .model_io import MAX_IR_VERSION, MalformedModelError, check_opsets, load_model, tensor_bytes
@@ -256,7 +257,14 @@ def _fold_following(node: onnx.NodeProto, weight: np.ndarray, scope: Scope, uses
         folded.names.append(follower.op_type)
     found = _single_consumer(folded.output, uses, consumers, scope.graph)
     match = match_activation(found[1], scope) if found else None
-    if isinstance(match, Activation):
+    silu = match_silu(folded.output, scope.graph, uses, consumers) if found is None else None
+    if silu is not None and isinstance(silu[0], tuple):
+        folded.activation, folded.output = Activation("SiLU", ()), silu[1]
+        folded.indices.extend(silu[0])
+        folded.names.append("SiLU")
+    elif silu is not None:
+        folded.notes.append(f"{silu[0]} not folded: {silu[1]}")
+    elif isinstance(match, Activation):
         folded.activation, folded.output = match, found[1].output[0]
         folded.indices.append(found[0])
         folded.names.append(match.name)

@@ -38,6 +38,10 @@ SPEC_DEFAULTS: dict[str, tuple[float, ...]] = {
     "Sigmoid": (),
     "HardSigmoid": (0.2, 0.5),
     "HardSwish": (),
+    "SiLU": (),
+    "Tanh": (),
+    "Gelu": (),
+    "GeluTanh": (),
 }
 NO_ACTIVATION = ("", "none")
 AUTO_PAD_VALUES = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
@@ -377,6 +381,16 @@ def apply_activation(y: np.ndarray, name: str, params: Sequence[float]) -> np.nd
             return np.clip(params[0] * y + params[1], 0.0, 1.0)
         if name == "HardSwish":
             return y * np.clip(y / 6.0 + 0.5, 0.0, 1.0)
+        if name == "SiLU":
+            return y / (1.0 + np.exp(-y))
+        if name == "Tanh":
+            return np.tanh(y)
+        if name == "Gelu":
+            # 1 + erf(z) = erfc(-z), which keeps the digits 1 + erf loses for negative y
+            return 0.5 * y * np.vectorize(math.erfc, otypes=[float])(-y / math.sqrt(2.0))
+        if name == "GeluTanh":
+            # 0.5 (1 + tanh(u)) = 1 / (1 + exp(-2u))
+            return y / (1.0 + np.exp(-2.0 * math.sqrt(2.0 / math.pi) * (y + 0.044715 * y**3)))
     return y
 
 
@@ -386,6 +400,8 @@ def lipschitz(name: str, params: Sequence[float]) -> float:
         return max(1.0, abs(params[0]))
     if name == "HardSwish":
         return 2.0  # slope of x * clip(x / 6 + 0.5, 0, 1) stays within [-0.5, 1.5]
+    if name in ("SiLU", "Gelu", "GeluTanh"):
+        return 1.2  # their slopes stay within [-0.2, 1.2]
     return 1.0
 
 

@@ -24,7 +24,18 @@ ACTIVATIONS: dict[str, Sequence[float]] = {
     "Sigmoid": (),
     "HardSigmoid": (0.3, 0.4),
     "HardSwish": (),
+    "SiLU": (),
+    "Tanh": (),
+    "Gelu": (),
+    "GeluTanh": (),
 }
+# Activations whose reference node needs a newer opset than OPSET (Gelu came in opset 20).
+ACTIVATION_OPSET = {"Gelu": 20, "GeluTanh": 20}
+
+
+def activation_opset(name: str | None) -> int:
+    """The default-domain opset a reference model computing `name` needs."""
+    return max(OPSET, ACTIVATION_OPSET.get(name or "", OPSET))
 
 
 def activation_nodes(name: str | None, params: Sequence[float], src: str, dst: str) -> tuple[list, list]:
@@ -43,6 +54,13 @@ def activation_nodes(name: str | None, params: Sequence[float], src: str, dst: s
             numpy_helper.from_array(np.float32(hi), "clip_max"),
         ]
         return [helper.make_node("Clip", [src, "clip_min", "clip_max"], [dst])], inits
+    if name == "SiLU":
+        sig = f"{dst}_sigmoid"
+        return [helper.make_node("Sigmoid", [src], [sig]), helper.make_node("Mul", [src, sig], [dst])], []
+    if name == "Gelu":
+        return [helper.make_node("Gelu", [src], [dst])], []
+    if name == "GeluTanh":
+        return [helper.make_node("Gelu", [src], [dst], approximate="tanh")], []
     return [helper.make_node(name, [src], [dst])], []
 
 
@@ -75,7 +93,8 @@ def conv_model(
         conv_inputs.append("b")
     act_nodes, act_inits = activation_nodes(activation, activation_params, "conv_out", "y")
     nodes = [helper.make_node("Conv", conv_inputs, ["conv_out"], name="conv", **attrs), *act_nodes]
-    return _model(nodes, [x_input(x_shape, symbolic)], inits + act_inits, [helper.make_opsetid("", OPSET)])
+    opsets = [helper.make_opsetid("", activation_opset(activation))]
+    return _model(nodes, [x_input(x_shape, symbolic)], inits + act_inits, opsets)
 
 
 def sparse_conv_model(

@@ -82,7 +82,7 @@ CASES = {
         symbolic=(True, True, True, True),
     ),
     "x_spatial_zero_symbolic": case("spatial size 0", x_shape=(1, 2, 0, 6), symbolic=(False, False, True, False)),
-    "activation_unknown": case("unknown activation 'Gelu'", attrs={**ATTRS, "activation": "Gelu"}),
+    "activation_unknown": case("unknown activation 'Swish'", attrs={**ATTRS, "activation": "Swish"}),
     "activation_params_count": case(
         "takes 1 activation_params", attrs={**ATTRS, "activation": "LeakyRelu", "activation_params": [0.1, 0.2]}
     ),

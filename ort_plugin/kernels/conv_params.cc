@@ -56,6 +56,10 @@ Epilogue ParseEpilogue(const AttributeSource& src) {
       {"Sigmoid", Activation::kSigmoid, 0, 0.f, 0.f},
       {"HardSigmoid", Activation::kHardSigmoid, 2, 0.2f, 0.5f},
       {"HardSwish", Activation::kHardSwish, 0, 1.0f / 6.0f, 0.5f},
+      {"SiLU", Activation::kSiLU, 0, 0.f, 0.f},
+      {"Tanh", Activation::kTanh, 0, 0.f, 0.f},
+      {"Gelu", Activation::kGelu, 0, 0.f, 0.f},
+      {"GeluTanh", Activation::kGeluTanh, 0, 0.f, 0.f},
   };
   for (const Spec& s : kSpecs) {
     if (name != s.name) continue;
@@ -72,7 +76,8 @@ Epilogue ParseEpilogue(const AttributeSource& src) {
     return e;
   }
   throw InvalidArgument("unknown activation '" + name +
-                        "' (expected none, Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid or HardSwish)");
+                        "' (expected none, Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, HardSwish, SiLU, Tanh, "
+                        "Gelu or GeluTanh)");
 }
 
 }  // namespace

@@ -12,7 +12,19 @@ namespace onnx_sparsify {
 inline constexpr int kMaxSpatialRank = 3;
 
 enum class AutoPad { kNotSet, kSameUpper, kSameLower, kValid };
-enum class Activation { kNone, kRelu, kLeakyRelu, kClip, kSigmoid, kHardSigmoid, kHardSwish };
+enum class Activation {
+  kNone,
+  kRelu,
+  kLeakyRelu,
+  kClip,
+  kSigmoid,
+  kHardSigmoid,
+  kHardSwish,
+  kSiLU,
+  kTanh,
+  kGelu,      // exact: 0.5 v (1 + erf(v / sqrt(2)))
+  kGeluTanh,  // ONNX Gelu approximate="tanh"
+};
 
 // Reads one node's attributes. Each accessor returns nullopt when the attribute is absent and
 // throws InvalidArgument when it is present with another type.

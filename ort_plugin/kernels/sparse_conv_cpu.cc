@@ -253,6 +253,10 @@ ONNX_SPARSIFY_BODY void EpilogueBody(const Epilogue& e, float* y, int64_t n) {
       for (int64_t i = 0; i < n; ++i) y[i] = act::HardSigmoid(y[i], e.alpha, e.beta);
       return;
     case Activation::kHardSwish: for (int64_t i = 0; i < n; ++i) y[i] = act::HardSwish(y[i]); return;
+    case Activation::kSiLU: for (int64_t i = 0; i < n; ++i) y[i] = act::SiLU(y[i]); return;
+    case Activation::kTanh: for (int64_t i = 0; i < n; ++i) y[i] = act::Tanh(y[i]); return;
+    case Activation::kGelu: for (int64_t i = 0; i < n; ++i) y[i] = act::Gelu(y[i]); return;
+    case Activation::kGeluTanh: for (int64_t i = 0; i < n; ++i) y[i] = act::GeluTanh(y[i]); return;
   }
 }
 

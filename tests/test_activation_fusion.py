@@ -1,0 +1,260 @@
+"""The SiLU, Tanh and Gelu epilogues: their float32 formulas against float64 math over a sweep
+of inputs (the bounds docs/operator.md states), and the rewriter fusing Tanh, Gelu and
+Mul(x, Sigmoid(x)) into a SparseConv (in the main graph, a subgraph and a function), or saying
+why it does not."""
+
+from __future__ import annotations
+
+import math
+
+import isa as isas
+import numpy as np
+import onnx
+import onnx_sparsify
+import pytest
+from models import IR_VERSION, random_sparse_weight, rel_l2, session
+from onnx import TensorProto, helper, numpy_helper
+from onnx_sparsify import _core
+from onnx_sparsify.csr import dense_to_csr
+
+# docs/operator.md: max relative error where |y| >= FLT_MIN; below, an absolute error of FLT_MIN.
+BOUNDS = {"SiLU": 1e-6, "Tanh": 1e-6, "Gelu": 2e-5, "GeluTanh": 2e-5}
+FLT_MIN = float(np.finfo(np.float32).tiny)
+OPSET = 20  # Gelu's
+
+
+def _reference(name: str, v: float) -> float:
+    """The activation in float64, written so that it loses no digits for large |v|."""
+    if name == "SiLU":
+        return v / (1.0 + math.exp(min(-v, 700.0)))
+    if name == "Tanh":
+        return math.tanh(v)
+    if name == "Gelu":
+        return 0.5 * v * math.erfc(-v / math.sqrt(2.0))
+    u = math.sqrt(2.0 / math.pi) * (v + 0.044715 * v**3)
+    return v / (1.0 + math.exp(min(-2.0 * u, 700.0)))  # 0.5 v (1 + tanh(u))
+
+
+def _sweep() -> np.ndarray:
+    dense = np.linspace(-20.0, 20.0, 40001)
+    wide = np.geomspace(1e-30, 1e30, 6001)
+    return np.unique(np.concatenate([dense, wide, -wide, [0.0]])).astype(np.float32)
+
+
+def _through_kernel(x: np.ndarray, name: str, isa: str) -> np.ndarray:
+    """x (1-D) through a SparseConv whose weight is the 1x1 identity, activation `name`."""
+    csr = dense_to_csr(np.ones((1, 1, 1, 1), np.float32))
+    attrs = {"kernel_shape": [1, 1], "activation": name}
+    out = _core.sparse_conv(
+        x.reshape(1, 1, 1, -1), csr.values, csr.col_indices, csr.row_ptr, None, attributes=attrs, isa=isa
+    )
+    return np.asarray(out).ravel()
+
+
+@pytest.mark.parametrize("isa", isas.PARAMS)
+@pytest.mark.parametrize("name", sorted(BOUNDS))
+def test_formula_accuracy(name, isa) -> None:
+    x = _sweep()
+    actual = _through_kernel(x, name, isa).astype(np.float64)
+    expected = np.array([_reference(name, float(v)) for v in x.astype(np.float64)])
+    error = np.abs(actual - expected)
+    normal = np.abs(expected) >= FLT_MIN
+    relative = error[normal] / np.abs(expected[normal])
+    worst = int(np.argmax(relative))
+    assert relative[worst] <= BOUNDS[name], f"{name}: relative error {relative[worst]:.3g} at x={x[normal][worst]!r}"
+    assert (error[~normal] <= FLT_MIN).all()
+
+    special = np.array([np.nan, np.inf, -np.nan], np.float32)
+    out = _through_kernel(special, name, isa)
+    assert np.isnan(out[0]) and np.isnan(out[2])
+    assert out[1] == (1.0 if name == "Tanh" else np.inf)
+
+
+# ---------------------------------------------------------------------------------------------
+# The rewriter
+
+RNG = np.random.default_rng(20)
+
+
+def _conv(out: str = "c", inp: str = "x", weight: str = "w") -> onnx.NodeProto:
+    return helper.make_node("Conv", [inp, weight, "b"], [out], name="conv", pads=[1, 1, 1, 1])
+
+
+def _inits() -> list[onnx.TensorProto]:
+    return [
+        numpy_helper.from_array(random_sparse_weight(RNG, (6, 4, 3, 3), 0.9), "w"),
+        numpy_helper.from_array(RNG.standard_normal(6).astype(np.float32), "b"),
+    ]
+
+
+def _silu(src: str, dst: str, swapped: bool = False) -> list[onnx.NodeProto]:
+    mul_inputs = ["sig", src] if swapped else [src, "sig"]
+    return [
+        helper.make_node("Sigmoid", [src], ["sig"], name="sigmoid"),
+        helper.make_node("Mul", mul_inputs, [dst], name="mul"),
+    ]
+
+
+def _model(nodes, inits, outputs=("y",), functions=(), extra_opsets=()) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+        inits,
+    )
+    opsets = [helper.make_opsetid("", OPSET), *extra_opsets]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION, functions=list(functions))
+
+
+def _assert_same(original, rewritten, feeds=None) -> None:
+    x = (2 * RNG.standard_normal((1, 4, 8, 8))).astype(np.float32)
+    for feed in feeds or [{}]:
+        feed = {"x": x, **feed}
+        expected = session(original, plugin=False).run(None, feed)
+        actual = session(rewritten, plugin=True).run(None, feed)
+        for a, e in zip(actual, expected, strict=True):
+            assert rel_l2(a, e) <= 1e-5
+
+
+def _sparse_nodes(graph_nodes) -> list[onnx.NodeProto]:
+    return [n for n in graph_nodes if n.op_type == "SparseConv"]
+
+
+def _activation_of(node: onnx.NodeProto) -> str:
+    return next(a.s.decode() for a in node.attribute if a.name == "activation")
+
+
+@pytest.mark.parametrize("swapped", [False, True])
+@pytest.mark.parametrize("with_bn", [False, True])
+def test_silu_fused_in_main_graph(swapped, with_bn) -> None:
+    inits, nodes, src = _inits(), [_conv()], "c"
+    if with_bn:  # the SiLU reads the end of a folded chain
+        inits.append(numpy_helper.from_array(RNG.uniform(0.5, 2, (1, 6, 1, 1)).astype(np.float32), "scale"))
+        nodes.append(helper.make_node("Mul", ["c", "scale"], ["scaled"], name="scale_mul"))
+        src = "scaled"
+    model = _model([*nodes, *_silu(src, "y", swapped)], inits)
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert [n.op_type for n in rewritten.graph.node] == ["SparseConv"]
+    assert _activation_of(rewritten.graph.node[0]) == "SiLU"
+    assert report.layers[0].folded[-1] == "SiLU"
+    _assert_same(model, rewritten)
+
+
+def test_silu_fused_in_subgraph() -> None:
+    branch_nodes = [_conv("c"), *_silu("c", "out")]
+    then_graph = helper.make_graph(
+        branch_nodes, "then", [], [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], _inits()
+    )
+    else_graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["out2"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("out2", TensorProto.FLOAT, None)],
+    )
+    node = helper.make_node("If", ["cond"], ["y"], then_branch=then_graph, else_branch=else_graph)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8]),
+            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert report.rewritten == 1
+    then_nodes = next(a.g.node for a in rewritten.graph.node[0].attribute if a.name == "then_branch")
+    assert [n.op_type for n in then_nodes] == ["SparseConv"] and _activation_of(then_nodes[0]) == "SiLU"
+    _assert_same(model, rewritten, [{"cond": np.array(True)}, {"cond": np.array(False)}])
+
+
+def test_silu_fused_in_function() -> None:
+    w = random_sparse_weight(RNG, (6, 4, 3, 3), 0.9)
+    fn = helper.make_function(
+        "local",
+        "ConvSiLU",
+        ["inp"],
+        ["out"],
+        [
+            helper.make_node("Constant", [], ["fw"], value=numpy_helper.from_array(w, "fw")),
+            helper.make_node("Conv", ["inp", "fw"], ["fc"], name="fconv", pads=[1, 1, 1, 1]),
+            helper.make_node("Sigmoid", ["fc"], ["fs"]),
+            helper.make_node("Mul", ["fs", "fc"], ["out"]),
+        ],
+        opset_imports=[helper.make_opsetid("", OPSET)],
+    )
+    model = _model(
+        [helper.make_node("ConvSiLU", ["x"], ["y"], domain="local")],
+        [],
+        functions=[fn],
+        extra_opsets=[helper.make_opsetid("local", 1)],
+    )
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert report.rewritten == 1
+    sparse = _sparse_nodes(rewritten.functions[0].node)
+    assert len(sparse) == 1 and _activation_of(sparse[0]) == "SiLU"
+    assert not {"Sigmoid", "Mul"} & {n.op_type for n in rewritten.functions[0].node}
+    _assert_same(model, rewritten)
+
+
+@pytest.mark.parametrize(
+    "extra,outputs,why",
+    [
+        ([helper.make_node("Relu", ["sig"], ["other"])], ("y", "other"), "the Sigmoid's output 'sig'"),
+        ([], ("y", "sig"), "the Sigmoid's output 'sig'"),
+        ([helper.make_node("Relu", ["c"], ["other"])], ("y", "other"), "their input 'c'"),
+        ([], ("y", "c"), "their input 'c'"),
+    ],
+    ids=["sigmoid_read", "sigmoid_output", "x_read", "x_output"],
+)
+def test_silu_refused_with_other_readers(extra, outputs, why) -> None:
+    model = _model([_conv(), *_silu("c", "y"), *extra], _inits(), outputs=outputs)
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    sparse = _sparse_nodes(rewritten.graph.node)
+    assert len(sparse) == 1 and not any(a.name == "activation" for a in sparse[0].attribute)
+    assert {"Sigmoid", "Mul"} <= {n.op_type for n in rewritten.graph.node}
+    reason = report.layers[0].reason
+    assert "Sigmoid 'sigmoid' and Mul 'mul' (SiLU) not folded" in reason and why in reason
+    _assert_same(model, rewritten)
+
+
+@pytest.mark.parametrize(
+    "node,activation",
+    [
+        (helper.make_node("Tanh", ["c"], ["y"]), "Tanh"),
+        (helper.make_node("Gelu", ["c"], ["y"]), "Gelu"),
+        (helper.make_node("Gelu", ["c"], ["y"], approximate="none"), "Gelu"),
+        (helper.make_node("Gelu", ["c"], ["y"], approximate="tanh"), "GeluTanh"),
+    ],
+    ids=["tanh", "gelu", "gelu_none", "gelu_tanh"],
+)
+def test_tanh_and_gelu_fused(node, activation) -> None:
+    model = _model([_conv(), node], _inits())
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert [n.op_type for n in rewritten.graph.node] == ["SparseConv"]
+    assert _activation_of(rewritten.graph.node[0]) == activation
+    assert report.layers[0].folded == [activation]
+    _assert_same(model, rewritten)
+
+
+def test_gelu_with_unknown_approximation_stays() -> None:
+    model = _model([_conv(), helper.make_node("Gelu", ["c"], ["y"], name="gelu", approximate="erf")], _inits())
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert [n.op_type for n in rewritten.graph.node] == ["SparseConv", "Gelu"]
+    assert "Gelu 'gelu' not folded: its approximate 'erf'" in report.layers[0].reason
+
+
+def test_contract_activations_match_the_cpp_table() -> None:
+    """rewriter/_contract.py's ACTIVATIONS are exactly the names ParseEpilogue (conv_params.cc)
+    accepts: each one runs, and the error for an unknown name lists the same set."""
+    from onnx_sparsify import _contract
+
+    x = np.linspace(-3, 3, 8, dtype=np.float32)
+    for name in _contract.ACTIVATIONS:
+        _through_kernel(x, name, None)
+    with pytest.raises(Exception, match="unknown activation") as raised:
+        _through_kernel(x, "Swish", None)
+    listed = str(raised.value).split("(expected ", 1)[1].rstrip(")").replace(" or ", ", ").split(", ")
+    assert set(listed) == {"none", *_contract.ACTIVATIONS}
