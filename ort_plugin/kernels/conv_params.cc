@@ -88,6 +88,10 @@ int64_t ConvAttributes::kernel_volume() const {
   return v;
 }
 
+int64_t ConvAttributes::in_channels() const {
+  return in_channels_per_group > 0 ? CheckedMul(in_channels_per_group, group, "group x in_channels_per_group") : -1;
+}
+
 ConvAttributes ConvAttributes::Parse(const AttributeSource& src) {
   ConvAttributes a;
   auto kernel = src.Ints("kernel_shape");
@@ -192,9 +196,9 @@ ConvGeometry ResolveGeometry(const ConvAttributes& attrs, const std::vector<int6
   g.spatial_rank = k;
   if (g.batch < 0) throw InvalidArgument("input X has a negative batch size");
   if (g.in_channels < 1) throw InvalidArgument("input X has no channels");
-  if (attrs.in_channels_per_group > 0 && g.in_channels != attrs.in_channels_per_group * g.group) {
+  if (attrs.in_channels_per_group > 0 && g.in_channels != attrs.in_channels()) {
     throw InvalidArgument("input X has " + std::to_string(g.in_channels) + " channels but the weight expects " +
-                          std::to_string(attrs.in_channels_per_group * g.group) + " (group " +
+                          std::to_string(attrs.in_channels()) + " (group " +
                           std::to_string(g.group) + " x in_channels_per_group " +
                           std::to_string(attrs.in_channels_per_group) + ")");
   }

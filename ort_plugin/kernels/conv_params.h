@@ -59,6 +59,8 @@ struct ConvAttributes {
   Epilogue epilogue;
 
   int spatial_rank() const { return static_cast<int>(kernel_shape.size()); }
+  // group x in_channels_per_group: the channels X must have, or -1 when the node does not say.
+  int64_t in_channels() const;
   int64_t kernel_volume() const;  // prod(kernel_shape)
 
   static ConvAttributes Parse(const AttributeSource& source);

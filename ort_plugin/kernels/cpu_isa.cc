@@ -37,19 +37,19 @@ CpuIsa BestCpuIsa() {
   return CpuIsa::kBaseline;
 }
 
+CpuIsa CpuIsaNamed(const std::string& name, const std::string& source) {
+  for (CpuIsa isa : {CpuIsa::kAvx512, CpuIsa::kAvx2, CpuIsa::kBaseline}) {
+    if (name != CpuIsaName(isa)) continue;
+    if (!CpuSupports(isa)) throw InvalidArgument(source + ": this CPU does not support " + name);
+    return isa;
+  }
+  throw InvalidArgument(source + " is not an instruction set (expected avx512f, avx2 or baseline)");
+}
+
 CpuIsa SelectedCpuIsa() {
   const char* value = std::getenv(kCpuIsaEnvironmentVariable);
   if (!value || !*value) return BestCpuIsa();
-  for (CpuIsa isa : {CpuIsa::kAvx512, CpuIsa::kAvx2, CpuIsa::kBaseline}) {
-    if (std::string(value) != CpuIsaName(isa)) continue;
-    if (!CpuSupports(isa)) {
-      throw InvalidArgument(std::string(kCpuIsaEnvironmentVariable) + "=" + value + ": this CPU does not support " +
-                            value);
-    }
-    return isa;
-  }
-  throw InvalidArgument(std::string(kCpuIsaEnvironmentVariable) + "=" + value +
-                        " is not an instruction set (expected avx512f, avx2 or baseline)");
+  return CpuIsaNamed(value, std::string(kCpuIsaEnvironmentVariable) + "=" + value);
 }
 
 }  // namespace onnx_sparsify

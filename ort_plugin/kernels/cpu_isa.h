@@ -3,6 +3,7 @@
 // runs, or the one the environment variable ONNX_SPARSIFY_CPU_ISA names, so that tests can run
 // every variant on any machine that supports it.
 #pragma once
+#include <string>
 
 namespace onnx_sparsify {
 
@@ -22,6 +23,10 @@ bool CpuSupports(CpuIsa isa);
 
 // The best instruction set this CPU runs.
 CpuIsa BestCpuIsa();
+
+// The instruction set called `name`; throws InvalidArgument, quoting `source` (where the name
+// came from), when it names an unknown set or one this CPU lacks.
+CpuIsa CpuIsaNamed(const std::string& name, const std::string& source);
 
 // The instruction set ONNX_SPARSIFY_CPU_ISA names, or BestCpuIsa() when it is unset or empty.
 // Throws InvalidArgument when it names an unknown set or one this CPU lacks.

@@ -25,7 +25,6 @@
 #include "sparse_conv_cpu.h"
 
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "kernels/activation.h"

@@ -110,7 +110,7 @@ NodeSetup ReadNode(const OrtApi& api, const OrtKernelInfo* info) {
                           std::to_string(attrs.group));
   }
   if (attrs.in_channels_per_group > 0) {
-    const int64_t expected = CheckedMul(attrs.in_channels_per_group, attrs.group, "in_channels_per_group x group");
+    const int64_t expected = attrs.in_channels();
     if (in_channels > 0 && in_channels != expected) {
       throw InvalidArgument("input X has " + std::to_string(in_channels) + " channels but the weight expects " +
                             std::to_string(expected) + " (group x in_channels_per_group)");

@@ -70,9 +70,9 @@ void InferShape(const OrtApi& api, OrtShapeInferContext* ctx) {
     throw InvalidArgument("input X has rank " + std::to_string(x.size()) + " but kernel_shape needs rank " +
                           std::to_string(k + 2));
   }
-  if (x[1].value > 0 && attrs.in_channels_per_group > 0 && x[1].value != attrs.in_channels_per_group * attrs.group) {
+  if (x[1].value > 0 && attrs.in_channels_per_group > 0 && x[1].value != attrs.in_channels()) {
     throw InvalidArgument("input X has " + std::to_string(x[1].value) + " channels but the weight expects " +
-                          std::to_string(attrs.in_channels_per_group * attrs.group) +
+                          std::to_string(attrs.in_channels()) +
                           " (group x in_channels_per_group)");
   }
   if (x[1].value > 0 && x[1].value % attrs.group != 0) {

@@ -70,18 +70,12 @@ SparseWeights PackFrom(const FloatArray& values, const py::array& cols, const py
   auto r = py::array_t<Index, py::array::c_style>::ensure(row_ptr);
   if (!c || !r) throw InvalidArgument("W_col_indices and W_row_ptr must be 1-D integer arrays");
   return SparseWeights::Pack(CsrView<Index>{values.data(), values.size(), c.data(), c.size(), r.data(), r.size()},
-                             attrs, attrs.in_channels_per_group > 0 ? attrs.in_channels_per_group * attrs.group : -1);
+                             attrs, attrs.in_channels());
 }
 
 // The instruction set a call runs: `isa` when given, else as the plugin chooses (cpu_isa.h).
 CpuIsa CallIsa(const std::optional<std::string>& isa) {
-  if (!isa) return SelectedCpuIsa();
-  for (CpuIsa candidate : {CpuIsa::kAvx512, CpuIsa::kAvx2, CpuIsa::kBaseline}) {
-    if (*isa != CpuIsaName(candidate)) continue;
-    if (!CpuSupports(candidate)) throw InvalidArgument("isa='" + *isa + "': this CPU does not support it");
-    return candidate;
-  }
-  throw InvalidArgument("isa='" + *isa + "' is not an instruction set (expected avx512f, avx2 or baseline)");
+  return isa ? CpuIsaNamed(*isa, "isa='" + *isa + "'") : SelectedCpuIsa();
 }
 
 py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, const py::array& col_indices,
