@@ -19,6 +19,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
+from . import epilogue
 from ._contract import DOMAIN, OP_TYPE, OP_VERSION
 from ._plugin import session_options
 from .csr import CsrWeight
@@ -81,48 +82,32 @@ def time_layer(
     weight: np.ndarray,
     bias: np.ndarray | None,
     attrs: dict,
-    activation: tuple[str, tuple[float, ...]] | None,
+    activation: Sequence[epilogue.Activation] | None,
     csr: CsrWeight,
     runs: int = 7,
     provider: str = "cpu",
 ) -> tuple[float, float]:
-    """Median milliseconds of (dense, sparse) for one layer on `provider` ("cpu" or "cuda")."""
+    """Median milliseconds of (dense, sparse) for one layer on `provider` ("cpu" or "cuda"), with
+    the epilogue `activation` (a chain of steps; empty or None for none)."""
+    activation = list(activation or ())
     inits = [numpy_helper.from_array(weight, "w")]
     inputs = ["x", "w"]
     if bias is not None:
         inits.append(numpy_helper.from_array(bias.astype(np.float32), "b"))
         inputs.append("b")
     nodes = [helper.make_node("Conv", inputs, ["c" if activation else "y"], **attrs)]
-    sparse_attrs = dict(attrs, kernel_shape=list(csr.kernel_shape))
+    sparse_attrs = dict(attrs, kernel_shape=list(csr.kernel_shape), **epilogue.attributes(activation))
     if activation:
-        name, params = activation
-        act_inits, act_attrs = [], {}
-        if name == "Clip":
-            act_inits = [
-                numpy_helper.from_array(np.float32(params[0]), "lo"),
-                numpy_helper.from_array(np.float32(params[1]), "hi"),
-            ]
-        elif name in ("LeakyRelu", "HardSigmoid"):
-            act_attrs = dict(zip(("alpha", "beta"), params))
-        elif name == "GeluTanh":
-            act_attrs = {"approximate": "tanh"}
-        if name == "SiLU":  # no ONNX op: the Sigmoid and Mul it was fused from
-            nodes += [helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["c", "s"], ["y"])]
-        else:
-            op = "Gelu" if name == "GeluTanh" else name
-            nodes.append(helper.make_node(op, ["c", *[t.name for t in act_inits]], ["y"], **act_attrs))
+        act_nodes, act_inits = epilogue.onnx_nodes(activation, "c", "y", weight.shape[0], weight.ndim)
+        nodes += act_nodes
         inits += act_inits
-        sparse_attrs["activation"] = name
-        if params:
-            sparse_attrs["activation_params"] = list(params)
-    opset = 20 if activation and activation[0] in ("Gelu", "GeluTanh") else 17  # Gelu came in opset 20
     graph_io = (
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
     )
     dense = helper.make_model(
         helper.make_graph(nodes, "dense", *graph_io, inits),
-        opset_imports=[helper.make_opsetid("", opset)],
+        opset_imports=epilogue.onnx_opsets(activation),
         ir_version=8,
     )
     csr_inits = [

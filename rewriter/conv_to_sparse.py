@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import onnx
 from onnx import helper
 
+from . import epilogue as _epilogue
 from ._contract import DOMAIN, OP_TYPE, OP_VERSION
 from .csr import CsrWeight
 
@@ -23,9 +24,11 @@ def sparse_conv_node(
     activation: str | None = None,
     activation_params: Sequence[float] = (),
     name: str | None = None,
+    epilogue: Sequence[_epilogue.Activation] = (),
 ) -> onnx.NodeProto:
     """A SparseConv node equivalent to ``conv`` whose CSR initializers are named ``csr_names``
-    (values, column indices, row pointers), optionally fusing an activation."""
+    (values, column indices, row pointers), optionally fusing one activation (``activation``,
+    ``activation_params``) or a chain of epilogue steps (``epilogue``)."""
     values, cols, row_ptr = csr_names
     inputs = [conv.input[0], values, cols, row_ptr] + ([bias] if bias else [])
     attributes = {a.name: helper.get_attribute_value(a) for a in conv.attribute if a.name in _CONV_ATTRIBUTES}
@@ -34,9 +37,8 @@ def sparse_conv_node(
     attributes["kernel_shape"] = list(csr.kernel_shape)
     attributes["in_channels_per_group"] = csr.in_channels_per_group
     if activation:
-        attributes["activation"] = activation
-        if activation_params:
-            attributes["activation_params"] = [float(p) for p in activation_params]
+        epilogue = [_epilogue.Activation(activation, tuple(activation_params)), *epilogue]
+    attributes.update(_epilogue.attributes(epilogue))
     return helper.make_node(
         OP_TYPE, inputs, list(conv.output), name=name if name is not None else conv.name, domain=DOMAIN, **attributes
     )

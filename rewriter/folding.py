@@ -1,6 +1,6 @@
 """Folding what follows a Conv into it: an inference-mode BatchNormalization, and a Mul, Add, Sub
-or Div by a per-channel constant, into W and B, and an activation into SparseConv's fused
-epilogue.
+or Div by a per-channel constant, into W and B, and a chain of activations (single nodes, or
+patterns such as x * sigmoid(x)) into SparseConv's fused epilogue.
 
 A BatchNormalization or activation is folded only when the result is exactly what the node
 computes: parameters that are not usable as they stand (the wrong shape or type, NaN, a
@@ -10,20 +10,13 @@ itself would refuse raises MalformedModelError naming the node instead."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import onnx
 
+from .epilogue import MS_DOMAIN, Activation
 from .graph_walk import Scope, attribute, node_label, refers_to_caller
 
 _ONNX_DOMAINS = ("", "ai.onnx")
-
-
-@dataclass(frozen=True)
-class Activation:
-    name: str  # SparseConv's `activation` attribute
-    params: tuple[float, ...]  # SparseConv's `activation_params`
 
 
 def _float_attr(node: onnx.NodeProto, name: str, default: float) -> float | str:
@@ -208,28 +201,80 @@ def _clip_bounds(node: onnx.NodeProto, scope: Scope) -> tuple[float, float] | st
     return lo, hi
 
 
-def match_activation(node: onnx.NodeProto, scope: Scope) -> Activation | str | None:
-    """SparseConv's equivalent of an activation node; why there is none for an activation that
-    cannot fuse; None for any other node."""
+def _scalar_operand(node: onnx.NodeProto, value: str, scope: Scope) -> float | str | None:
+    """For a two-input node reading `value` once: its other operand as a float, when that is a
+    float32 constant holding one value (of any shape whose dimensions are all 1); why not when
+    it is another constant or not constant; None when the node does not have that form."""
+    if len(node.input) != 2 or list(node.input).count(value) != 1:
+        return None
+    name = node.input[1] if node.input[0] == value else node.input[0]
+    constant = scope.constant(name, reader=node) if name else None
+    if constant is None:
+        return f"its operand '{name}' is not constant"
+    if constant.dtype != np.float32 or constant.size != 1:
+        return f"its constant '{name}' is {constant.dtype} of shape {list(constant.shape)}, not one float32"
+    bound = float(constant.reshape(()))
+    return "its constant is NaN" if np.isnan(bound) else bound
+
+
+def _prelu_slopes(node: onnx.NodeProto, value: str, scope: Scope, rank: int, channels: int) -> tuple | str:
+    """PRelu's slopes as one per channel (or one for all), or why they cannot fuse."""
+    if len(node.input) != 2 or node.input[0] != value or node.input[1] == value:
+        return "its slope is not a constant apart from the Conv's output"
+    constant = scope.constant(node.input[1], reader=node)
+    if constant is None:
+        return f"its slope '{node.input[1]}' is not constant"
+    if constant.dtype != np.float32:
+        return f"its slope '{node.input[1]}' is {constant.dtype}, not float32"
+    per_channel = _per_channel(constant, rank, channels)
+    if isinstance(per_channel, str):
+        return per_channel.replace("its constant", "its slope", 1)
+    if np.isnan(per_channel).any():
+        return "its slope holds NaN"
+    values = per_channel.astype(np.float32)
+    return (float(values[0]),) if (values == values[0]).all() else tuple(float(v) for v in values)
+
+
+def match_activation(node: onnx.NodeProto, value: str, scope: Scope, rank: int, channels: int) -> Activation | str | None:
+    """SparseConv's epilogue step equivalent to a node reading `value` (a Conv result of `rank`
+    dimensions and `channels` channels); why there is none for an activation that cannot fuse;
+    None for any other node."""
+    kind = node.op_type
+    if node.domain == MS_DOMAIN and kind == "QuickGelu":
+        if refers_to_caller(node):
+            return "its attributes come from the function's caller"
+        alpha = _float_attr(node, "alpha", 1.702)
+        if isinstance(alpha, str) or np.isnan(alpha):
+            return alpha if isinstance(alpha, str) else "its alpha is NaN"
+        return Activation("QuickGelu", (alpha,))
     if node.domain not in _ONNX_DOMAINS:
         return None
-    kind = node.op_type
     if kind in ("Relu", "Sigmoid", "HardSwish", "Clip", "LeakyRelu", "HardSigmoid", "Gelu") and refers_to_caller(node):
         return "its attributes come from the function's caller"
-    if kind in ("Relu", "Sigmoid", "HardSwish", "Tanh"):
-        return Activation(kind, ())
+    if kind in ("Relu", "Sigmoid", "HardSwish", "Tanh", "Mish"):
+        # ONNX defines Mish from opset 18 on (Gelu from 20): under an older default-domain opset
+        # ONNX Runtime does not know the op, the model never loads, and no version check is needed.
+        return Activation(kind)
+    if kind in ("Max", "Min"):
+        bound = _scalar_operand(node, value, scope)
+        if bound is None:
+            return f"it has {len(node.input)} inputs; only {kind} of the Conv's output and one constant fuses"
+        if isinstance(bound, str):
+            return bound
+        return Activation("Clip", (bound, np.inf) if kind == "Max" else (-np.inf, bound))
+    if kind == "PRelu":
+        slopes = _prelu_slopes(node, value, scope, rank, channels)
+        return slopes if isinstance(slopes, str) else Activation("PRelu", (), slopes)
     if kind == "Gelu":
-        # ONNX defines Gelu from opset 20 on; under an older default-domain opset it is an op
-        # ONNX Runtime does not know, so the model never loads and no version check is needed.
         approximate = next((a for a in node.attribute if a.name == "approximate"), None)
         if approximate is None:
-            return Activation("Gelu", ())
+            return Activation("Gelu")
         if approximate.type != onnx.AttributeProto.STRING:
             kind_name = onnx.AttributeProto.AttributeType.Name(approximate.type)
             return f"its attribute 'approximate' is {kind_name}, not STRING"
         mode = approximate.s.decode("utf-8", "replace")
         if mode in ("none", "tanh"):
-            return Activation("Gelu" if mode == "none" else "GeluTanh", ())
+            return Activation("Gelu" if mode == "none" else "GeluTanh")
         return f"its approximate '{mode}' is neither 'none' nor 'tanh'"
     if kind == "Clip":
         bounds = _clip_bounds(node, scope)
@@ -246,29 +291,70 @@ def match_activation(node: onnx.NodeProto, scope: Scope) -> Activation | str | N
     return Activation(kind, tuple(params))
 
 
-def match_silu(
-    value: str, graph: onnx.GraphProto, uses, consumers
-) -> tuple[tuple[int, int], str] | tuple[str, str] | None:
-    """SiLU written as Mul(value, Sigmoid(value)) (the Mul's operands in either order):
-    ((sigmoid index, mul index), the Mul's output) when both nodes can go; (what the pattern is
-    called in a report, why it cannot fold) when it is there but something else reads `value` or
-    the Sigmoid's output (or either is a graph output); None when there is no such pattern."""
+# Gated patterns: Mul(v, g(v)) where g is a chain of one-input nodes (op types in order).
+_GATES = {("Sigmoid",): "SiLU", ("Mul", "Sigmoid"): "QuickGelu", ("Softplus", "Tanh"): "Mish"}
+
+
+def _is_onnx(node: onnx.NodeProto, op_type: str) -> bool:
+    return node.op_type == op_type and node.domain in _ONNX_DOMAINS
+
+
+def _follow_gate(value: str, first: int, graph: onnx.GraphProto, consumers) -> tuple[list[int], tuple[str, ...]] | None:
+    """From a node reading `value`, the chain of one-input nodes (a Mul by something else may come
+    first) that ends in a Mul of `value` and the chain's result: (its node indices, the chain's
+    op types without that Mul); None when the nodes from `first` do not form one."""
+    chain, ops, current = [first], [], value
+    node = graph.node[first]
+    while len(ops) <= 2 and node.domain in _ONNX_DOMAINS:
+        if node.op_type == "Mul" and ops and sorted(node.input) == sorted([value, current]):
+            return chain, tuple(ops)
+        inputs = [i for i in node.input if i]
+        first_mul = node.op_type == "Mul" and not ops and len(inputs) == 2 and inputs.count(value) == 1
+        if not (first_mul or inputs == [current]) or len(node.output) != 1:
+            return None
+        ops.append(node.op_type)
+        current = node.output[0]
+        candidates = [i for i in consumers.get(current, []) if current in graph.node[i].input]
+        if not candidates:
+            return None
+        # Prefer the closing Mul; another reader of `current` is reported by match_gated.
+        closing = [i for i in candidates if _is_onnx(graph.node[i], "Mul") and value in graph.node[i].input]
+        chain.append((closing or candidates)[0])
+        node = graph.node[chain[-1]]
+    return None
+
+
+def match_gated(
+    value: str, graph: onnx.GraphProto, scope: Scope, uses, consumers
+) -> tuple[list[int], str, Activation] | tuple[str, str] | None:
+    """Mul(value, g(value)) with g one of _GATES: SiLU (x * sigmoid(x)), Swish with a scalar beta
+    (x * sigmoid(beta * x), SparseConv's QuickGelu) and Mish (x * tanh(softplus(x))), the Mul's
+    operands in either order. Returns (the pattern's node indices, the Mul's output, the step)
+    when every node can go; (the pattern as a report names it, why it cannot fold) when it is
+    there but something else reads `value` or a value inside it (or one is a graph output); None
+    when there is no such pattern."""
     readers = consumers.get(value, [])
-    for s_index in readers:
-        sigmoid = graph.node[s_index]
-        if sigmoid.op_type != "Sigmoid" or sigmoid.domain not in _ONNX_DOMAINS or list(sigmoid.input) != [value]:
+    for first in readers:
+        found = _follow_gate(value, first, graph, consumers)
+        kind = _GATES.get(found[1]) if found else None
+        if kind is None:
             continue
-        gate = sigmoid.output[0]
-        for m_index in consumers.get(gate, []):
-            mul = graph.node[m_index]
-            if mul.op_type != "Mul" or mul.domain not in _ONNX_DOMAINS or sorted(mul.input) != sorted([value, gate]):
-                continue
-            label = f"Sigmoid '{node_label(sigmoid)}' and Mul '{node_label(mul)}' (SiLU)"
-            if uses[value] != 2 or sorted(readers) != sorted([s_index, m_index]):
-                return label, f"their input '{value}' is a graph output or has other readers"
-            if uses[gate] != 1 or consumers.get(gate, []) != [m_index]:
-                return label, f"the Sigmoid's output '{gate}' is a graph output or has other readers"
-            return (s_index, m_index), mul.output[0]
+        chain = found[0]
+        nodes = [graph.node[i] for i in chain]
+        params: tuple[float, ...] = ()
+        if kind == "QuickGelu":
+            beta = _scalar_operand(nodes[0], value, scope)
+            if not isinstance(beta, float):
+                continue  # a Mul by something else: not this pattern
+            params = (beta,)
+        label = " and ".join(f"{n.op_type} '{node_label(n)}'" for n in nodes) + f" ({kind})"
+        if uses[value] != 2 or sorted(readers) != sorted([first, chain[-1]]):
+            return label, f"their input '{value}' is a graph output or has other readers"
+        for inner in nodes[:-1]:
+            out = inner.output[0]
+            if uses[out] != 1 or len(consumers.get(out, [])) != 1:
+                return label, f"the {inner.op_type}'s output '{out}' is a graph output or has other readers"
+        return chain, nodes[-1].output[0], Activation(kind, params)
     return None
 
 

@@ -15,7 +15,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ._contract import DOMAIN, OP_VERSION
+from ._contract import DOMAIN, MAX_EPILOGUE_STEPS, OP_VERSION
+from .epilogue import Activation
 from .autotune import MARGIN as AUTOTUNE_MARGIN
 from .autotune import conv_attributes, cuda_unavailable_reason, time_layer
 from .check import unknown_inputs, validate_input_shapes
@@ -23,7 +24,6 @@ from .conv_to_sparse import ensure_domain, sparse_conv_node
 from .csr import CsrWeight, dense_to_csr
 from .decision import Decision, LayerTraits, decide
 from .folding import (
-    Activation,
     affine_operand,
     affine_params,
     batchnorm_params,
@@ -31,7 +31,7 @@ from .folding import (
     fold_affine,
     fold_batchnorm,
     match_activation,
-    match_silu,
+    match_gated,
 )
 from .graph_walk import Scope, all_graphs, attribute, node_label, refers_to_caller, subgraphs, value_uses
 from .model_io import MAX_IR_VERSION, MalformedModelError, check_opsets, load_model, tensor_bytes
@@ -54,7 +54,7 @@ class _Plan:
     weight_name: str
     bias: np.ndarray | None
     bias_name: str | None  # reuse this constant as B when nothing was folded into it
-    activation: Activation | None
+    activations: list[Activation]  # the fused epilogue, in order
 
 
 @dataclass
@@ -223,14 +223,14 @@ class _Folded:
     output: str
     indices: list[int] = field(default_factory=list)  # the folded nodes
     names: list[str] = field(default_factory=list)  # their kinds, for the report
-    activation: Activation | None = None
+    activations: list[Activation] = field(default_factory=list)  # the fused epilogue, in order
     notes: list[str] = field(default_factory=list)  # why a following BN or activation stays
 
 
 def _fold_following(node: onnx.NodeProto, weight: np.ndarray, scope: Scope, uses, consumers) -> _Folded:
     """Folds the chain of BatchNormalizations and Mul/Add/Sub/Div by per-channel constants that
-    follows a Conv into W and B, then a following activation into the epilogue, each when it is
-    the only reader of the value before it."""
+    follows a Conv into W and B, then the activations after them into the epilogue, each when it
+    is the only reader of the value before it."""
     bias_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
     bias = scope.constant(bias_name, reader=node) if bias_name else None
     folded = _Folded(weight, bias, bias_name, node.output[0])
@@ -255,22 +255,41 @@ def _fold_following(node: onnx.NodeProto, weight: np.ndarray, scope: Scope, uses
         folded.bias_name, folded.output = None, follower.output[0]
         folded.indices.append(index)
         folded.names.append(follower.op_type)
-    found = _single_consumer(folded.output, uses, consumers, scope.graph)
-    match = match_activation(found[1], scope) if found else None
-    silu = match_silu(folded.output, scope.graph, uses, consumers) if found is None else None
-    if silu is not None and isinstance(silu[0], tuple):
-        folded.activation, folded.output = Activation("SiLU", ()), silu[1]
-        folded.indices.extend(silu[0])
-        folded.names.append("SiLU")
-    elif silu is not None:
-        folded.notes.append(f"{silu[0]} not folded: {silu[1]}")
-    elif isinstance(match, Activation):
-        folded.activation, folded.output = match, found[1].output[0]
-        folded.indices.append(found[0])
-        folded.names.append(match.name)
-    elif isinstance(match, str):
-        folded.notes.append(f"{describe(found[1])} not folded: {match}")
+    _fold_activations(folded, scope, uses, consumers, weight.ndim, weight.shape[0])
     return folded
+
+
+def _fold_activations(folded: _Folded, scope: Scope, uses, consumers, rank: int, channels: int) -> None:
+    """Appends to the epilogue the activations that follow the folded result, one after the
+    other: gated patterns (x * sigmoid(x) and its kin, which read the value twice) and single
+    nodes, up to the contract's step limit and one PRelu."""
+    while True:
+        gated = match_gated(folded.output, scope.graph, scope, uses, consumers)
+        found = _single_consumer(folded.output, uses, consumers, scope.graph) if gated is None else None
+        match = match_activation(found[1], folded.output, scope, rank, channels) if found else None
+        if gated is not None and not isinstance(gated[0], list):  # there, but it cannot go
+            folded.notes.append(f"{gated[0]} not folded: {gated[1]}")
+            return
+        if isinstance(match, str):
+            folded.notes.append(f"{describe(found[1])} not folded: {match}")
+            return
+        if gated is not None:
+            indices, output, step = gated
+        elif isinstance(match, Activation):
+            indices, output, step = [found[0]], found[1].output[0], match
+        else:
+            return
+        label = step.name if gated is None else f"the {step.name} pattern"
+        if len(folded.activations) == MAX_EPILOGUE_STEPS:
+            folded.notes.append(f"{label} not folded: the epilogue already has {MAX_EPILOGUE_STEPS} steps")
+            return
+        if step.name == "PRelu" and any(s.name == "PRelu" for s in folded.activations):
+            folded.notes.append(f"{label} not folded: the epilogue already has a PRelu")
+            return
+        folded.activations.append(step)
+        folded.output = output
+        folded.indices.extend(indices)
+        folded.names.append(step.name)
 
 
 def _note_shared_affine(folded: _Folded, scope: Scope, consumers) -> None:
@@ -302,7 +321,7 @@ def _decide(node: onnx.NodeProto, layer: LayerReport, folded: _Folded, index_dty
         ctx.autotune_skipped += 1
         return Decision(decision.rewrite, f"{decision.reason}; not autotuned: input size {_dims(x_shape)} unknown")
     csr = dense_to_csr(folded.weight, index_dtype)
-    act = (folded.activation.name, folded.activation.params) if folded.activation else None
+    act = folded.activations
     dense_ms, sparse_ms = time_layer(
         x_shape, folded.weight, folded.bias, conv_attributes(node), act, csr, provider=ctx.provider
     )
@@ -355,7 +374,7 @@ def _plan_conv(index: int, node: onnx.NodeProto, scope: Scope, uses, consumers, 
     layer.folded = folded.names
     layer.csr_bytes = int(csr.values.nbytes + csr.col_indices.nbytes + csr.row_ptr.nbytes)
     plan = _Plan(
-        index, folded.indices, folded.output, csr, weight_name, folded.bias, folded.bias_name, folded.activation
+        index, folded.indices, folded.output, csr, weight_name, folded.bias, folded.bias_name, folded.activations
     )
     return layer, plan
 
@@ -429,8 +448,7 @@ def _rewrite_nodes(graph: onnx.GraphProto, scope: Scope, ctx: _Context, as_const
             plan.csr,
             csr_names,
             bias=bias_name,
-            activation=plan.activation.name if plan.activation else None,
-            activation_params=plan.activation.params if plan.activation else (),
+            epilogue=plan.activations,
         )
         if as_constants:
             new_nodes += [helper.make_node("Constant", [], [t.name], value=t) for t in tensors]

@@ -11,12 +11,15 @@ import onnx
 import onnx_sparsify
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+from onnx_sparsify._contract import ACTIVATIONS as CONTRACT_ACTIVATIONS
 from onnx_sparsify.csr import dense_to_csr
+from onnx_sparsify.epilogue import Activation, attributes, onnx_nodes, onnx_opsets
 
 IR_VERSION = 8  # loads in every ONNX Runtime from 1.21 on
 OPSET = 17
 
-# Activation name -> (ONNX reference node builder, activation_params)
+# The epilogues the tests run: SparseConv's `activation` (one step or a comma-separated chain) ->
+# the activation_params they use (every step's, in order). PRelu's slopes come from prelu_slopes.
 ACTIVATIONS: dict[str, Sequence[float]] = {
     "Relu": (),
     "LeakyRelu": (0.15,),
@@ -28,40 +31,34 @@ ACTIVATIONS: dict[str, Sequence[float]] = {
     "Tanh": (),
     "Gelu": (),
     "GeluTanh": (),
+    "QuickGelu": (1.3,),
+    "Mish": (),
+    "PRelu": (),
+    "LeakyRelu,Clip": (0.2, -0.25, np.inf),  # LeakyRelu then Max(x, -0.25), as TF exports write it
+    "Mish,HardSigmoid,PRelu,Clip": (0.3, 0.4, -np.inf, 0.6),  # the longest chain
 }
-# Activations whose reference node needs a newer opset than OPSET (Gelu came in opset 20).
-ACTIVATION_OPSET = {"Gelu": 20, "GeluTanh": 20}
 
 
-def activation_opset(name: str | None) -> int:
-    """The default-domain opset a reference model computing `name` needs."""
-    return max(OPSET, ACTIVATION_OPSET.get(name or "", OPSET))
+def prelu_slopes(channels: int) -> tuple[float, ...]:
+    """PRelu's slopes in the tests: a different one per channel, negative ones included."""
+    return tuple(float(v) for v in np.linspace(-0.6, 1.4, channels, dtype=np.float32))
 
 
-def activation_nodes(name: str | None, params: Sequence[float], src: str, dst: str) -> tuple[list, list]:
-    """ONNX nodes (and initializers) computing the activation from src into dst."""
-    if not name:
-        return [helper.make_node("Identity", [src], [dst])], []
-    if name == "LeakyRelu":
-        return [helper.make_node("LeakyRelu", [src], [dst], alpha=params[0] if params else 0.01)], []
-    if name == "HardSigmoid":
-        a, b = params if params else (0.2, 0.5)
-        return [helper.make_node("HardSigmoid", [src], [dst], alpha=a, beta=b)], []
-    if name == "Clip":
-        lo, hi = params
-        inits = [
-            numpy_helper.from_array(np.float32(lo), "clip_min"),
-            numpy_helper.from_array(np.float32(hi), "clip_max"),
-        ]
-        return [helper.make_node("Clip", [src, "clip_min", "clip_max"], [dst])], inits
-    if name == "SiLU":
-        sig = f"{dst}_sigmoid"
-        return [helper.make_node("Sigmoid", [src], [sig]), helper.make_node("Mul", [src, sig], [dst])], []
-    if name == "Gelu":
-        return [helper.make_node("Gelu", [src], [dst])], []
-    if name == "GeluTanh":
-        return [helper.make_node("Gelu", [src], [dst], approximate="tanh")], []
-    return [helper.make_node(name, [src], [dst])], []
+def epilogue_steps(activation: str | None, params: Sequence[float], channels: int) -> list[Activation]:
+    """The chain of steps that SparseConv's `activation` / `activation_params` name."""
+    if not activation:
+        return []
+    steps, rest = [], list(params)
+    for name in activation.split(","):
+        count = len(CONTRACT_ACTIVATIONS[name])
+        taken, rest = (tuple(rest[:count]), rest[count:]) if params else ((), rest)
+        steps.append(Activation(name, taken, prelu_slopes(channels) if name == "PRelu" else ()))
+    return steps
+
+
+def epilogue_attributes(activation: str | None, params: Sequence[float], channels: int) -> dict[str, Any]:
+    """SparseConv's epilogue attributes (activation, activation_params, activation_slopes)."""
+    return attributes(epilogue_steps(activation, params, channels))
 
 
 def _model(nodes, inputs, initializers, opsets) -> onnx.ModelProto:
@@ -91,9 +88,10 @@ def conv_model(
     if bias is not None:
         inits.append(numpy_helper.from_array(bias.astype(np.float32), "b"))
         conv_inputs.append("b")
-    act_nodes, act_inits = activation_nodes(activation, activation_params, "conv_out", "y")
+    steps = epilogue_steps(activation, activation_params, weight.shape[0])
+    act_nodes, act_inits = onnx_nodes(steps, "conv_out", "y", weight.shape[0], weight.ndim)
     nodes = [helper.make_node("Conv", conv_inputs, ["conv_out"], name="conv", **attrs), *act_nodes]
-    opsets = [helper.make_opsetid("", activation_opset(activation))]
+    opsets = onnx_opsets(steps, OPSET)
     return _model(nodes, [x_input(x_shape, symbolic)], inits + act_inits, opsets)
 
 
@@ -139,10 +137,7 @@ def sparse_conv_from_dense(
 ) -> onnx.ModelProto:
     csr = dense_to_csr(weight, index_dtype)
     sparse_attrs = dict(attrs, kernel_shape=list(weight.shape[2:]), in_channels_per_group=int(weight.shape[1]))
-    if activation:
-        sparse_attrs["activation"] = activation
-        if activation_params:
-            sparse_attrs["activation_params"] = list(activation_params)
+    sparse_attrs.update(epilogue_attributes(activation, activation_params, weight.shape[0]))
     return sparse_conv_model(x_shape, csr.values, csr.col_indices, csr.row_ptr, bias, sparse_attrs, symbolic)
 
 
@@ -242,9 +237,7 @@ def assert_sparse_matches_dense(
     assert err <= 1e-5, f"relative L2 error {err:.3g} against ORT Conv"
 
     csr = dense_to_csr(weight, index_dtype)
-    direct_attrs = dict(attrs, kernel_shape=list(w_shape[2:]), activation=activation or "")
-    if params:
-        direct_attrs["activation_params"] = list(params)
+    direct_attrs = dict(attrs, kernel_shape=list(w_shape[2:]), **epilogue_attributes(activation, params, w_shape[0]))
     out = np.full(expected.shape, np.nan, np.float32)
     _core.sparse_conv(
         x, csr.values, csr.col_indices, csr.row_ptr, b, attributes=direct_attrs, threads=threads, out=out, isa=isa

@@ -18,13 +18,21 @@ from onnx_sparsify import _core
 from onnx_sparsify.csr import dense_to_csr
 
 # docs/operator.md: max relative error where |y| >= FLT_MIN; below, an absolute error of FLT_MIN.
-BOUNDS = {"SiLU": 1e-6, "Tanh": 1e-6, "Gelu": 2e-5, "GeluTanh": 2e-5}
+BOUNDS = {"Sigmoid": 1e-6, "SiLU": 1e-6, "Tanh": 1e-6, "Gelu": 3e-5, "GeluTanh": 2e-5, "QuickGelu": 1e-5, "Mish": 1e-5}
+QUICK_GELU_ALPHA = float(np.float32(1.702))  # the default, as the kernel holds it
 FLT_MIN = float(np.finfo(np.float32).tiny)
 OPSET = 20  # Gelu's
 
 
 def _reference(name: str, v: float) -> float:
     """The activation in float64, written so that it loses no digits for large |v|."""
+    if name == "Sigmoid":
+        return 1.0 / (1.0 + math.exp(min(-v, 700.0)))
+    if name == "QuickGelu":
+        return v / (1.0 + math.exp(min(-QUICK_GELU_ALPHA * v, 700.0)))
+    if name == "Mish":
+        softplus = v if v > 30.0 else math.log1p(math.exp(v))
+        return v * math.tanh(softplus)
     if name == "SiLU":
         return v / (1.0 + math.exp(min(-v, 700.0)))
     if name == "Tanh":
@@ -41,10 +49,10 @@ def _sweep() -> np.ndarray:
     return np.unique(np.concatenate([dense, wide, -wide, [0.0]])).astype(np.float32)
 
 
-def _through_kernel(x: np.ndarray, name: str, isa: str) -> np.ndarray:
+def _through_kernel(x: np.ndarray, name: str, isa: str | None, **extra) -> np.ndarray:
     """x (1-D) through a SparseConv whose weight is the 1x1 identity, activation `name`."""
     csr = dense_to_csr(np.ones((1, 1, 1, 1), np.float32))
-    attrs = {"kernel_shape": [1, 1], "activation": name}
+    attrs = {"kernel_shape": [1, 1], "activation": name, **extra}
     out = _core.sparse_conv(
         x.reshape(1, 1, 1, -1), csr.values, csr.col_indices, csr.row_ptr, None, attributes=attrs, isa=isa
     )
@@ -67,7 +75,7 @@ def test_formula_accuracy(name, isa) -> None:
     special = np.array([np.nan, np.inf, -np.nan], np.float32)
     out = _through_kernel(special, name, isa)
     assert np.isnan(out[0]) and np.isnan(out[2])
-    assert out[1] == (1.0 if name == "Tanh" else np.inf)
+    assert out[1] == (1.0 if name in ("Tanh", "Sigmoid") else np.inf)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,9 +260,17 @@ def test_contract_activations_match_the_cpp_table() -> None:
     from onnx_sparsify import _contract
 
     x = np.linspace(-3, 3, 8, dtype=np.float32)
-    for name in _contract.ACTIVATIONS:
-        _through_kernel(x, name, None)
+    for name, defaults in _contract.ACTIVATIONS.items():
+        slopes = {"activation_slopes": [0.5]} if name == "PRelu" else {}
+        _through_kernel(x, name, None, **slopes)
+        if defaults:
+            _through_kernel(x, name, None, activation_params=[0.5] * len(defaults), **slopes)
+            with pytest.raises(Exception, match=f"takes {len(defaults)} activation_params"):
+                _through_kernel(x, name, None, activation_params=[0.5] * (len(defaults) + 1), **slopes)
     with pytest.raises(Exception, match="unknown activation") as raised:
         _through_kernel(x, "Swish", None)
-    listed = str(raised.value).split("(expected ", 1)[1].rstrip(")").replace(" or ", ", ").split(", ")
-    assert set(listed) == {"none", *_contract.ACTIVATIONS}
+    listed = str(raised.value).split("steps among ", 1)[1].split(", separated by commas")[0].split(", ")
+    assert set(listed) == set(_contract.ACTIVATIONS)
+    chain = ",".join(["Relu"] * (_contract.MAX_EPILOGUE_STEPS + 1))
+    with pytest.raises(Exception, match=f"at most {_contract.MAX_EPILOGUE_STEPS}"):
+        _through_kernel(x, chain, None)

@@ -13,6 +13,7 @@ from models import (
     random_sparse_weight,
     run_nan_prefilled,
     session,
+    epilogue_attributes,
     sparse_conv_from_dense,
 )
 from onnx_sparsify import _core
@@ -179,7 +180,7 @@ def test_nan_and_inf_propagate_as_in_ort(activation, isa) -> None:
     np.testing.assert_allclose(actual[finite], expected[finite], rtol=1e-5, atol=1e-5)
 
     csr = dense_to_csr(weight)
-    direct = {**attrs, "kernel_shape": [1, 3], "activation": activation or "", "activation_params": list(params)}
+    direct = {**attrs, "kernel_shape": [1, 3], **epilogue_attributes(activation, params, weight.shape[0])}
     out = _core.sparse_conv(x, csr.values, csr.col_indices, csr.row_ptr, bias, attributes=direct, isa=isa)
     np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from cuda_emulation import emulated
 from hypothesis import HealthCheck, given, settings
-from models import ACTIVATIONS, conv_model, dense_reference, random_sparse_weight, rel_l2
+from models import ACTIVATIONS, conv_model, dense_reference, epilogue_attributes, random_sparse_weight, rel_l2
 from onnx_sparsify import _core
 from onnx_sparsify.csr import dense_to_csr
 from test_conformance import CASES
@@ -54,8 +54,7 @@ def run_case(
     expected = dense_reference(conv_model(x_shape, weight, b, attrs, activation, params), x)
     csr = dense_to_csr(weight)
     sparse_attrs = dict(attrs, kernel_shape=list(w_shape[2:]), in_channels_per_group=int(w_shape[1]))
-    if activation:
-        sparse_attrs.update(activation=activation, activation_params=list(params))
+    sparse_attrs.update(epilogue_attributes(activation, params, w_shape[0]))
     actual, stats = emulated.sparse_conv(
         x, csr.values, csr.col_indices, csr.row_ptr, b, sparse_attrs, expected.shape, **launch
     )
@@ -131,12 +130,7 @@ def test_nan_and_inf_propagate_as_on_the_cpu() -> None:
     bias = rng.standard_normal(6).astype(np.float32)
     for activation in [None, *ACTIVATIONS]:
         params = list(ACTIVATIONS.get(activation, ())) if activation else []
-        attrs = {
-            "kernel_shape": [3, 3],
-            "pads": [1, 1, 1, 1],
-            "activation": activation or "",
-            "activation_params": params,
-        }
+        attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], **epilogue_attributes(activation, params, 6)}
         cpu = _core.sparse_conv(x, csr.values, csr.col_indices, csr.row_ptr, bias, attributes=attrs)
         gpu, _ = emulated.sparse_conv(x, csr.values, csr.col_indices, csr.row_ptr, bias, attrs, cpu.shape)
         np.testing.assert_array_equal(np.isnan(gpu), np.isnan(cpu))

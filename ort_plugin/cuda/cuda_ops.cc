@@ -90,6 +90,8 @@ SparseConvCudaKernel::SparseConvCudaKernel(const OrtApi& api, const OrtKernelInf
   if (setup.constant_bias && !setup.constant_bias->empty()) {
     bias_ = static_cast<const float*>(upload(setup.constant_bias->data(), setup.constant_bias->size() * sizeof(float)));
   }
+  const std::vector<float> slopes = attrs_.ChannelSlopes(weights_.out_channels());
+  if (!slopes.empty()) slopes_ = static_cast<const float*>(upload(slopes.data(), slopes.size() * sizeof(float)));
 }
 
 void SparseConvCudaKernel::Compute(OrtKernelContext* context) const {
@@ -101,7 +103,7 @@ void SparseConvCudaKernel::Compute(OrtKernelContext* context) const {
   void* stream = nullptr;  // the stream ORT gives this call; never the default one, never cached
   ThrowIfError(api_, api_.KernelContext_GetGPUComputeStream(context, &stream), "CUDA stream");
   DeviceGuard guard(device_);
-  CheckCuda(cuda::LaunchSparseConv(geometry, attrs_.epilogue, plan_, bias_, x.GetTensorData<float>(),
+  CheckCuda(cuda::LaunchSparseConv(geometry, attrs_.epilogue, plan_, bias_, slopes_, x.GetTensorData<float>(),
                                    y.GetTensorMutableData<float>(), static_cast<cudaStream_t>(stream)),
             "the SparseConv kernel launch");
 }

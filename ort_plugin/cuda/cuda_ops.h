@@ -47,9 +47,10 @@ class SparseConvCudaKernel {
   ConvAttributes attrs_;
   SparseWeights weights_;
   int device_ = 0;
-  std::vector<DeviceAllocation> allocations_;  // the plan's and the bias' device arrays
+  std::vector<DeviceAllocation> allocations_;  // the plan's, the bias' and the slopes' device arrays
   cuda::DevicePlan plan_;
   const float* bias_ = nullptr;
+  const float* slopes_ = nullptr;  // PRelu's, one per output channel
 };
 
 struct SparseConvCudaOp : SparseConvOpBase<SparseConvCudaOp, SparseConvCudaKernel> {

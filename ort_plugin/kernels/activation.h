@@ -1,4 +1,7 @@
-// The fused activations' formulas, written once for the CPU and CUDA kernels (docs/operator.md).
+// The fused epilogue's formulas, written once for the CPU and CUDA kernels (docs/operator.md).
+// Each is a template over T: float (CUDA, and the CPU's scalar uses) with the C library's exp,
+// tanh and erfc, or, on the CPU, a GCC vector of 4, 8 or 16 floats with vector_math.h's, so an
+// AVX-512 or AVX2 tile applies the epilogue to its accumulators in registers.
 // Every one maps NaN to NaN: comparisons are written so that a NaN falls through unchanged
 // (std::max / fmaxf would turn it into the bound).
 #pragma once
@@ -7,59 +10,140 @@
 #include "kernels/conv_params.h"
 
 #ifdef __CUDACC__
-#define ONNX_SPARSIFY_HOST_DEVICE __host__ __device__
+#define ONNX_SPARSIFY_FORMULA __host__ __device__ inline
 #else
-#define ONNX_SPARSIFY_HOST_DEVICE
+#include "kernels/vector_math.h"
+#define ONNX_SPARSIFY_FORMULA __attribute__((always_inline)) inline
 #endif
 
 namespace onnx_sparsify::activation {
 
-// min(max(v, lo), hi), keeping NaN.
-ONNX_SPARSIFY_HOST_DEVICE inline float Clamp(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+ONNX_SPARSIFY_FORMULA float Exp(float v) { return expf(v); }
+ONNX_SPARSIFY_FORMULA float Tanh(float v) { return tanhf(v); }
+ONNX_SPARSIFY_FORMULA float Erfc(float v) { return erfcf(v); }
 
-ONNX_SPARSIFY_HOST_DEVICE inline float Relu(float v) { return v < 0.0f ? 0.0f : v; }
-ONNX_SPARSIFY_HOST_DEVICE inline float LeakyRelu(float v, float alpha) { return v < 0.0f ? alpha * v : v; }
-ONNX_SPARSIFY_HOST_DEVICE inline float Sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
-ONNX_SPARSIFY_HOST_DEVICE inline float HardSigmoid(float v, float alpha, float beta) {
-  return Clamp(alpha * v + beta, 0.0f, 1.0f);
+// A constant as a T.
+template <class T>
+ONNX_SPARSIFY_FORMULA T K(float c) {
+  return T{} + c;
 }
-ONNX_SPARSIFY_HOST_DEVICE inline float HardSwish(float v) { return v * Clamp(v / 6.0f + 0.5f, 0.0f, 1.0f); }
-// v * sigmoid(t). For t < 0 it uses h = exp(t / 2): (v h) h / (1 + h h) stays accurate down to
-// where the product itself underflows, while 1 / (1 + exp(-t)) would see exp(-t) overflow (t
-// below -88.7) and return 0 for results still in float32's normal range.
-ONNX_SPARSIFY_HOST_DEVICE inline float MulSigmoid(float v, float t) {
-  if (t < 0.0f) {
-    const float h = expf(0.5f * t);
-    return (v * h) * h / (1.0f + h * h);
-  }
-  return v / (1.0f + expf(-t));  // also NaN: a NaN t fails the test above
+
+// min(max(v, lo), hi), keeping NaN.
+template <class T>
+ONNX_SPARSIFY_FORMULA T Clamp(T v, float lo, float hi) {
+  return v < lo ? K<T>(lo) : (v > hi ? K<T>(hi) : v);
 }
-ONNX_SPARSIFY_HOST_DEVICE inline float SiLU(float v) { return MulSigmoid(v, v); }
-ONNX_SPARSIFY_HOST_DEVICE inline float Tanh(float v) { return tanhf(v); }
+template <class T>
+ONNX_SPARSIFY_FORMULA T Relu(T v) {
+  return v < 0.0f ? K<T>(0.0f) : v;
+}
+template <class T>
+ONNX_SPARSIFY_FORMULA T LeakyRelu(T v, float alpha) {
+  return v < 0.0f ? v * alpha : v;
+}
+template <class T>
+ONNX_SPARSIFY_FORMULA T HardSigmoid(T v, float alpha, float beta) {
+  return Clamp(v * alpha + beta, 0.0f, 1.0f);
+}
+template <class T>
+ONNX_SPARSIFY_FORMULA T HardSwish(T v) {
+  return v * Clamp(v / 6.0f + 0.5f, 0.0f, 1.0f);
+}
+// v * sigmoid(t) with one exponential that never overflows: h = exp(-|t| / 2), sigmoid(t) is
+// 1 / (1 + h h) for t >= 0 and h h / (1 + h h) for t < 0, computed as (v h) h so that results stay
+// accurate down to where the product itself underflows (1 / (1 + exp(-t)) loses them below -88.7).
+template <class T>
+ONNX_SPARSIFY_FORMULA T MulSigmoid(T v, T t) {
+  const T h = Exp((t < 0.0f ? t : -t) * 0.5f);
+  return (t < 0.0f ? (v * h) * h : v) / (h * h + 1.0f);
+}
+template <class T>
+ONNX_SPARSIFY_FORMULA T Sigmoid(T v) {
+  return MulSigmoid(K<T>(1.0f), v);
+}
+template <class T>
+ONNX_SPARSIFY_FORMULA T SiLU(T v) {
+  return MulSigmoid(v, v);
+}
+template <class T>
+ONNX_SPARSIFY_FORMULA T QuickGelu(T v, float alpha) {
+  return MulSigmoid(v, v * alpha);
+}
 // 0.5 v (1 + erf(v / sqrt(2))), written with erfc(-z) = 1 + erf(z): for negative v the sum
 // 1 + erf cancels and loses every digit that erfc keeps.
-ONNX_SPARSIFY_HOST_DEVICE inline float Gelu(float v) { return 0.5f * v * erfcf(-0.70710678118654752f * v); }
+template <class T>
+ONNX_SPARSIFY_FORMULA T Gelu(T v) {
+  return v * 0.5f * Erfc(v * -0.70710678118654752f);
+}
 // 0.5 v (1 + tanh(u)), u = sqrt(2/pi) (v + 0.044715 v^3), written as v sigmoid(2u) (1 + tanh(u)
 // = 2 sigmoid(2u)) for the same reason as Gelu's erfc.
-ONNX_SPARSIFY_HOST_DEVICE inline float GeluTanh(float v) {
-  return MulSigmoid(v, 1.59576912160573071f * v * (1.0f + 0.044715f * v * v));
+template <class T>
+ONNX_SPARSIFY_FORMULA T GeluTanh(T v) {
+  return MulSigmoid(v, v * 1.59576912160573071f * (v * v * 0.044715f + 1.0f));
+}
+// v tanh(softplus(v)) = v n / (n + 2) with n = e^v (e^v + 2): no sum cancels and nothing
+// overflows below v = 20, above which tanh(softplus(v)) is 1 in float32.
+template <class T>
+ONNX_SPARSIFY_FORMULA T Mish(T v) {
+  const T e = Exp(v > 20.0f ? K<T>(20.0f) : v);
+  const T n = e * (e + 2.0f);
+  return v > 20.0f ? v : v * (n / (n + 2.0f));
 }
 
-// One value through the epilogue `e` (bias already added).
-ONNX_SPARSIFY_HOST_DEVICE inline float Apply(const Epilogue& e, float v) {
-  switch (e.kind) {
+// One step, bias already added; `slope` is PRelu's for this output channel.
+template <class T>
+ONNX_SPARSIFY_FORMULA T ApplyStep(const EpilogueStep& s, T v, float slope) {
+  switch (s.kind) {
     case Activation::kNone: return v;
     case Activation::kRelu: return Relu(v);
-    case Activation::kLeakyRelu: return LeakyRelu(v, e.alpha);
-    case Activation::kClip: return Clamp(v, e.alpha, e.beta);
+    case Activation::kLeakyRelu: return LeakyRelu(v, s.alpha);
+    case Activation::kPRelu: return LeakyRelu(v, slope);
+    case Activation::kClip: return Clamp(v, s.alpha, s.beta);
     case Activation::kSigmoid: return Sigmoid(v);
-    case Activation::kHardSigmoid: return HardSigmoid(v, e.alpha, e.beta);
+    case Activation::kHardSigmoid: return HardSigmoid(v, s.alpha, s.beta);
     case Activation::kHardSwish: return HardSwish(v);
     case Activation::kSiLU: return SiLU(v);
     case Activation::kTanh: return Tanh(v);
     case Activation::kGelu: return Gelu(v);
     case Activation::kGeluTanh: return GeluTanh(v);
+    case Activation::kQuickGelu: return QuickGelu(v, s.alpha);
+    case Activation::kMish: return Mish(v);
   }
+  return v;
+}
+
+#ifndef __CUDACC__
+// Calls apply(f) with f computing the step on a T: one switch per step for a whole tile of
+// registers, not one per register. The lambdas are forced inline so that inside an AVX-512 or
+// AVX2 kernel they compile to its instruction set (a lambda does not inherit `target`).
+#define ONNX_SPARSIFY_LAMBDA __attribute__((always_inline))
+template <class T, class Apply>
+ONNX_SPARSIFY_FORMULA void DispatchStep(const EpilogueStep& s, float slope, Apply&& apply) {
+  switch (s.kind) {
+    case Activation::kNone: return;
+    case Activation::kRelu: return apply([](T v) ONNX_SPARSIFY_LAMBDA { return Relu(v); });
+    case Activation::kLeakyRelu: return apply([a = s.alpha](T v) ONNX_SPARSIFY_LAMBDA { return LeakyRelu(v, a); });
+    case Activation::kPRelu: return apply([slope](T v) ONNX_SPARSIFY_LAMBDA { return LeakyRelu(v, slope); });
+    case Activation::kClip: return apply([lo = s.alpha, hi = s.beta](T v) ONNX_SPARSIFY_LAMBDA { return Clamp(v, lo, hi); });
+    case Activation::kSigmoid: return apply([](T v) ONNX_SPARSIFY_LAMBDA { return Sigmoid(v); });
+    case Activation::kHardSigmoid:
+      return apply([a = s.alpha, b = s.beta](T v) ONNX_SPARSIFY_LAMBDA { return HardSigmoid(v, a, b); });
+    case Activation::kHardSwish: return apply([](T v) ONNX_SPARSIFY_LAMBDA { return HardSwish(v); });
+    case Activation::kSiLU: return apply([](T v) ONNX_SPARSIFY_LAMBDA { return SiLU(v); });
+    case Activation::kTanh: return apply([](T v) ONNX_SPARSIFY_LAMBDA { return Tanh(v); });
+    case Activation::kGelu: return apply([](T v) ONNX_SPARSIFY_LAMBDA { return Gelu(v); });
+    case Activation::kGeluTanh: return apply([](T v) ONNX_SPARSIFY_LAMBDA { return GeluTanh(v); });
+    case Activation::kQuickGelu: return apply([a = s.alpha](T v) ONNX_SPARSIFY_LAMBDA { return QuickGelu(v, a); });
+    case Activation::kMish: return apply([](T v) ONNX_SPARSIFY_LAMBDA { return Mish(v); });
+  }
+}
+#undef ONNX_SPARSIFY_LAMBDA
+#endif
+
+// One value through the whole epilogue (bias already added).
+template <class T>
+ONNX_SPARSIFY_FORMULA T Apply(const Epilogue& e, T v, float slope) {
+  for (int i = 0; i < e.count; ++i) v = ApplyStep(e.steps[i], v, slope);
   return v;
 }
 

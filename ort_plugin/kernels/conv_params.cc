@@ -37,47 +37,94 @@ std::vector<int64_t> SpatialInts(const AttributeSource& src, const char* name, s
   return *v;
 }
 
-Epilogue ParseEpilogue(const AttributeSource& src) {
-  const std::string name = src.String("activation").value_or("");
-  const std::vector<float> params = src.Floats("activation_params").value_or(std::vector<float>{});
-  struct Spec {
-    const char* name;
-    Activation kind;
-    size_t num_params;
-    float default_alpha, default_beta;
-  };
-  static const Spec kSpecs[] = {
-      {"", Activation::kNone, 0, 0.f, 0.f},
-      {"none", Activation::kNone, 0, 0.f, 0.f},
-      {"Relu", Activation::kRelu, 0, 0.f, 0.f},
-      {"LeakyRelu", Activation::kLeakyRelu, 1, 0.01f, 0.f},
-      {"Clip", Activation::kClip, 2, -std::numeric_limits<float>::infinity(),
-       std::numeric_limits<float>::infinity()},
-      {"Sigmoid", Activation::kSigmoid, 0, 0.f, 0.f},
-      {"HardSigmoid", Activation::kHardSigmoid, 2, 0.2f, 0.5f},
-      {"HardSwish", Activation::kHardSwish, 0, 1.0f / 6.0f, 0.5f},
-      {"SiLU", Activation::kSiLU, 0, 0.f, 0.f},
-      {"Tanh", Activation::kTanh, 0, 0.f, 0.f},
-      {"Gelu", Activation::kGelu, 0, 0.f, 0.f},
-      {"GeluTanh", Activation::kGeluTanh, 0, 0.f, 0.f},
-  };
-  for (const Spec& s : kSpecs) {
-    if (name != s.name) continue;
-    if (!params.empty() && params.size() != s.num_params) {
-      throw InvalidArgument("activation '" + name + "' takes " + std::to_string(s.num_params) +
-                            " activation_params, got " + std::to_string(params.size()));
-    }
-    Epilogue e{s.kind, s.default_alpha, s.default_beta};
-    if (params.size() >= 1) e.alpha = params[0];
-    if (params.size() >= 2) e.beta = params[1];
-    for (float p : params) {
-      if (std::isnan(p)) throw InvalidArgument("activation_params contains NaN");
-    }
-    return e;
+struct StepSpec {
+  const char* name;
+  Activation kind;
+  size_t num_params;
+  float default_alpha, default_beta;
+};
+
+// Every step SparseConv knows, with its parameters' defaults (docs/operator.md).
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr StepSpec kStepSpecs[] = {
+    {"Relu", Activation::kRelu, 0, 0.f, 0.f},
+    {"LeakyRelu", Activation::kLeakyRelu, 1, 0.01f, 0.f},
+    {"Clip", Activation::kClip, 2, -kInf, kInf},
+    {"Sigmoid", Activation::kSigmoid, 0, 0.f, 0.f},
+    {"HardSigmoid", Activation::kHardSigmoid, 2, 0.2f, 0.5f},
+    {"HardSwish", Activation::kHardSwish, 0, 0.f, 0.f},
+    {"SiLU", Activation::kSiLU, 0, 0.f, 0.f},
+    {"Tanh", Activation::kTanh, 0, 0.f, 0.f},
+    {"Gelu", Activation::kGelu, 0, 0.f, 0.f},
+    {"GeluTanh", Activation::kGeluTanh, 0, 0.f, 0.f},
+    {"QuickGelu", Activation::kQuickGelu, 1, 1.702f, 0.f},
+    {"Mish", Activation::kMish, 0, 0.f, 0.f},
+    {"PRelu", Activation::kPRelu, 0, 0.f, 0.f},
+};
+
+const StepSpec& FindStep(const std::string& name) {
+  for (const StepSpec& s : kStepSpecs) {
+    if (name == s.name) return s;
   }
-  throw InvalidArgument("unknown activation '" + name +
-                        "' (expected none, Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, HardSwish, SiLU, Tanh, "
-                        "Gelu or GeluTanh)");
+  std::string known;
+  for (const StepSpec& s : kStepSpecs) known += std::string(known.empty() ? "" : ", ") + s.name;
+  throw InvalidArgument("unknown activation '" + name + "' (expected none or steps among " + known +
+                        ", separated by commas)");
+}
+
+// `activation` names the steps in order, separated by commas ("LeakyRelu,Clip"); empty or
+// "none" for none. `activation_params` is empty (every step takes its defaults) or holds every
+// step's parameters in order.
+Epilogue ParseEpilogue(const AttributeSource& src, std::vector<float>* slopes) {
+  const std::string names = src.String("activation").value_or("");
+  const std::vector<float> params = src.Floats("activation_params").value_or(std::vector<float>{});
+  *slopes = src.Floats("activation_slopes").value_or(std::vector<float>{});
+  for (float p : params) {
+    if (std::isnan(p)) throw InvalidArgument("activation_params contains NaN");
+  }
+  std::vector<const StepSpec*> specs;
+  if (!names.empty() && names != "none") {
+    for (size_t begin = 0;;) {
+      const size_t comma = names.find(',', begin);
+      specs.push_back(&FindStep(names.substr(begin, comma == std::string::npos ? comma : comma - begin)));
+      if (comma == std::string::npos) break;
+      begin = comma + 1;
+    }
+  }
+  if (specs.size() > kMaxEpilogueSteps) {
+    throw InvalidArgument("activation '" + names + "' has " + std::to_string(specs.size()) +
+                          " steps; at most " + std::to_string(kMaxEpilogueSteps) + " are supported");
+  }
+  size_t wanted = 0, prelus = 0;
+  for (const StepSpec* spec : specs) {
+    wanted += spec->num_params;
+    prelus += spec->kind == Activation::kPRelu;
+  }
+  if (!params.empty() && params.size() != wanted) {
+    throw InvalidArgument("activation '" + names + "' takes " + std::to_string(wanted) +
+                          " activation_params, got " + std::to_string(params.size()));
+  }
+  if (prelus > 1) throw InvalidArgument("activation '" + names + "' has more than one PRelu step");
+  if (prelus == 1 && slopes->empty()) {
+    throw InvalidArgument("activation '" + names + "' has a PRelu step but no activation_slopes");
+  }
+  if (prelus == 0 && !slopes->empty()) {
+    throw InvalidArgument("activation_slopes is set but activation '" + names + "' has no PRelu step");
+  }
+  for (float s : *slopes) {
+    if (std::isnan(s)) throw InvalidArgument("activation_slopes contains NaN");
+  }
+  Epilogue e;
+  size_t next = 0;
+  for (const StepSpec* spec : specs) {
+    EpilogueStep& step = e.steps[e.count++];
+    step = {spec->kind, spec->default_alpha, spec->default_beta};
+    if (params.empty()) continue;
+    if (spec->num_params >= 1) step.alpha = params[next];
+    if (spec->num_params >= 2) step.beta = params[next + 1];
+    next += spec->num_params;
+  }
+  return e;
 }
 
 }  // namespace
@@ -90,6 +137,20 @@ int64_t ConvAttributes::kernel_volume() const {
 
 int64_t ConvAttributes::in_channels() const {
   return in_channels_per_group > 0 ? CheckedMul(in_channels_per_group, group, "group x in_channels_per_group") : -1;
+}
+
+void ConvAttributes::CheckOutputChannels(int64_t out_channels) const {
+  const auto n = static_cast<int64_t>(activation_slopes.size());
+  if (n > 1 && n != out_channels) {
+    throw InvalidArgument("activation_slopes has " + std::to_string(n) + " values; the weight has " +
+                          std::to_string(out_channels) + " output channels (give one slope per channel, or one)");
+  }
+}
+
+std::vector<float> ConvAttributes::ChannelSlopes(int64_t out_channels) const {
+  CheckOutputChannels(out_channels);
+  if (activation_slopes.size() == 1) return std::vector<float>(static_cast<size_t>(out_channels), activation_slopes[0]);
+  return activation_slopes;
 }
 
 ConvAttributes ConvAttributes::Parse(const AttributeSource& src) {
@@ -131,7 +192,7 @@ ConvAttributes ConvAttributes::Parse(const AttributeSource& src) {
   if (a.auto_pad != AutoPad::kNotSet && src.Ints("pads")) {
     throw InvalidArgument("attributes 'auto_pad' and 'pads' are both set; ONNX Conv allows only one");
   }
-  a.epilogue = ParseEpilogue(src);
+  a.epilogue = ParseEpilogue(src, &a.activation_slopes);
   return a;
 }
 
@@ -193,6 +254,7 @@ ConvGeometry ResolveGeometry(const ConvAttributes& attrs, const std::vector<int6
   g.in_channels = x_shape[1];
   g.out_channels = out_channels;
   g.group = attrs.group;
+  attrs.CheckOutputChannels(out_channels);
   g.spatial_rank = k;
   if (g.batch < 0) throw InvalidArgument("input X has a negative batch size");
   if (g.in_channels < 1) throw InvalidArgument("input X has no channels");

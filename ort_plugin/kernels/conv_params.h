@@ -22,9 +22,15 @@ enum class Activation {
   kHardSwish,
   kSiLU,
   kTanh,
-  kGelu,      // exact: 0.5 v (1 + erf(v / sqrt(2)))
-  kGeluTanh,  // ONNX Gelu approximate="tanh"
+  kGelu,       // exact: 0.5 v (1 + erf(v / sqrt(2)))
+  kGeluTanh,   // ONNX Gelu approximate="tanh"
+  kQuickGelu,  // v sigmoid(alpha v) (ORT's com.microsoft QuickGelu; Swish with beta = alpha)
+  kMish,       // v tanh(softplus(v))
+  kPRelu,      // v < 0 ? slope[m] v : v, slopes per output channel (ConvAttributes::activation_slopes)
 };
+
+// The most steps an epilogue chain has (docs/operator.md).
+inline constexpr int kMaxEpilogueSteps = 4;
 
 // Reads one node's attributes. Each accessor returns nullopt when the attribute is absent and
 // throws InvalidArgument when it is present with another type.
@@ -37,11 +43,20 @@ class AttributeSource {
   virtual std::optional<std::string> String(const char* name) const = 0;
 };
 
-// The epilogue applied after bias: y = f(conv + b).
-struct Epilogue {
+// One step of the epilogue.
+struct EpilogueStep {
   Activation kind = Activation::kNone;
-  float alpha = 0.0f;  // LeakyRelu alpha, HardSigmoid alpha, Clip min
+  float alpha = 0.0f;  // LeakyRelu alpha, HardSigmoid alpha, Clip min, QuickGelu alpha
   float beta = 0.0f;   // HardSigmoid beta, Clip max
+};
+
+// The epilogue applied after bias, its steps in order: y = f_n(...f_1(conv + b)). Trivially
+// copyable (CUDA kernels take it by value); PRelu's per-channel slopes live in ConvAttributes
+// and reach the formulas as one `slope` per output channel.
+struct Epilogue {
+  EpilogueStep steps[kMaxEpilogueSteps];
+  int count = 0;
+  bool empty() const { return count == 0; }
 };
 
 // Validated attributes. Spatial vectors have kernel_shape.size() entries; pads has twice that
@@ -57,11 +72,23 @@ struct ConvAttributes {
   int64_t in_channels_per_group = -1;
   AutoPad auto_pad = AutoPad::kNotSet;
   Epilogue epilogue;
+  // PRelu's slopes (attribute activation_slopes): one per output channel, or one for all; empty
+  // without a PRelu step.
+  std::vector<float> activation_slopes;
 
   int spatial_rank() const { return static_cast<int>(kernel_shape.size()); }
   // group x in_channels_per_group: the channels X must have, or -1 when the node does not say.
   int64_t in_channels() const;
   int64_t kernel_volume() const;  // prod(kernel_shape)
+  // PRelu's slope for output channel m (0 without a PRelu step).
+  float slope(int64_t m) const {
+    if (activation_slopes.empty()) return 0.0f;
+    return activation_slopes[activation_slopes.size() == 1 ? 0 : static_cast<size_t>(m)];
+  }
+  // Throws InvalidArgument unless activation_slopes fits M output channels.
+  void CheckOutputChannels(int64_t out_channels) const;
+  // One slope per output channel (empty without a PRelu step), for kernels that index by channel.
+  std::vector<float> ChannelSlopes(int64_t out_channels) const;
 
   static ConvAttributes Parse(const AttributeSource& source);
 };

@@ -25,6 +25,7 @@
 #include "sparse_conv_cpu.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "kernels/activation.h"
@@ -92,10 +93,13 @@ ONNX_SPARSIFY_BODY void FillPlaneBody(const ConvGeometry& g, const float* x, flo
   }
 }
 
-// out[0, valid) = start + sum_j values[j] * in[offsets[j] + t], where start is init[t] (a
-// partial sum) or, when init is null, the bias. Nothing at or past `valid` is read or written.
+// out[0, valid) = f(start + sum_j values[j] * in[offsets[j] + t]), where start is init[t] (a
+// partial sum) or, when init is null, the bias, and f is the epilogue (none when null; `slope` is
+// PRelu's for this channel). Nothing at or past `valid` is read or written.
 using TileFn = void (*)(const float* in, const int64_t* offsets, const float* values, int64_t nnz, float bias,
-                        const float* init, int valid, float* out);
+                        const float* init, int valid, float* out, const Epilogue* epilogue, float slope);
+
+#define ONNX_SPARSIFY_INLINE_LAMBDA __attribute__((always_inline))
 
 #ifdef ONNX_SPARSIFY_X86
 // Accumulators as named variables: GCC keeps an array of vectors in memory here, storing it on
@@ -116,10 +120,14 @@ using TileFn = void (*)(const float* in, const int64_t* offsets, const float* va
     else _mm512_storeu_ps(out + i * kLanes, a##i);                                 \
   }
 
+#define ONNX_SPARSIFY_EPILOGUE(i) \
+  if constexpr (R > i) a##i = (__m512)f((activation::V16)a##i);
+
 template <int R>
 __attribute__((target("avx512f"))) inline void TileAvx512Fixed(const float* in, const int64_t* offsets,
                                                                  const float* values, int64_t nnz, float bias,
-                                                                 const float* init, int valid, float* out) {
+                                                                 const float* init, int valid, float* out,
+                                                                 const Epilogue* epilogue, float slope) {
   __m512 a0 = _mm512_set1_ps(bias), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
   const int tail = valid - (R - 1) * kLanes;  // lanes used in the last vector, 1..16
   const __mmask16 last = tail >= kLanes ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << tail) - 1);
@@ -133,25 +141,32 @@ __attribute__((target("avx512f"))) inline void TileAvx512Fixed(const float* in, 
     ONNX_SPARSIFY_STEP(0) ONNX_SPARSIFY_STEP(1) ONNX_SPARSIFY_STEP(2) ONNX_SPARSIFY_STEP(3)
     ONNX_SPARSIFY_STEP(4) ONNX_SPARSIFY_STEP(5) ONNX_SPARSIFY_STEP(6) ONNX_SPARSIFY_STEP(7)
   }
+  for (int s = 0; epilogue && s < epilogue->count; ++s) {  // in registers, one switch per step
+    activation::DispatchStep<activation::V16>(epilogue->steps[s], slope, [&](auto f) ONNX_SPARSIFY_INLINE_LAMBDA {
+      ONNX_SPARSIFY_EPILOGUE(0) ONNX_SPARSIFY_EPILOGUE(1) ONNX_SPARSIFY_EPILOGUE(2) ONNX_SPARSIFY_EPILOGUE(3)
+      ONNX_SPARSIFY_EPILOGUE(4) ONNX_SPARSIFY_EPILOGUE(5) ONNX_SPARSIFY_EPILOGUE(6) ONNX_SPARSIFY_EPILOGUE(7)
+    });
+  }
   ONNX_SPARSIFY_STORE(0) ONNX_SPARSIFY_STORE(1) ONNX_SPARSIFY_STORE(2) ONNX_SPARSIFY_STORE(3)
   ONNX_SPARSIFY_STORE(4) ONNX_SPARSIFY_STORE(5) ONNX_SPARSIFY_STORE(6) ONNX_SPARSIFY_STORE(7)
 }
 #undef ONNX_SPARSIFY_STEP
 #undef ONNX_SPARSIFY_INIT
 #undef ONNX_SPARSIFY_STORE
+#undef ONNX_SPARSIFY_EPILOGUE
 
 __attribute__((target("avx512f"))) void TileAvx512(const float* in, const int64_t* offsets, const float* values,
                                                      int64_t nnz, float bias, const float* init, int valid,
-                                                     float* out) {
+                                                     float* out, const Epilogue* epilogue, float slope) {
   switch ((valid + kLanes - 1) / kLanes) {
-    case 8: return TileAvx512Fixed<8>(in, offsets, values, nnz, bias, init, valid, out);
-    case 7: return TileAvx512Fixed<7>(in, offsets, values, nnz, bias, init, valid, out);
-    case 6: return TileAvx512Fixed<6>(in, offsets, values, nnz, bias, init, valid, out);
-    case 5: return TileAvx512Fixed<5>(in, offsets, values, nnz, bias, init, valid, out);
-    case 4: return TileAvx512Fixed<4>(in, offsets, values, nnz, bias, init, valid, out);
-    case 3: return TileAvx512Fixed<3>(in, offsets, values, nnz, bias, init, valid, out);
-    case 2: return TileAvx512Fixed<2>(in, offsets, values, nnz, bias, init, valid, out);
-    default: return TileAvx512Fixed<1>(in, offsets, values, nnz, bias, init, valid, out);
+    case 8: return TileAvx512Fixed<8>(in, offsets, values, nnz, bias, init, valid, out, epilogue, slope);
+    case 7: return TileAvx512Fixed<7>(in, offsets, values, nnz, bias, init, valid, out, epilogue, slope);
+    case 6: return TileAvx512Fixed<6>(in, offsets, values, nnz, bias, init, valid, out, epilogue, slope);
+    case 5: return TileAvx512Fixed<5>(in, offsets, values, nnz, bias, init, valid, out, epilogue, slope);
+    case 4: return TileAvx512Fixed<4>(in, offsets, values, nnz, bias, init, valid, out, epilogue, slope);
+    case 3: return TileAvx512Fixed<3>(in, offsets, values, nnz, bias, init, valid, out, epilogue, slope);
+    case 2: return TileAvx512Fixed<2>(in, offsets, values, nnz, bias, init, valid, out, epilogue, slope);
+    default: return TileAvx512Fixed<1>(in, offsets, values, nnz, bias, init, valid, out, epilogue, slope);
   }
 }
 
@@ -173,11 +188,15 @@ constexpr int kTileAvx2 = kLanesAvx2 * kMaxVectors;    // positions per AVX2 sub
     else _mm256_storeu_ps(out + i * kLanesAvx2, a##i);                                    \
   }
 
+#define ONNX_SPARSIFY_EPILOGUE(i) \
+  if constexpr (R > i) a##i = (__m256)f((activation::V8)a##i);
+
 // Up to 64 positions: R vectors of 8 accumulators, the last one masked to `valid`.
 template <int R>
 __attribute__((target("avx2,fma"))) inline void TileAvx2Fixed(const float* in, const int64_t* offsets,
                                                                const float* values, int64_t nnz, float bias,
-                                                               const float* init, int valid, float* out) {
+                                                               const float* init, int valid, float* out,
+                                                               const Epilogue* epilogue, float slope) {
   __m256 a0 = _mm256_set1_ps(bias), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
   const int tail = valid - (R - 1) * kLanesAvx2;  // lanes used in the last vector, 1..8
   const __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -191,44 +210,76 @@ __attribute__((target("avx2,fma"))) inline void TileAvx2Fixed(const float* in, c
     ONNX_SPARSIFY_STEP(0) ONNX_SPARSIFY_STEP(1) ONNX_SPARSIFY_STEP(2) ONNX_SPARSIFY_STEP(3)
     ONNX_SPARSIFY_STEP(4) ONNX_SPARSIFY_STEP(5) ONNX_SPARSIFY_STEP(6) ONNX_SPARSIFY_STEP(7)
   }
+  for (int s = 0; epilogue && s < epilogue->count; ++s) {
+    activation::DispatchStep<activation::V8>(epilogue->steps[s], slope, [&](auto f) ONNX_SPARSIFY_INLINE_LAMBDA {
+      ONNX_SPARSIFY_EPILOGUE(0) ONNX_SPARSIFY_EPILOGUE(1) ONNX_SPARSIFY_EPILOGUE(2) ONNX_SPARSIFY_EPILOGUE(3)
+      ONNX_SPARSIFY_EPILOGUE(4) ONNX_SPARSIFY_EPILOGUE(5) ONNX_SPARSIFY_EPILOGUE(6) ONNX_SPARSIFY_EPILOGUE(7)
+    });
+  }
   ONNX_SPARSIFY_STORE(0) ONNX_SPARSIFY_STORE(1) ONNX_SPARSIFY_STORE(2) ONNX_SPARSIFY_STORE(3)
   ONNX_SPARSIFY_STORE(4) ONNX_SPARSIFY_STORE(5) ONNX_SPARSIFY_STORE(6) ONNX_SPARSIFY_STORE(7)
 }
 #undef ONNX_SPARSIFY_STEP
 #undef ONNX_SPARSIFY_INIT
 #undef ONNX_SPARSIFY_STORE
+#undef ONNX_SPARSIFY_EPILOGUE
 
 // A tile in sub-tiles of 64 positions: 16 registers hold 8 accumulators, the broadcast weight
 // and a load.
 __attribute__((target("avx2,fma"))) void TileAvx2(const float* in, const int64_t* offsets, const float* values,
                                                    int64_t nnz, float bias, const float* init, int valid,
-                                                   float* out) {
+                                                   float* out, const Epilogue* epilogue, float slope) {
   for (int begin = 0; begin < valid; begin += kTileAvx2) {
     const int n = std::min(kTileAvx2, valid - begin);
     const float* sub_init = init ? init + begin : nullptr;
     switch ((n + kLanesAvx2 - 1) / kLanesAvx2) {
-      case 8: TileAvx2Fixed<8>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin); break;
-      case 7: TileAvx2Fixed<7>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin); break;
-      case 6: TileAvx2Fixed<6>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin); break;
-      case 5: TileAvx2Fixed<5>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin); break;
-      case 4: TileAvx2Fixed<4>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin); break;
-      case 3: TileAvx2Fixed<3>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin); break;
-      case 2: TileAvx2Fixed<2>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin); break;
-      default: TileAvx2Fixed<1>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin); break;
+      case 8: TileAvx2Fixed<8>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin, epilogue, slope); break;
+      case 7: TileAvx2Fixed<7>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin, epilogue, slope); break;
+      case 6: TileAvx2Fixed<6>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin, epilogue, slope); break;
+      case 5: TileAvx2Fixed<5>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin, epilogue, slope); break;
+      case 4: TileAvx2Fixed<4>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin, epilogue, slope); break;
+      case 3: TileAvx2Fixed<3>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin, epilogue, slope); break;
+      case 2: TileAvx2Fixed<2>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin, epilogue, slope); break;
+      default: TileAvx2Fixed<1>(in + begin, offsets, values, nnz, bias, sub_init, n, out + begin, epilogue, slope); break;
     }
   }
 }
 #endif  // ONNX_SPARSIFY_X86
 
-// Baseline tile: plain loops over `out` (which may be `init` itself), left to the compiler.
+// Applies the epilogue to n values in place (bias already added), in vectors of V; the tail
+// through one zero-padded vector, so that every value takes the same formulas.
+template <class V>
+ONNX_SPARSIFY_BODY void EpilogueBody(const Epilogue& e, float slope, float* y, int64_t n) {
+  constexpr int64_t kWidth = sizeof(V) / sizeof(float);
+  for (int s = 0; s < e.count; ++s) {
+    activation::DispatchStep<V>(e.steps[s], slope, [&](auto f) ONNX_SPARSIFY_INLINE_LAMBDA {
+      int64_t i = 0;
+      for (; i + kWidth <= n; i += kWidth) {
+        V v;
+        std::memcpy(&v, y + i, sizeof(V));
+        v = f(v);
+        std::memcpy(y + i, &v, sizeof(V));
+      }
+      if (i == n) return;
+      V v{};
+      std::memcpy(&v, y + i, static_cast<size_t>(n - i) * sizeof(float));
+      v = f(v);
+      std::memcpy(y + i, &v, static_cast<size_t>(n - i) * sizeof(float));
+    });
+  }
+}
+
+// Baseline tile: plain loops over `out` (which may be `init` itself), left to the compiler; the
+// epilogue then runs over the tile, still in L1, in 4-float vectors.
 void TileBaseline(const float* in, const int64_t* offsets, const float* values, int64_t nnz, float bias,
-                  const float* init, int valid, float* out) {
+                  const float* init, int valid, float* out, const Epilogue* epilogue, float slope) {
   for (int t = 0; t < valid; ++t) out[t] = init ? init[t] : bias;
   for (int64_t j = 0; j < nnz; ++j) {
     const float v = values[j];
     const float* p = in + offsets[j];
     for (int t = 0; t < valid; ++t) out[t] += v * p[t];
   }
+  if (epilogue) EpilogueBody<activation::V4>(*epilogue, slope, out, valid);
 }
 
 // y[r * y_stride + i] += w * x[r * x_stride + i] for r < rows, i < cols.
@@ -239,46 +290,28 @@ ONNX_SPARSIFY_BODY void Axpy2DBody(float w, const float* x, int64_t x_stride, fl
   }
 }
 
-// Applies the epilogue to n values in place (bias already added); one loop per activation.
-ONNX_SPARSIFY_BODY void EpilogueBody(const Epilogue& e, float* y, int64_t n) {
-  namespace act = activation;
-  switch (e.kind) {
-    case Activation::kNone: return;
-    case Activation::kRelu: for (int64_t i = 0; i < n; ++i) y[i] = act::Relu(y[i]); return;
-    case Activation::kLeakyRelu: for (int64_t i = 0; i < n; ++i) y[i] = act::LeakyRelu(y[i], e.alpha); return;
-    case Activation::kClip: for (int64_t i = 0; i < n; ++i) y[i] = act::Clamp(y[i], e.alpha, e.beta); return;
-    case Activation::kSigmoid: for (int64_t i = 0; i < n; ++i) y[i] = act::Sigmoid(y[i]); return;
-    case Activation::kHardSigmoid:
-      for (int64_t i = 0; i < n; ++i) y[i] = act::HardSigmoid(y[i], e.alpha, e.beta);
-      return;
-    case Activation::kHardSwish: for (int64_t i = 0; i < n; ++i) y[i] = act::HardSwish(y[i]); return;
-    case Activation::kSiLU: for (int64_t i = 0; i < n; ++i) y[i] = act::SiLU(y[i]); return;
-    case Activation::kTanh: for (int64_t i = 0; i < n; ++i) y[i] = act::Tanh(y[i]); return;
-    case Activation::kGelu: for (int64_t i = 0; i < n; ++i) y[i] = act::Gelu(y[i]); return;
-    case Activation::kGeluTanh: for (int64_t i = 0; i < n; ++i) y[i] = act::GeluTanh(y[i]); return;
-  }
-}
-
 // One instruction set's variants of the hot functions.
 struct IsaKernels {
   void (*fill_plane)(const ConvGeometry& g, const float* x, float* dst);
   TileFn tile;
   void (*axpy_2d)(float w, const float* x, int64_t x_stride, float* y, int64_t y_stride, int64_t rows, int64_t cols);
-  void (*epilogue)(const Epilogue& e, float* y, int64_t n);
+  void (*epilogue)(const Epilogue& e, float slope, float* y, int64_t n);
 };
 
-#define ONNX_SPARSIFY_DEFINE_VARIANTS(SUFFIX, TARGET)                                                       \
+#define ONNX_SPARSIFY_DEFINE_VARIANTS(SUFFIX, TARGET, VECTOR)                                                     \
   TARGET void FillPlane##SUFFIX(const ConvGeometry& g, const float* x, float* dst) { FillPlaneBody(g, x, dst); } \
   TARGET void Axpy2D##SUFFIX(float w, const float* x, int64_t x_stride, float* y, int64_t y_stride, int64_t rows, \
                              int64_t cols) {                                                                \
     Axpy2DBody(w, x, x_stride, y, y_stride, rows, cols);                                                      \
   }                                                                                                         \
-  TARGET void Epilogue##SUFFIX(const Epilogue& e, float* y, int64_t n) { EpilogueBody(e, y, n); }
+  TARGET void Epilogue##SUFFIX(const Epilogue& e, float slope, float* y, int64_t n) {                     \
+    EpilogueBody<activation::VECTOR>(e, slope, y, n);                                                      \
+  }
 
-ONNX_SPARSIFY_DEFINE_VARIANTS(Baseline, )
+ONNX_SPARSIFY_DEFINE_VARIANTS(Baseline, , V4)
 #ifdef ONNX_SPARSIFY_X86
-ONNX_SPARSIFY_DEFINE_VARIANTS(Avx2, __attribute__((target("avx2,fma"))))
-ONNX_SPARSIFY_DEFINE_VARIANTS(Avx512, __attribute__((target("avx512f,avx2,fma"))))
+ONNX_SPARSIFY_DEFINE_VARIANTS(Avx2, __attribute__((target("avx2,fma"))), V8)
+ONNX_SPARSIFY_DEFINE_VARIANTS(Avx512, __attribute__((target("avx512f,avx2,fma"))), V16)
 #endif
 #undef ONNX_SPARSIFY_DEFINE_VARIANTS
 
@@ -295,9 +328,8 @@ const IsaKernels& KernelsFor(CpuIsa isa) {
 }
 
 // Copies a tile of virtual positions [p, p + count) into the output plane, dropping positions
-// outside the output, and applies the epilogue.
-void StoreTile(const IsaKernels& k, const ConvGeometry& g, const Epilogue& epilogue, const float* acc, int64_t p,
-               int64_t count, float* y) {
+// outside the output.
+void StoreTile(const ConvGeometry& g, const float* acc, int64_t p, int64_t count, float* y) {
   const PhaseLayout& l = g.layout;
   const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
   const int64_t e12 = l.extent[1] * l.extent[2];
@@ -310,7 +342,6 @@ void StoreTile(const IsaKernels& k, const ConvGeometry& g, const Epilogue& epilo
       float* dst = y + (o0 * a1.out + o1) * a2.out + o2;
       const float* src = acc + done;
       for (int64_t i = 0; i < n; ++i) dst[i] = src[i];  // short rows: a call to memcpy costs more
-      if (epilogue.kind != Activation::kNone) k.epilogue(epilogue, dst, n);
     }
     done += span;
     o2 = 0;
@@ -325,13 +356,14 @@ void StoreTile(const IsaKernels& k, const ConvGeometry& g, const Epilogue& epilo
 // `in` is the phase buffer of the channels' group. With input-channel blocking, each tile runs
 // block by block over a few channels at once, keeping partial sums in `partial`, so the input
 // window read by a block stays in L1 across the channels.
-void ComputeBlock(const IsaKernels& k, const ConvGeometry& g, const SparseWeights& w, const int64_t* offsets, const float* bias,
-                  const Epilogue& epilogue, const float* in, int64_t n, int64_t m_begin, int64_t m_end,
-                  int64_t p_begin, int64_t p_end, float* y) {
+void ComputeBlock(const IsaKernels& k, const ConvGeometry& g, const SparseWeights& w, const int64_t* offsets,
+                  const float* bias, const ConvAttributes& attrs, const float* in, int64_t n, int64_t m_begin,
+                  int64_t m_end, int64_t p_begin, int64_t p_end, float* y) {
   const PhaseLayout& l = g.layout;
   // Virtual positions are output indices when the phase extents equal the output sizes.
   const bool direct = l.extent[1] == g.axes[1].out && l.extent[2] == g.axes[2].out;
   const int64_t blocks = w.channel_blocks();
+  const Epilogue* epilogue = attrs.epilogue.empty() ? nullptr : &attrs.epilogue;
   alignas(64) float partial[kChannelBlock * kTile];
   for (int64_t p = p_begin; p < p_end; p += kTile) {
     const int valid = static_cast<int>(std::min<int64_t>(kTile, p_end - p));
@@ -345,13 +377,8 @@ void ComputeBlock(const IsaKernels& k, const ConvGeometry& g, const SparseWeight
           float* out = y + (n * g.out_channels + m) * g.out_plane;
           float* dst = final && direct ? out + p : acc;
           k.tile(in + p, offsets + begin, w.values() + begin, nnz, bias ? bias[m] : 0.0f, b == 0 ? nullptr : acc,
-               valid, dst);
-          if (!final) continue;
-          if (direct) {
-            if (epilogue.kind != Activation::kNone) k.epilogue(epilogue, dst, valid);
-          } else {
-            StoreTile(k, g, epilogue, acc, p, valid, out);
-          }
+                 valid, dst, final ? epilogue : nullptr, attrs.slope(m));
+          if (final && !direct) StoreTile(g, acc, p, valid, out);
         }
       }
     }
@@ -367,8 +394,8 @@ inline void ClipRange(int64_t shift, int64_t in, int64_t out, int64_t* lo, int64
 // Unit strides and very few nonzeros per channel (depthwise layers, mostly): the output plane
 // starts at the bias and takes one scaled, shifted copy of an input plane per nonzero, read
 // straight from X with the padding clipped away. No padded copy, no wasted positions.
-void SparseConvPlanes(const IsaKernels& k, const ConvGeometry& g, const SparseWeights& w, const float* bias, const Epilogue& epilogue,
-                      const float* x, float* y, const ParallelFor& parallel_for) {
+void SparseConvPlanes(const IsaKernels& k, const ConvGeometry& g, const SparseWeights& w, const float* bias,
+                      const ConvAttributes& attrs, const float* x, float* y, const ParallelFor& parallel_for) {
   const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
   const int64_t in_plane = a0.in * a1.in * a2.in;
   parallel_for(g.batch * g.out_channels, [&](int64_t task) {
@@ -392,7 +419,7 @@ void SparseConvPlanes(const IsaKernels& k, const ConvGeometry& g, const SparseWe
                out + (o0 * a1.out + lo1) * a2.out + lo2, a2.out, hi1 - lo1, hi2 - lo2);
       }
     }
-    k.epilogue(epilogue, out, g.out_plane);
+    k.epilogue(attrs.epilogue, attrs.slope(m), out, g.out_plane);
   });
 }
 
@@ -434,7 +461,7 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
   const bool unit_strides = l.phases == 1;
   if (unit_strides && weights.nnz() <= kPlanePathNonzerosPerChannel * g.out_channels &&
       g.out_plane >= kPlanePathMinPlane) {
-    SparseConvPlanes(k, g, weights, bias, attrs.epilogue, x, y, parallel_for);
+    SparseConvPlanes(k, g, weights, bias, attrs, x, y, parallel_for);
     return;
   }
   std::vector<int64_t> call_offsets;
@@ -446,7 +473,6 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
   const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
   const int64_t length = ((a0.out - 1) * l.extent[1] + (a1.out - 1)) * l.extent[2] + a2.out;
   const int64_t in_plane = a0.in * a1.in * a2.in;
-  const Epilogue epilogue = attrs.epilogue;
   const int64_t group_bytes = g.in_channels_per_group * l.channel_stride * int64_t{sizeof(float)};
 
   if (l.copy && g.group > 1 && group_bytes <= kGroupBufferBytes) {
@@ -460,7 +486,7 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
         k.fill_plane(g, x_group + c * in_plane, buffer.data() + c * l.channel_stride);
       }
       const int64_t m_begin = group * g.out_channels_per_group;
-      ComputeBlock(k, g, weights, offs, bias, epilogue, buffer.data(), n, m_begin, m_begin + g.out_channels_per_group, 0,
+      ComputeBlock(k, g, weights, offs, bias, attrs, buffer.data(), n, m_begin, m_begin + g.out_channels_per_group, 0,
                    length, y);
     });
     return;
@@ -495,7 +521,7 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
     const int64_t m_end = std::min((group + 1) * g.out_channels_per_group, m_begin + channel_block);
     const float* in = src + (n * g.in_channels + group * g.in_channels_per_group) * l.channel_stride;
     const int64_t p_begin = pb * kPositionBlock;
-    ComputeBlock(k, g, weights, offs, bias, epilogue, in, n, m_begin, m_end, p_begin,
+    ComputeBlock(k, g, weights, offs, bias, attrs, in, n, m_begin, m_end, p_begin,
                  std::min(length, p_begin + kPositionBlock), y);
   });
 }

@@ -124,6 +124,7 @@ NodeSetup ReadNode(const OrtApi& api, const OrtKernelInfo* info) {
   } else {
     throw InvalidArgument("W_col_indices and W_row_ptr must be int32 or int64");
   }
+  attrs.CheckOutputChannels(setup.weights.out_channels());
 
   setup.has_bias = InputPresent(api, info, kInputBias);
   if (setup.has_bias) {

@@ -168,9 +168,11 @@ void SparseConvCuda(uintptr_t x_ptr, const std::vector<int64_t>& x_shape, uintpt
   // The same packing the ORT plugin does once per node (cuda::PlanCuda).
   const cuda::DevicePlan plan = cuda::UploadPlan(cuda::PlanCuda(attrs, weights), upload);
   const float* b = bias ? static_cast<const float*>(upload(bias->data(), bias->size() * sizeof(float))) : nullptr;
+  const std::vector<float> slopes = attrs.ChannelSlopes(weights.out_channels());
+  const float* sl = slopes.empty() ? nullptr : static_cast<const float*>(upload(slopes.data(), slopes.size() * sizeof(float)));
   auto s = reinterpret_cast<cudaStream_t>(stream);
   py::gil_scoped_release release_gil;
-  CheckCuda(cuda::LaunchSparseConv(g, attrs.epilogue, plan, b, reinterpret_cast<const float*>(x_ptr),
+  CheckCuda(cuda::LaunchSparseConv(g, attrs.epilogue, plan, b, sl, reinterpret_cast<const float*>(x_ptr),
                                    reinterpret_cast<float*>(y_ptr), s),
             "SparseConv launch");
   CheckCuda(cudaStreamSynchronize(s), "SparseConv");

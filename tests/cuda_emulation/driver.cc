@@ -139,10 +139,14 @@ int ose_sparse_conv(const char* attributes, const float* values, const int64_t* 
     cuda_emulation::GuardedBuffer dx = device_copy(x, x_bytes), dy = device_copy(y, y_bytes);
     cuda_emulation::GuardedBuffer db;
     if (bias) db = device_copy(bias, static_cast<size_t>(rows) * sizeof(float));
+    const std::vector<float> slopes = s.attrs.ChannelSlopes(rows);
+    cuda_emulation::GuardedBuffer ds;
+    if (!slopes.empty()) ds = device_copy(slopes.data(), slopes.size() * sizeof(float));
     const cuda::LaunchShape shape = cuda::ShapeLaunch(s.geometry, s.device, max_blocks);
     const cudaError_t status = cuda::LaunchSparseConv(
         s.geometry, s.attrs.epilogue, s.device, bias ? reinterpret_cast<const float*>(db.data()) : nullptr,
-        reinterpret_cast<const float*>(dx.data()), reinterpret_cast<float*>(dy.data()), nullptr, max_blocks);
+        slopes.empty() ? nullptr : reinterpret_cast<const float*>(ds.data()), reinterpret_cast<const float*>(dx.data()),
+        reinterpret_cast<float*>(dy.data()), nullptr, max_blocks);
     std::memcpy(y, dy.data(), y_bytes);
     const int64_t out[] = {shape.tiled, shape.blocks, shape.items, state.blocks_run, state.barriers,
                            state.launches, s.plan.tile.chunk_channels, s.plan.tile.chunks};

@@ -137,7 +137,7 @@ def attribute_text(attributes: dict[str, Any]) -> bytes:
             kind, text = "str", value
         elif isinstance(value, (int, np.integer)):
             kind, text = "int", str(int(value))
-        elif name == "activation_params":
+        elif name in ("activation_params", "activation_slopes"):
             kind, text = "floats", ",".join(repr(float(v)) for v in value)
         else:
             kind, text = "ints", ",".join(str(int(v)) for v in value)
