@@ -291,8 +291,18 @@ def match_activation(node: onnx.NodeProto, value: str, scope: Scope, rank: int, 
     return Activation(kind, tuple(params))
 
 
-# Gated patterns: Mul(v, g(v)) where g is a chain of one-input nodes (op types in order).
-_GATES = {("Sigmoid",): "SiLU", ("Mul", "Sigmoid"): "QuickGelu", ("Softplus", "Tanh"): "Mish"}
+# Gated patterns: Mul(v, g(v)) where g is a chain of nodes reading one value (a first Mul or Add
+# and a later Mul or Div may take a constant too), keyed by their op types in order.
+_GATES = {
+    ("Sigmoid",): "SiLU",
+    ("Mul", "Sigmoid"): "QuickGelu",  # Swish: x * sigmoid(beta * x)
+    ("Softplus", "Tanh"): "Mish",
+    ("HardSigmoid",): "HardSwish",  # x * hardsigmoid(x) with alpha 1/6, beta 1/2
+    ("Add", "Clip", "Div"): "HardSwish",  # x * (clip(x + 3, 0, 6) / 6)
+    ("Add", "Clip", "Mul"): "HardSwish",  # x * (clip(x + 3, 0, 6) * (1/6))
+    ("Add", "Clip"): "HardSwish",  # (x * clip(x + 3, 0, 6)) / 6, the Div after the Mul: paddle2onnx
+}
+_SIXTH = float(np.float32(1.0 / 6.0))
 
 
 def _is_onnx(node: onnx.NodeProto, op_type: str) -> bool:
@@ -300,17 +310,19 @@ def _is_onnx(node: onnx.NodeProto, op_type: str) -> bool:
 
 
 def _follow_gate(value: str, first: int, graph: onnx.GraphProto, consumers) -> tuple[list[int], tuple[str, ...]] | None:
-    """From a node reading `value`, the chain of one-input nodes (a Mul by something else may come
-    first) that ends in a Mul of `value` and the chain's result: (its node indices, the chain's
-    op types without that Mul); None when the nodes from `first` do not form one."""
+    """From a node reading `value`, the chain of nodes that ends in a Mul of `value` and the
+    chain's result: (its node indices, the chain's op types without that Mul); None when the
+    nodes from `first` do not form one. Constants are checked by match_gated."""
     chain, ops, current = [first], [], value
     node = graph.node[first]
-    while len(ops) <= 2 and node.domain in _ONNX_DOMAINS:
+    while len(ops) <= 3 and node.domain in _ONNX_DOMAINS:
         if node.op_type == "Mul" and ops and sorted(node.input) == sorted([value, current]):
             return chain, tuple(ops)
         inputs = [i for i in node.input if i]
-        first_mul = node.op_type == "Mul" and not ops and len(inputs) == 2 and inputs.count(value) == 1
-        if not (first_mul or inputs == [current]) or len(node.output) != 1:
+        scaled_input = node.op_type in ("Mul", "Add") and not ops and len(inputs) == 2 and inputs.count(value) == 1
+        scaled_gate = node.op_type in ("Mul", "Div") and ops and len(inputs) == 2 and inputs[0] == current
+        clip = node.op_type == "Clip" and inputs[:1] == [current]
+        if not (scaled_input or scaled_gate or clip or inputs == [current]) or len(node.output) != 1:
             return None
         ops.append(node.op_type)
         current = node.output[0]
@@ -324,22 +336,51 @@ def _follow_gate(value: str, first: int, graph: onnx.GraphProto, consumers) -> t
     return None
 
 
+def _constant_is(node: onnx.NodeProto, operand: str, scope: Scope, expected: float) -> bool:
+    bound = _scalar_operand(node, operand, scope)
+    return isinstance(bound, float) and bound == expected
+
+
+def _hard_swish_gate(nodes: list[onnx.NodeProto], value: str, scope: Scope) -> bool:
+    """Whether the gate of a decomposed HardSwish has its constants: x + 3, clip to [0, 6], / 6
+    (or * 1/6); or hardsigmoid with alpha 1/6 and beta 1/2."""
+    if nodes[0].op_type == "HardSigmoid":
+        alpha, beta = _float_attr(nodes[0], "alpha", 0.2), _float_attr(nodes[0], "beta", 0.5)
+        return alpha == _SIXTH and beta == 0.5
+    if not _constant_is(nodes[0], value, scope, 3.0) or _clip_bounds(nodes[1], scope) != (0.0, 6.0):
+        return False
+    if len(nodes) == 2:  # ("Add", "Clip"): the scale comes after the Mul (_trailing_sixth)
+        return True
+    return _constant_is(nodes[2], nodes[1].output[0], scope, 6.0 if nodes[2].op_type == "Div" else _SIXTH)
+
+
+def _trailing_sixth(mul: onnx.NodeProto, graph: onnx.GraphProto, scope: Scope, consumers) -> int | None:
+    """The index of a Div by 6 (or Mul by 1/6) that alone reads the Mul's output."""
+    readers = consumers.get(mul.output[0], [])
+    if len(readers) != 1:
+        return None
+    node = graph.node[readers[0]]
+    if node.op_type not in ("Div", "Mul") or node.domain not in _ONNX_DOMAINS or node.input[:1] != [mul.output[0]]:
+        return None
+    return readers[0] if _constant_is(node, mul.output[0], scope, 6.0 if node.op_type == "Div" else _SIXTH) else None
+
+
 def match_gated(
     value: str, graph: onnx.GraphProto, scope: Scope, uses, consumers
 ) -> tuple[list[int], str, Activation] | tuple[str, str] | None:
     """Mul(value, g(value)) with g one of _GATES: SiLU (x * sigmoid(x)), Swish with a scalar beta
-    (x * sigmoid(beta * x), SparseConv's QuickGelu) and Mish (x * tanh(softplus(x))), the Mul's
-    operands in either order. Returns (the pattern's node indices, the Mul's output, the step)
-    when every node can go; (the pattern as a report names it, why it cannot fold) when it is
-    there but something else reads `value` or a value inside it (or one is a graph output); None
-    when there is no such pattern."""
+    (x * sigmoid(beta * x), SparseConv's QuickGelu), Mish (x * tanh(softplus(x))) and HardSwish
+    as exporters decompose it, the Mul's operands in either order. Returns (the pattern's node
+    indices, its output, the step) when every node can go; (the pattern as a report names it, why
+    it cannot fold) when it is there but something else reads `value` or a value inside it (or
+    one is a graph output); None when there is no such pattern."""
     readers = consumers.get(value, [])
     for first in readers:
         found = _follow_gate(value, first, graph, consumers)
         kind = _GATES.get(found[1]) if found else None
         if kind is None:
             continue
-        chain = found[0]
+        chain = list(found[0])
         nodes = [graph.node[i] for i in chain]
         params: tuple[float, ...] = ()
         if kind == "QuickGelu":
@@ -347,8 +388,18 @@ def match_gated(
             if not isinstance(beta, float):
                 continue  # a Mul by something else: not this pattern
             params = (beta,)
+        if kind == "HardSwish":
+            if not _hard_swish_gate(nodes[:-1], value, scope):
+                continue
+            if found[1] == ("Add", "Clip"):
+                trailing = _trailing_sixth(nodes[-1], graph, scope, consumers)
+                if trailing is None:
+                    continue
+                chain.append(trailing)
+                nodes.append(graph.node[trailing])
+        closing = found[0][-1]  # the Mul of value and the gate
         label = " and ".join(f"{n.op_type} '{node_label(n)}'" for n in nodes) + f" ({kind})"
-        if uses[value] != 2 or sorted(readers) != sorted([first, chain[-1]]):
+        if uses[value] != 2 or sorted(readers) != sorted([first, closing]):
             return label, f"their input '{value}' is a graph output or has other readers"
         for inner in nodes[:-1]:
             out = inner.output[0]

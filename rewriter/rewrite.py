@@ -237,7 +237,6 @@ def _fold_following(node: onnx.NodeProto, weight: np.ndarray, scope: Scope, uses
     while True:
         found = _single_consumer(folded.output, uses, consumers, scope.graph)
         if found is None:
-            _note_shared_affine(folded, scope, consumers)
             break
         index, follower = found
         if follower.op_type == "BatchNormalization" and follower.domain in _ONNX_DOMAINS:
@@ -255,7 +254,10 @@ def _fold_following(node: onnx.NodeProto, weight: np.ndarray, scope: Scope, uses
         folded.bias_name, folded.output = None, follower.output[0]
         folded.indices.append(index)
         folded.names.append(follower.op_type)
+    shared = folded.output
     _fold_activations(folded, scope, uses, consumers, weight.ndim, weight.shape[0])
+    if folded.output == shared and _single_consumer(shared, uses, consumers, scope.graph) is None:
+        _note_shared_affine(folded, scope, consumers)  # nothing took the value its readers share
     return folded
 
 

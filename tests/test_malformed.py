@@ -86,6 +86,22 @@ CASES = {
     "activation_params_count": case(
         "takes 1 activation_params", attrs={**ATTRS, "activation": "LeakyRelu", "activation_params": [0.1, 0.2]}
     ),
+    "activation_chain_too_long": case("at most 4", attrs={**ATTRS, "activation": "Relu,Relu,Relu,Relu,Relu"}),
+    "activation_chain_empty_step": case("unknown activation ''", attrs={**ATTRS, "activation": "Relu,,Tanh"}),
+    "activation_chain_params_count": case(
+        "takes 3 activation_params", attrs={**ATTRS, "activation": "LeakyRelu,Clip", "activation_params": [0.1, 0.2]}
+    ),
+    "prelu_without_slopes": case("no activation_slopes", attrs={**ATTRS, "activation": "PRelu"}),
+    "prelu_twice": case(
+        "more than one PRelu", attrs={**ATTRS, "activation": "PRelu,PRelu", "activation_slopes": [0.1]}
+    ),
+    "slopes_without_prelu": case("no PRelu step", attrs={**ATTRS, "activation": "Relu", "activation_slopes": [0.1]}),
+    "slopes_count": case(
+        "activation_slopes has 3 values", attrs={**ATTRS, "activation": "PRelu", "activation_slopes": [0.1, 0.2, 0.3]}
+    ),
+    "slopes_nan": case(
+        "activation_slopes contains NaN", attrs={**ATTRS, "activation": "PRelu", "activation_slopes": [float("nan")]}
+    ),
     "activation_params_nan": case(
         "NaN", attrs={**ATTRS, "activation": "Clip", "activation_params": [float("nan"), 1.0]}
     ),
