@@ -1,7 +1,11 @@
 """Runs the benchmark harness and writes JSON, a Markdown table and PNG plots.
 
-python -m benchmarks --quick [--threads 1,2] [--out results]
-python -m benchmarks --full
+python -m benchmarks --quick [--threads 1,2] [--out results] [--peers deepsparse]
+python -m benchmarks --full --peers deepsparse
+python -m benchmarks --targets-only --layers R1,R5 --peers deepsparse   # a few target rows only
+
+--peers deepsparse times DeepSparse 1.8 on the same dense Conv models, each right after the ORT
+pair of its row (benchmarks/peers.py makes its virtual environment on first use).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +24,10 @@ import numpy as np
 import onnx_sparsify
 import onnxruntime as ort
 
-from .layers import AUDIO, TARGETS, sweeps
+from .fma_probe import fma_peak, fraction_of_peak
+from .layers import SCALING_TARGETS, TARGETS, TARGETS_70, sweeps
 from .networks import NETWORKS
+from .peers import KNOWN_PEERS, make_peers
 from .plots import plot_sweep
 from .single_layer import bench_layer
 from .timing import BoundRun, make_session, relative_l2, time_pair, timing_fields
@@ -28,7 +35,9 @@ from .timing import BoundRun, make_session, relative_l2, time_pair, timing_field
 log = logging.getLogger("benchmarks")
 
 
-def machine() -> dict[str, Any]:
+def machine(fma: bool = True) -> dict[str, Any]:
+    """The machine's description; with `fma`, its measured single-precision FMA peak per core
+    (benchmarks.fma_probe, measured once per process)."""
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -45,7 +54,13 @@ def machine() -> dict[str, Any]:
         "onnx_sparsify": onnx_sparsify.__version__,
         "kernel_isa": onnx_sparsify.build_info()["cpu_isa"],
         "date": time.strftime("%Y-%m-%d %H:%M"),
+        **(_fma_fields() if fma else {}),
     }
+
+
+def _fma_fields() -> dict[str, Any]:
+    probe = fma_peak()
+    return {"fma_peak_gflops_per_core": probe["gflops_per_core"], "fma_probe": probe}
 
 
 def bench_network(name: str, sparsity: float, threads: int, budget_s: float) -> dict[str, Any]:
@@ -134,39 +149,110 @@ def run_gpu(args: argparse.Namespace) -> dict[str, Any]:
     return {"machine": machine(), "mode": "gpu", "gpu": rows}
 
 
+def annotate(row: dict[str, Any], peak_per_core: float | None, peer_names: list[str]) -> dict[str, Any]:
+    """Adds the share of the FMA peak (row threads x per-core peak) that the nonzero work reaches,
+    for SparseConv and for each peer."""
+    row["sparse_peak_fraction"] = fraction_of_peak(row["sparse_gflops"], row["threads"], peak_per_core)
+    for name in peer_names:
+        peer = row.get(name) or {}
+        if peer.get("gflops"):
+            peer["peak_fraction"] = fraction_of_peak(peer["gflops"], row["threads"], peak_per_core)
+    return row
+
+
+def scaling_rows(rows: list[dict[str, Any]], peer_names: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Per layer and thread count N > 1: how much faster N threads are than 1 (median 1 thread /
+    median N threads), for SparseConv, ORT's dense Conv and each peer; the target where one is set."""
+    by_layer: dict[tuple[str, float], dict[int, dict[str, Any]]] = {}
+    for r in rows:
+        by_layer.setdefault((r["layer"], r["sparsity"]), {})[r["threads"]] = r
+    out = []
+    for (name, sparsity), by_threads in by_layer.items():
+        one = by_threads.get(1)
+        if one is None:
+            continue
+        for t, r in sorted(by_threads.items()):
+            if t == 1:
+                continue
+            scaling = one["sparse_ms"] / r["sparse_ms"]
+            target = SCALING_TARGETS.get(name) if t == 2 else None
+            row = {
+                "layer": name,
+                "sparsity": sparsity,
+                "threads": t,
+                "sparse_1_ms": one["sparse_ms"],
+                "sparse_n_ms": r["sparse_ms"],
+                "scaling": scaling,
+                "dense_scaling": one["dense_ms"] / r["dense_ms"],
+                "target": target,
+                "met": None if target is None else scaling >= target,
+            }
+            for peer in peer_names:
+                a, b = (one.get(peer) or {}).get("median_ms"), (r.get(peer) or {}).get("median_ms")
+                row[f"{peer}_scaling"] = a / b if a and b else None
+            out.append(row)
+    return out
+
+
+def _log_row(row: dict[str, Any], peer_names: list[str]) -> None:
+    peer_text = ""
+    for name in peer_names:
+        p = row.get(name) or {}
+        if p.get("median_ms"):
+            peer_text += f", {name} {p['median_ms']:.3f} ms (supported ops {p['fraction_of_supported_ops']})"
+        else:
+            peer_text += f", {name} failed: {p.get('error')}"
+    target = f" (target {row['target']:.1f}x)" if row.get("target") else ""
+    log.info(
+        "%s %d%% zeros %d thr: dense %.3f ms, sparse %.3f ms, %.2fx%s%s",
+        row["layer"],
+        round(row["sparsity"] * 100),
+        row["threads"],
+        row["dense_ms"],
+        row["sparse_ms"],
+        row["ratio"],
+        target,
+        peer_text,
+    )
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     threads = [int(t) for t in args.threads.split(",")]
     budget = 0.5 if args.quick else 2.0
+    peer_names = [p for p in (args.peers or "").split(",") if p]
+    peers, peer_status = make_peers(peer_names)
+    names = [n.strip() for n in args.layers.split(",")] if args.layers else None
+    selected = [(layer, target) for layer, target in TARGETS if names is None or layer.name in names]
+    selected_70 = [(layer, target) for layer, target in TARGETS_70 if names is None or layer.name in names]
     results: dict[str, Any] = {
         "machine": machine(),
-        "mode": "quick" if args.quick else "full",
+        "mode": ("quick" if args.quick else "full") + (", target rows only" if args.targets_only else ""),
+        "peers": peer_status,
         "targets": [],
-        "half_sparse": [],
-        "audio": [],
+        "targets_70": [],
+        "scaling": [],
         "sweeps": {},
         "networks": [],
     }
-    for layer, dense_ref, deepsparse, target in TARGETS:
+    peak = results["machine"]["fma_peak_gflops_per_core"]
+    used = [p.name for p in peers]
+    # Each row: the ORT pair, then each peer on the same model; one engine at a time.
+    for layer, target in selected:
         for t in threads:
-            row = bench_layer(layer, t, budget)
-            row.update(reference_dense_ms=dense_ref, deepsparse_ratio=deepsparse, target=target)
-            results["targets"].append(row)
-            log.info(
-                "%s %d thr: dense %.3f ms, sparse %.3f ms, %.2fx (target %.1fx)",
-                layer.name,
-                t,
-                row["dense_ms"],
-                row["sparse_ms"],
-                row["ratio"],
-                target,
-            )
-    for layer, *_ in TARGETS[2:7]:
-        row = bench_layer(layer.with_(sparsity=0.5), 1, budget)
-        results["half_sparse"].append(row)
-        log.info("%s at 50%% zeros: %.2fx", layer.name, row["ratio"])
-    for layer in AUDIO:
-        for t in threads:
-            results["audio"].append(bench_layer(layer, t, budget))
+            row = bench_layer(layer, t, budget, peers=peers)
+            row.update(target=target if t == 1 else None, met=row["ratio"] >= target if t == 1 else None)
+            results["targets"].append(annotate(row, peak, used))
+            _log_row(row, used)
+    for layer, target in selected_70:
+        row = bench_layer(layer, 1, budget, peers=peers)
+        row.update(target=target, met=row["ratio"] >= target)
+        results["targets_70"].append(annotate(row, peak, used))
+        _log_row(row, used)
+    results["scaling"] = scaling_rows(results["targets"], used)
+    for r in results["scaling"]:
+        log.info("%s: %d threads %.2fx faster than 1 (SparseConv)", r["layer"], r["threads"], r["scaling"])
+    if args.targets_only:
+        return results
     for name, (label, cases) in sweeps(args.quick).items():
         rows = []
         for x, layer in cases:
@@ -189,38 +275,126 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def _peer_cells(row: dict[str, Any], name: str, status: dict[str, Any] | None) -> tuple[str, str, str, str]:
+    """(time, supported ops, SparseConv vs peer, GFLOP/s) cells of one row for one peer."""
+    if not status or status.get("status") != "ok":
+        return "—", "—", "—", "—"
+    p = row.get(name) or {}
+    if not p.get("median_ms"):
+        return "failed", "—", "—", "—"
+    ms = f"{p['median_ms']:.3f}" + (" (ORT fallback)" if p.get("fallback") else "")
+    if (p.get("rel_l2_error") or 0) > 1e-4:
+        ms += f" (output differs: rel. L2 error {p['rel_l2_error']:.1e})"
+    fraction = p.get("fraction_of_supported_ops")
+    ops = "—" if fraction is None else f"{fraction:.2f}" + (" (fallback)" if p.get("fallback") else "")
+    r = p["median_ms"] / row["sparse_ms"]
+    versus = f"{r:.2f}x faster" if r >= 1 else f"{1 / r:.2f}x slower"
+    return ms, ops, versus, _gflops_cell(p.get("gflops"), p.get("peak_fraction"))
+
+
+def _gflops_cell(gflops: float | None, fraction: float | None) -> str:
+    if gflops is None:
+        return "—"
+    return f"{gflops:.1f}" + (f" ({100 * fraction:.0f}%)" if fraction is not None else "")
+
+
+def _shape(r: dict[str, Any]) -> str:
+    return f"{'x'.join(map(str, r['x_shape']))}, W {'x'.join(map(str, r['w_shape']))}"
+
+
+def _target_table(rows: list[dict[str, Any]], peer: dict[str, Any] | None) -> list[str]:
+    lines = [
+        "| case | shape | zeros | threads | ORT dense (ms) | SparseConv (ms) | DeepSparse (ms) | ratio vs dense "
+        "| target | met | SparseConv vs DeepSparse | SparseConv GFLOP/s (% peak) | DeepSparse GFLOP/s (% peak) "
+        "| DeepSparse supported ops |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ds_ms, ds_ops, versus, ds_gflops = _peer_cells(r, "deepsparse", peer)
+        target = f"{r['target']}x" if r.get("target") else "—"
+        met = "—" if r.get("met") is None else ("met" if r["met"] else "**not met**")
+        lines.append(
+            f"| {r['layer']} | {_shape(r)} | {round(100 * r['sparsity'])}% | {r['threads']} | {r['dense_ms']:.3f} | "
+            f"{r['sparse_ms']:.3f} | {ds_ms} | **{r['ratio']:.2f}x** | {target} | {met} | {versus} | "
+            f"{_gflops_cell(r['sparse_gflops'], r.get('sparse_peak_fraction'))} | {ds_gflops} | {ds_ops} |"
+        )
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
+    peak = m.get("fma_peak_gflops_per_core")
+    peer = (results.get("peers") or {}).get("deepsparse")
+    if peak:
+        widths = ", ".join(f"{k} {v:.1f}" for k, v in m.get("fma_probe", {}).get("widths", {}).items())
+        peak_text = (
+            f"Measured FMA peak: {peak:.1f} single-precision GFLOP/s per core ({widths}; benchmarks/fma_probe.py)."
+        )
+    else:
+        reason = (m.get("fma_probe") or {}).get("error") or "not measured"
+        peak_text = f"FMA peak not measured ({reason}): no % of peak."
+    if peer is None:
+        peer_text = "DeepSparse not run (`--peers deepsparse` runs it): its columns show —."
+    elif peer.get("status") == "ok":
+        peer_text = (
+            f"DeepSparse {peer['version']} measured in the same run on the same dense Conv model files "
+            "(IR version <= 9, opset 17), batch 1, num_cores = threads, each row right after its ORT pair, "
+            "one engine at a time; median of repeated runs after warm-up. "
+            '"ORT fallback" marks a row whose DeepSparse fraction_of_supported_ops was 0: DeepSparse handed '
+            "the whole graph to its bundled ONNX Runtime."
+        )
+    else:
+        peer_text = f"DeepSparse column skipped: {peer.get('reason')}."
     lines = [
         f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores), onnxruntime {m['onnxruntime']}, "
         f"onnx-sparsify {m['onnx_sparsify']} ({m['kernel_isa']} kernel), {results['mode']} mode. "
         "Ratio = ORT dense Conv median / SparseConv median, same process and session options "
-        "(ORT_ENABLE_ALL), 90% unstructured zeros unless stated.",
+        "(ORT_ENABLE_ALL), unstructured zeros. Targets are for 1 thread.",
         "",
-        "| case | shape | threads | ORT dense (ms) | SparseConv (ms) | ratio | target | DeepSparse 1.8 (reference) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results["targets"]:
-        shape = f"{'x'.join(map(str, r['x_shape']))}, W {'x'.join(map(str, r['w_shape']))}"
-        lines.append(
-            f"| {r['layer']} | {shape} | {r['threads']} | {r['dense_ms']:.3f} | {r['sparse_ms']:.3f} | "
-            f"**{r['ratio']:.2f}x** | {r['target']}x | {r['deepsparse_ratio']}x |"
-        )
-    lines += ["", "| case at 50% zeros | ORT dense (ms) | SparseConv (ms) | ratio |", "|---|---|---|---|"]
-    for r in results["half_sparse"]:
-        lines.append(f"| {r['layer']} | {r['dense_ms']:.3f} | {r['sparse_ms']:.3f} | {r['ratio']:.2f}x |")
-    lines += ["", "| 1D audio conv | threads | ORT dense (ms) | SparseConv (ms) | ratio |", "|---|---|---|---|---|"]
-    for r in results["audio"]:
-        lines.append(
-            f"| {'x'.join(map(str, r['x_shape']))}, k{r['w_shape'][2]} | {r['threads']} | "
-            f"{r['dense_ms']:.3f} | {r['sparse_ms']:.3f} | {r['ratio']:.2f}x |"
-        )
-    lines += [
+        peer_text,
         "",
-        "| network (90% pruned) | threads | Convs rewritten | ORT dense (ms) | with SparseConv (ms) | ratio |",
-        "|---|---|---|---|---|---|",
+        f"{peak_text} GFLOP/s counts only the nonzero weights' multiply-adds (2 x nnz x output positions, the "
+        "same work for SparseConv and DeepSparse); % peak = GFLOP/s / (threads x per-core peak).",
+        "",
+        *_target_table(results.get("targets", []) + results.get("targets_70", []), peer),
     ]
-    for r in results["networks"]:
+    if peer and peer.get("status") == "ok":
+        for r in results.get("targets", []) + results.get("targets_70", []):
+            error = (r.get("deepsparse") or {}).get("error")
+            if error:
+                lines += ["", f"DeepSparse failed on {r['layer']} ({r['threads']} thr): {error}"]
+    for label, key in (("90% zeros", "targets"), ("70% zeros", "targets_70")):
+        judged = [r for r in results.get(key, []) if r.get("met") is not None]
+        if judged:
+            missed = ", ".join(r["layer"] for r in judged if not r["met"]) or "none"
+            lines += [
+                "",
+                f"Targets met at {label}, 1 thread: {sum(r['met'] for r in judged)} of {len(judged)} "
+                f"(not met: {missed}).",
+            ]
+    if results.get("scaling"):
+        lines += [
+            "",
+            "| thread scaling (90% zeros) | threads | SparseConv 1 thr (ms) | SparseConv N thr (ms) | "
+            "SparseConv speed-up | target | met | ORT dense speed-up | DeepSparse speed-up |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in results["scaling"]:
+            target = f"{r['target']}x" if r.get("target") else "—"
+            met = "—" if r.get("met") is None else ("met" if r["met"] else "**not met**")
+            ds = r.get("deepsparse_scaling")
+            lines.append(
+                f"| {r['layer']} | 1 -> {r['threads']} | {r['sparse_1_ms']:.3f} | {r['sparse_n_ms']:.3f} | "
+                f"**{r['scaling']:.2f}x** | {target} | {met} | {r['dense_scaling']:.2f}x | "
+                f"{'—' if ds is None else f'{ds:.2f}x'} |"
+            )
+    if results.get("networks"):
+        lines += [
+            "",
+            "| network (90% pruned) | threads | Convs rewritten | ORT dense (ms) | with SparseConv (ms) | ratio |",
+            "|---|---|---|---|---|---|",
+        ]
+    for r in results.get("networks", []):
         lines.append(
             f"| {r['network']} | {r['threads']} | {r['rewritten']}/{r['convs']} | {r['dense_ms']:.2f} | "
             f"{r['sparse_ms']:.2f} | {r['ratio']:.2f}x |"
@@ -235,7 +409,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"{slowest['layer']} ({'x'.join(map(str, slowest['w_shape']))}) at {slowest['ratio']:.2f}x, "
             f"median {sorted(r['ratio'] for r in audit)[len(audit) // 2]:.2f}x.",
         ]
-    for name, sweep in results["sweeps"].items():
+    for name, sweep in results.get("sweeps", {}).items():
         lines += [
             "",
             f"Sweep `{name}` ({sweep['label']}): ![{name}]({name}.png)",
@@ -258,6 +432,15 @@ def main() -> None:
     parser.add_argument("--gpu", action="store_true", help="GPU mode: the CUDA execution provider and cuDNN")
     parser.add_argument("--threads", default="1,2", help="intra-op thread counts, comma-separated")
     parser.add_argument("--out", type=Path, default=Path("results"), help="results folder")
+    parser.add_argument(
+        "--peers",
+        default="",
+        help=f"peer engines timed on the same models, comma-separated ({', '.join(KNOWN_PEERS)})",
+    )
+    parser.add_argument("--layers", default="", help="only these target layers (e.g. R1,R5)")
+    parser.add_argument(
+        "--targets-only", action="store_true", help="only the target rows (no sweeps, networks, layer audit)"
+    )
     args = parser.parse_args()
     args.quick = not args.full
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,12 @@ def conv_model(layer: Layer, weight: np.ndarray, bias: np.ndarray) -> onnx.Model
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=IR_VERSION)
 
 
-def bench_layer(layer: Layer, threads: int, budget_s: float, seed: int = 0, provider: str = "cpu") -> dict[str, Any]:
+def bench_layer(
+    layer: Layer, threads: int, budget_s: float, seed: int = 0, provider: str = "cpu", peers: Sequence[Any] = ()
+) -> dict[str, Any]:
+    """ORT's dense Conv and SparseConv timed side by side (benchmarks.timing.time_pair), then each
+    peer engine (benchmarks.peers) on the same dense model file, input and thread count, one after
+    the other once the ORT sessions are gone: row[peer.name] holds its figures."""
     rng = np.random.default_rng(seed)
     weight = random_weight(rng, layer.w_shape, layer.sparsity)
     bias = rng.standard_normal(layer.out_channels).astype(np.float32)
@@ -47,11 +53,14 @@ def bench_layer(layer: Layer, threads: int, budget_s: float, seed: int = 0, prov
         lambda: BoundRun(make_session(sparse_model, plugin=True, threads=threads, provider=provider), x, provider),
         block_s=budget_s / 6,
     )
-    expected, actual = dense.outputs[0].numpy(), sparse.outputs[0].numpy()
+    expected, actual = np.array(dense.outputs[0].numpy()), np.array(sparse.outputs[0].numpy())
+    del dense, sparse  # the ORT sessions and their threads go before a peer runs
     error = relative_l2(actual, expected)
     nnz = int(np.count_nonzero(weight))
     out_positions = int(np.prod(expected.shape[2:])) * expected.shape[0]
-    return {
+    dense_flop = 2 * weight.size * out_positions
+    sparse_flop = 2 * nnz * out_positions  # the nonzero work, the same for every sparse engine
+    row = {
         "provider": provider,
         "layer": layer.name,
         "x_shape": list(layer.x_shape),
@@ -60,10 +69,19 @@ def bench_layer(layer: Layer, threads: int, budget_s: float, seed: int = 0, prov
         "sparsity": layer.sparsity,
         "threads": threads,
         **timing_fields(d, s),
-        "dense_gflops": 2 * weight.size * out_positions / d.median_ms / 1e6,
-        "sparse_gflops": 2 * nnz * out_positions / s.median_ms / 1e6,
+        "nnz": nnz,
+        "dense_flop": dense_flop,
+        "sparse_flop": sparse_flop,
+        "dense_gflops": dense_flop / d.median_ms / 1e6,
+        "sparse_gflops": sparse_flop / s.median_ms / 1e6,
         "rel_l2_error": error,
     }
+    for peer in peers:
+        result = peer.time_model(dense_model, x, expected, threads, block_s=budget_s / 6)
+        if result.get("median_ms"):
+            result["gflops"] = sparse_flop / result["median_ms"] / 1e6
+        row[peer.name] = result
+    return row
 
 
 def bench_torch_cudnn(layer: Layer, allow_tf32: bool, runs: int = 50, seed: int = 0) -> float:
