@@ -61,7 +61,7 @@ def onnx_nodes(
         name, p = step.name, step.params or ACTIVATIONS[step.name]
         tag = f"{dst}_{i}"
 
-        def const(value, suffix: str, shape=()) -> str:
+        def const(value, suffix: str, shape=(), tag: str = tag) -> str:
             inits.append(numpy_helper.from_array(np.asarray(value, np.float32).reshape(shape), f"{tag}_{suffix}"))
             return inits[-1].name
 
@@ -86,7 +86,8 @@ def onnx_nodes(
             nodes.append(helper.make_node("Gelu", [src], [out], approximate="tanh" if name == "GeluTanh" else "none"))
         elif name == "PRelu":
             slopes = np.broadcast_to(np.asarray(step.slopes, np.float32), (channels,))
-            nodes.append(helper.make_node("PRelu", [src, const(slopes, "slope", (channels,) + (1,) * (rank - 2))], [out]))
+            slope = const(slopes, "slope", (channels,) + (1,) * (rank - 2))
+            nodes.append(helper.make_node("PRelu", [src, slope], [out]))
         else:  # Relu, Sigmoid, HardSwish, Tanh, Mish: no parameters
             nodes.append(helper.make_node(name, [src], [out]))
         src = out

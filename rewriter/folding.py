@@ -235,7 +235,9 @@ def _prelu_slopes(node: onnx.NodeProto, value: str, scope: Scope, rank: int, cha
     return (float(values[0]),) if (values == values[0]).all() else tuple(float(v) for v in values)
 
 
-def match_activation(node: onnx.NodeProto, value: str, scope: Scope, rank: int, channels: int) -> Activation | str | None:
+def match_activation(
+    node: onnx.NodeProto, value: str, scope: Scope, rank: int, channels: int
+) -> Activation | str | None:
     """SparseConv's epilogue step equivalent to a node reading `value` (a Conv result of `rank`
     dimensions and `channels` channels); why there is none for an activation that cannot fuse;
     None for any other node."""

@@ -16,13 +16,13 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ._contract import DOMAIN, MAX_EPILOGUE_STEPS, OP_VERSION
-from .epilogue import Activation
 from .autotune import MARGIN as AUTOTUNE_MARGIN
 from .autotune import conv_attributes, cuda_unavailable_reason, time_layer
 from .check import unknown_inputs, validate_input_shapes
 from .conv_to_sparse import ensure_domain, sparse_conv_node
 from .csr import CsrWeight, dense_to_csr
 from .decision import Decision, LayerTraits, decide
+from .epilogue import Activation
 from .folding import (
     affine_operand,
     affine_params,

@@ -39,6 +39,19 @@ ACTIVATIONS: dict[str, Sequence[float]] = {
 }
 
 
+def test_params(activation: str | None) -> tuple[float, ...]:
+    """The activation_params the tests use for `activation`: its entry in ACTIVATIONS, or for
+    another chain, each step's entry in order (every step then has its parameters given)."""
+    if not activation:
+        return ()
+    if activation in ACTIVATIONS:
+        return tuple(ACTIVATIONS[activation])
+    steps = activation.split(",")
+    if not any(CONTRACT_ACTIVATIONS[s] for s in steps):
+        return ()
+    return tuple(p for s in steps for p in (ACTIVATIONS[s] or CONTRACT_ACTIVATIONS[s]))
+
+
 def prelu_slopes(channels: int) -> tuple[float, ...]:
     """PRelu's slopes in the tests: a different one per channel, negative ones included."""
     return tuple(float(v) for v in np.linspace(-0.6, 1.4, channels, dtype=np.float32))
@@ -223,7 +236,7 @@ def assert_sparse_matches_dense(
     weight = random_sparse_weight(rng, w_shape, sparsity, empty_rows)
     b = rng.standard_normal(w_shape[0]).astype(np.float32) if bias else None
     x = rng.standard_normal(x_shape).astype(np.float32)
-    params = ACTIVATIONS.get(activation, ()) if activation else ()
+    params = test_params(activation)
 
     dense = conv_model(x_shape, weight, b, attrs, activation, params, symbolic)
     expected = dense_reference(dense, x)

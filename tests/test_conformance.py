@@ -10,10 +10,10 @@ from models import (
     ACTIVATIONS,
     assert_sparse_matches_dense,
     conv_model,
+    epilogue_attributes,
     random_sparse_weight,
     run_nan_prefilled,
     session,
-    epilogue_attributes,
     sparse_conv_from_dense,
 )
 from onnx_sparsify import _core

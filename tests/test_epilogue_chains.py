@@ -295,10 +295,17 @@ def test_chain_fused_in_subgraph() -> None:
     for new, old in zip(renamed, nodes):
         new.attribute.extend(old.attribute)
     then_graph = helper.make_graph(
-        [_conv(), *renamed], "then", [], [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], _inits(*consts)
+        [_conv(), *renamed],
+        "then",
+        [],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        _inits(*consts),
     )
     else_graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["out2"])], "else", [], [helper.make_tensor_value_info("out2", TensorProto.FLOAT, None)]
+        [helper.make_node("Identity", ["x"], ["out2"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("out2", TensorProto.FLOAT, None)],
     )
     graph = helper.make_graph(
         [helper.make_node("If", ["cond"], ["y"], then_branch=then_graph, else_branch=else_graph)],

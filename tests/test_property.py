@@ -11,12 +11,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from models import ACTIVATIONS, assert_sparse_matches_dense
+from onnx_sparsify._contract import MAX_EPILOGUE_STEPS
 
 settings.register_profile(
     "ci", max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("dev", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+SINGLE_STEPS = sorted(name for name in ACTIVATIONS if "," not in name)
+
+
+@st.composite
+def epilogue_chains(draw: st.DrawFn) -> str | None:
+    """None, or a chain of 1 to 4 steps (at most one PRelu), comma-separated."""
+    steps = draw(st.lists(st.sampled_from(SINGLE_STEPS), min_size=0, max_size=MAX_EPILOGUE_STEPS))
+    while steps.count("PRelu") > 1:
+        steps.remove("PRelu")
+    return ",".join(steps) or None
 
 
 @st.composite
@@ -59,7 +72,7 @@ def conv_configs(draw):
         "attrs": attrs,
         "sparsity": draw(st.sampled_from([0.0, 0.5, 0.9, 0.99, 1.0])),
         "bias": draw(st.booleans()),
-        "activation": draw(st.sampled_from([None, *ACTIVATIONS])),
+        "activation": draw(epilogue_chains()),
         "symbolic": tuple(draw(st.lists(st.booleans(), min_size=k + 2, max_size=k + 2))),
         "index_dtype": draw(st.sampled_from([np.int32, np.int64])),
         "threads": draw(st.sampled_from([1, 2])),
