@@ -97,10 +97,46 @@ def constant_node_value(node: onnx.NodeProto, where: str = "") -> np.ndarray | N
     return None
 
 
+# Nodes that only rearrange their first input: over constants their result is a constant too
+# (exporters write a bias as Reshape(constant, [1, C, 1, 1]) or Unsqueeze(constant)).
+SHAPE_OPS = ("Reshape", "Unsqueeze", "Squeeze", "Identity")
+_MAX_FOLDED_ELEMENTS = 1 << 20  # shape ops over larger constants are left alone
+
+
+def _shape_op_value(node: onnx.NodeProto, data: np.ndarray, operand: np.ndarray | None) -> np.ndarray | None:
+    """A shape op's result on a constant (`operand`: its second input's value, if any); None
+    where the node is not one this evaluates exactly as ONNX defines it."""
+    if node.op_type == "Identity":
+        return data
+    if node.op_type == "Reshape":
+        if operand is None or attribute(node, "allowzero", 0) != 0:
+            return None
+        shape = [int(d) if d != 0 else data.shape[i] for i, d in enumerate(operand.reshape(-1))]
+        try:
+            return data.reshape(shape)
+        except (ValueError, IndexError):
+            return None
+    axes = operand if operand is not None else attribute(node, "axes", None)
+    axes = None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
+    if node.op_type == "Squeeze":
+        try:
+            return np.squeeze(data, axis=tuple(axes)) if axes else np.squeeze(data)
+        except ValueError:
+            return None
+    if not axes:
+        return None
+    rank = data.ndim + len(axes)
+    try:
+        return np.expand_dims(data, axis=tuple(a + rank if a < 0 else a for a in axes))
+    except (ValueError, np.exceptions.AxisError):
+        return None
+
+
 @dataclass
 class Scope:
     """One graph and the graphs enclosing it. Finds constants by name: initializers (unless a
-    graph input of the same name lets the caller override them) and Constant node outputs."""
+    graph input of the same name lets the caller override them), Constant node outputs, and the
+    outputs of shape ops (SHAPE_OPS) over constants."""
 
     graph: onnx.GraphProto
     path: str
@@ -110,10 +146,16 @@ class Scope:
     _constant_nodes: dict[str, onnx.NodeProto] = field(init=False)
     _inputs: set[str] = field(init=False)
     _produced: set[str] = field(init=False)
+    _shape_ops: dict[str, onnx.NodeProto] = field(init=False)
 
     def __post_init__(self) -> None:
         self._initializers = {t.name: t for t in self.graph.initializer}
         self._constant_nodes = {n.output[0]: n for n in self.graph.node if n.op_type == "Constant" and n.output}
+        self._shape_ops = {
+            n.output[0]: n
+            for n in self.graph.node
+            if n.op_type in SHAPE_OPS and n.domain in ("", "ai.onnx") and len(n.output) == 1 and n.input
+        }
         self._inputs = {i.name for i in self.graph.input}
         self._produced = {o for n in self.graph.node for o in n.output}
 
@@ -133,10 +175,23 @@ class Scope:
             if name in scope._constant_nodes:
                 node = scope._constant_nodes[name]
                 return constant_node_value(node, f"{where} (Constant node '{node_label(node)}')" if where else "")
+            if name in scope._shape_ops:
+                return scope._shape_op_constant(scope._shape_ops[name], reader)
             if name in scope._inputs or name in scope._produced:
                 return None  # defined here, and not as a constant
             scope = scope.parent
         return None
+
+    def _shape_op_constant(self, node: onnx.NodeProto, reader: onnx.NodeProto | None) -> np.ndarray | None:
+        if refers_to_caller(node):
+            return None
+        data = self.constant(node.input[0], reader)
+        if data is None or data.size > _MAX_FOLDED_ELEMENTS:
+            return None
+        operand = self.constant(node.input[1], reader) if len(node.input) > 1 and node.input[1] else None
+        if len(node.input) > 1 and node.input[1] and operand is None:
+            return None
+        return _shape_op_value(node, data, operand)
 
     def constant_tensor(self, name: str) -> onnx.TensorProto | None:
         """The mutable TensorProto holding constant `name` (an initializer or a Constant node's

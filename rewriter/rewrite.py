@@ -33,7 +33,7 @@ from .folding import (
     match_activation,
     match_gated,
 )
-from .graph_walk import Scope, all_graphs, attribute, node_label, refers_to_caller, subgraphs, value_uses
+from .graph_walk import SHAPE_OPS, Scope, all_graphs, attribute, node_label, refers_to_caller, subgraphs, value_uses
 from .model_io import MAX_IR_VERSION, MalformedModelError, check_opsets, load_model, tensor_bytes
 from .pruning import prune_convs
 from .report import LayerReport, Report
@@ -480,6 +480,17 @@ def _drop_unused(graph: onnx.GraphProto, ctx: _Context, main: bool, ir_version: 
     initializer as an input too."""
     uses = value_uses(graph)
     dead = {name for name in ctx.touched if uses[name] == 0}
+    # A shape op over constants (graph_walk.SHAPE_OPS) that only a folded node read goes too, and
+    # what it read becomes a candidate in turn.
+    while True:
+        gone = [n for n in graph.node if n.op_type in SHAPE_OPS and n.output and n.output[0] in dead]
+        if not gone:
+            break
+        for node in gone:
+            graph.node.remove(node)
+            ctx.touched.update(i for i in node.input if i)
+        uses = value_uses(graph)
+        dead |= {name for name in ctx.touched if uses[name] == 0}
     kept = [t for t in graph.initializer if t.name not in dead]
     del graph.initializer[:]
     graph.initializer.extend(kept)

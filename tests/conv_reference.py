@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -42,7 +43,11 @@ SPEC_DEFAULTS: dict[str, tuple[float, ...]] = {
     "Tanh": (),
     "Gelu": (),
     "GeluTanh": (),
+    "QuickGelu": (1.702,),
+    "Mish": (),
+    "PRelu": (),  # slopes from activation_slopes
 }
+MAX_STEPS = 4  # an epilogue chain's length
 NO_ACTIVATION = ("", "none")
 AUTO_PAD_VALUES = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
@@ -67,8 +72,9 @@ class ConvParams:
     pads: tuple[int, ...] | None  # explicit pads (begins then ends), None when absent
     group: int
     auto_pad: str
-    activation: str
-    activation_params: tuple[float, ...]
+    activation: str  # the steps, comma-separated ("" for none)
+    activation_params: tuple[float, ...]  # every step's, in order, defaults filled in
+    activation_slopes: tuple[float, ...]  # PRelu's
     in_channels_per_group: int | None
 
 
@@ -168,26 +174,39 @@ def _spatial_ints(attrs: dict[str, AttributeProto], name: str, count: int, minim
     return values
 
 
-def _activation(attrs: dict[str, AttributeProto]) -> tuple[str, tuple[float, ...]]:
-    """The activation and its parameters (float32, as the plugin stores them); activation_params
-    may be FLOATS or INTS, both meaning the same numbers."""
+def _activation(attrs: dict[str, AttributeProto]) -> tuple[str, tuple[float, ...], tuple[float, ...]]:
+    """The epilogue's steps (comma-separated), all their parameters and PRelu's slopes (float32,
+    as the plugin stores them); activation_params may be FLOATS or INTS, both meaning the same
+    numbers, and is empty (every step's defaults) or every step's parameters in order."""
     name_attr = _typed(attrs, "activation", AttributeProto.STRING)
     name = name_attr.s.decode("utf-8", "replace") if name_attr is not None else ""
-    if name in NO_ACTIVATION:
-        name = ""
-    elif name not in SPEC_DEFAULTS:
-        raise InvalidModel(f"unknown activation {name!r}")
+    steps = [] if name in NO_ACTIVATION else name.split(",")
+    for step in steps:
+        if step not in SPEC_DEFAULTS:
+            raise InvalidModel(f"unknown activation {step!r}")
+    if len(steps) > MAX_STEPS:
+        raise InvalidModel(f"{len(steps)} epilogue steps")
     params_attr = _typed(attrs, "activation_params", AttributeProto.FLOATS, AttributeProto.INTS)
     given: tuple[float, ...] = ()
     if params_attr is not None:
         raw = params_attr.floats if params_attr.type == AttributeProto.FLOATS else params_attr.ints
         given = tuple(float(np.float32(v)) for v in raw)
-    defaults = SPEC_DEFAULTS.get(name, ())
+    defaults = tuple(p for step in steps for p in SPEC_DEFAULTS[step])
     if given and len(given) != len(defaults):
         raise InvalidModel(f"activation {name!r} takes {len(defaults)} params, got {len(given)}")
     if any(math.isnan(p) for p in given):
         raise InvalidModel("activation_params contains NaN")
-    return name, given or defaults
+    slopes_attr = _typed(attrs, "activation_slopes", AttributeProto.FLOATS, AttributeProto.INTS)
+    slopes: tuple[float, ...] = ()
+    if slopes_attr is not None:
+        raw = slopes_attr.floats if slopes_attr.type == AttributeProto.FLOATS else slopes_attr.ints
+        slopes = tuple(float(np.float32(v)) for v in raw)
+    prelus = steps.count("PRelu")
+    if prelus > 1 or (prelus == 1) != bool(slopes):
+        raise InvalidModel(f"{prelus} PRelu steps with {len(slopes)} slopes")
+    if any(math.isnan(v) for v in slopes):
+        raise InvalidModel("activation_slopes contains NaN")
+    return ",".join(steps), given or defaults, slopes
 
 
 def _int(attrs: dict[str, AttributeProto], name: str, minimum: int) -> int | None:
@@ -220,7 +239,7 @@ def parse_attributes(node: onnx.NodeProto) -> ConvParams:
     if min(kernel) < 1:
         raise InvalidModel(f"kernel_shape {kernel}")
     pads = _spatial_ints(attrs, "pads", 2 * k, 0)
-    activation, params = _activation(attrs)
+    activation, params, slopes = _activation(attrs)
     return ConvParams(
         kernel_shape=kernel,
         strides=_spatial_ints(attrs, "strides", k, 1) or (1,) * k,
@@ -230,6 +249,7 @@ def parse_attributes(node: onnx.NodeProto) -> ConvParams:
         auto_pad=_auto_pad(attrs, pads is not None),
         activation=activation,
         activation_params=params,
+        activation_slopes=slopes,
         in_channels_per_group=_int(attrs, "in_channels_per_group", 1),
     )
 
@@ -366,9 +386,16 @@ def conv_nonfinite(x: np.ndarray, w: np.ndarray, conv: Callable[[np.ndarray, np.
     return np.where(nans | (up & down), np.nan, y)
 
 
-def apply_activation(y: np.ndarray, name: str, params: Sequence[float]) -> np.ndarray:
-    """The fused activation in float64, NaN in giving NaN out."""
+def apply_activation(y: np.ndarray, name: str, params: Sequence[float], slope: Any = 0.0) -> np.ndarray:
+    """One epilogue step in float64, NaN in giving NaN out; `slope` is PRelu's (broadcast
+    against y)."""
     with np.errstate(all="ignore"):
+        if name == "PRelu":
+            return np.where(y >= 0, y, slope * y)
+        if name == "QuickGelu":
+            return y / (1.0 + np.exp(-params[0] * y))
+        if name == "Mish":
+            return y * np.tanh(np.logaddexp(0.0, y))
         if name == "Relu":
             return np.maximum(y, 0.0)
         if name == "LeakyRelu":
@@ -394,8 +421,38 @@ def apply_activation(y: np.ndarray, name: str, params: Sequence[float]) -> np.nd
     return y
 
 
+def _steps(chain: str, params: Sequence[float]) -> list[tuple[str, tuple[float, ...]]]:
+    """The chain's steps with their parameters."""
+    steps, rest = [], list(params)
+    for name in chain.split(",") if chain else []:
+        count = len(SPEC_DEFAULTS[name])
+        steps.append((name, tuple(rest[:count])))
+        rest = rest[count:]
+    return steps
+
+
+def apply_epilogue(y: np.ndarray, chain: str, params: Sequence[float], slopes: Sequence[float]) -> np.ndarray:
+    """The whole epilogue, step after step, on y of shape (N, M, ...)."""
+    slope = np.asarray(slopes, np.float64).reshape((1, -1) + (1,) * (y.ndim - 2)) if slopes else 0.0
+    for name, step_params in _steps(chain, params):
+        y = apply_activation(y, name, step_params, slope)
+    return y
+
+
+def chain_lipschitz(chain: str, params: Sequence[float], slopes: Sequence[float]) -> float:
+    """A bound on how much the epilogue can amplify an error in its input."""
+    bound = 1.0
+    for name, step_params in _steps(chain, params):
+        bound *= max(1.0, *(abs(v) for v in slopes)) if name == "PRelu" else lipschitz(name, step_params)
+    return bound
+
+
 def lipschitz(name: str, params: Sequence[float]) -> float:
     """A bound on how much the activation can amplify an error in its input."""
+    if name == "QuickGelu":
+        return 1.3  # |d/dx x sigmoid(a x)| <= 1 + 0.28 for any a
+    if name == "Mish":
+        return 1.2  # its slope stays within [-0.22, 1.1]
     if name == "LeakyRelu" or name == "HardSigmoid":
         return max(1.0, abs(params[0]))
     if name == "HardSwish":
@@ -455,6 +512,10 @@ def sparse_conv_reference(model: onnx.ModelProto, x: np.ndarray) -> ReferenceRes
         with np.errstate(invalid="ignore"):
             y = y + bias.reshape(shape)
         terms = terms + np.abs(np.where(np.isfinite(bias), bias, 0.0)).reshape(shape)
-    y = apply_activation(y, params.activation, params.activation_params)
-    magnitude = float(np.linalg.norm(terms)) * lipschitz(params.activation, params.activation_params)
+    if len(params.activation_slopes) not in (0, 1, rows):
+        raise InvalidModel(f"{len(params.activation_slopes)} activation_slopes for {rows} output channels")
+    y = apply_epilogue(y, params.activation, params.activation_params, params.activation_slopes)
+    magnitude = float(np.linalg.norm(terms)) * chain_lipschitz(
+        params.activation, params.activation_params, params.activation_slopes
+    )
     return ReferenceResult(y, magnitude)

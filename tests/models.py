@@ -39,7 +39,7 @@ ACTIVATIONS: dict[str, Sequence[float]] = {
 }
 
 
-def test_params(activation: str | None) -> tuple[float, ...]:
+def params_for(activation: str | None) -> tuple[float, ...]:
     """The activation_params the tests use for `activation`: its entry in ACTIVATIONS, or for
     another chain, each step's entry in order (every step then has its parameters given)."""
     if not activation:
@@ -236,7 +236,7 @@ def assert_sparse_matches_dense(
     weight = random_sparse_weight(rng, w_shape, sparsity, empty_rows)
     b = rng.standard_normal(w_shape[0]).astype(np.float32) if bias else None
     x = rng.standard_normal(x_shape).astype(np.float32)
-    params = test_params(activation)
+    params = params_for(activation)
 
     dense = conv_model(x_shape, weight, b, attrs, activation, params, symbolic)
     expected = dense_reference(dense, x)

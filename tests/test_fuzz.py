@@ -50,6 +50,7 @@ from models import (
     IR_VERSION,
     OPSET,
     conv_model,
+    params_for,
     random_sparse_weight,
     session,
     sparse_conv_from_dense,
@@ -154,6 +155,8 @@ def _activation_attrs(draw: st.DrawFn, case: FuzzCase) -> None:
     if name is None:
         return
     case.set_attr("activation", name)
+    if name == "PRelu":
+        case.set_attr("activation_slopes", [draw(st.floats(-2, 2, width=32))], AttributeProto.FLOATS)
     count = len(SPEC_DEFAULTS[name])
     if count and draw(st.booleans()):
         params = sorted(draw(st.lists(st.floats(-3, 3, width=32), min_size=count, max_size=count)))
@@ -486,7 +489,11 @@ def auto_pad_attr(draw: st.DrawFn, case: FuzzCase) -> str:
 
 @mutation
 def activation_attr(draw: st.DrawFn, case: FuzzCase) -> str:
-    value = draw(st.sampled_from([*SPEC_DEFAULTS, "none", "", "Gelu", "relu", "Tanh", 1, ["Relu"]]))
+    value = draw(
+        st.sampled_from(
+            [*SPEC_DEFAULTS, "none", "", "Gelu", "relu", "Tanh", 1, ["Relu"], "Relu,Clip", "Relu,", "Mish," * 4]
+        )
+    )
     case.set_attr("activation", value)
     if draw(st.booleans()):
         case.attrs.pop("activation_params", None)
@@ -497,7 +504,8 @@ def _expected_param_count(case: FuzzCase) -> int:
     attr = case.attrs.get("activation")
     if attr is None or attr.type != AttributeProto.STRING:
         return 0
-    return len(SPEC_DEFAULTS.get(attr.s.decode("utf-8", "replace"), ()))
+    steps = attr.s.decode("utf-8", "replace").split(",")
+    return sum(len(SPEC_DEFAULTS.get(step, ())) for step in steps)
 
 
 @mutation
@@ -1001,7 +1009,7 @@ def test_fuzz_sparse_conv(fuzz_worker: FuzzWorker, tmp_path: Path) -> None:
 def _ort_conv(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, attrs: dict[str, Any], activation: str | None
 ) -> np.ndarray:
-    params = ACTIVATIONS.get(activation, ()) if activation else ()
+    params = params_for(activation)
     dense = conv_model(x.shape, weight, bias, attrs, activation, params)
     return session(dense, plugin=False).run(None, {"x": x})[0]
 
@@ -1009,7 +1017,7 @@ def _ort_conv(
 def _reference(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, attrs: dict[str, Any], activation: str | None
 ) -> ReferenceResult:
-    params = ACTIVATIONS.get(activation, ()) if activation else ()
+    params = params_for(activation)
     return sparse_conv_reference(sparse_conv_from_dense(x.shape, weight, bias, attrs, activation, params), x)
 
 
@@ -1065,6 +1073,9 @@ def test_reference_matches_onnxruntime_conv(config: dict[str, Any]) -> None:
         ("Sigmoid", (), [np.nan, -np.inf, 0.0], [np.nan, 0.0, 0.5]),
         ("HardSigmoid", (0.2, 0.5), [np.nan, 10.0, 0.0], [np.nan, 1.0, 0.5]),
         ("HardSwish", (), [np.nan, -np.inf, 1.5], [np.nan, np.nan, 1.125]),
+        ("QuickGelu", (1.0,), [np.nan, -np.inf, 0.0], [np.nan, np.nan, 0.0]),
+        ("Mish", (), [np.nan, -np.inf, np.inf], [np.nan, np.nan, np.inf]),
+        ("PRelu", (), [np.nan, -2.0, 3.0], [np.nan, -2.0 * 0.25, 3.0]),
     ],
 )
 def test_reference_activations_propagate_nan(
@@ -1072,7 +1083,7 @@ def test_reference_activations_propagate_nan(
 ) -> None:
     from conv_reference import apply_activation
 
-    np.testing.assert_array_equal(apply_activation(np.array(y), name, params), np.array(expected))
+    np.testing.assert_array_equal(apply_activation(np.array(y), name, params, 0.25), np.array(expected))
 
 
 class _RunsWhenUnpickled:
