@@ -13,7 +13,15 @@ import sys
 import numpy as np
 import onnx
 import onnx_sparsify
-from models import conv_model, random_sparse_weight, rel_l2, run_nan_prefilled, session, sparse_conv_from_dense
+from models import (
+    conv_model,
+    params_for,
+    random_sparse_weight,
+    rel_l2,
+    run_nan_prefilled,
+    session,
+    sparse_conv_from_dense,
+)
 from onnx_sparsify.check import check
 
 # (x_shape, w_shape, attrs): whole 128-position tiles, padding, strides, groups, the plane path.
@@ -30,7 +38,9 @@ def check_layers() -> bool:
     ok = True
     rng = np.random.default_rng(0)
     for x_shape, w_shape, attrs in LAYERS:
-        for activation, params in ((None, ()), ("Clip", (-0.5, 0.75))):
+        # No epilogue; Clip; and the vector exp, tanh and erfc through a chain and Gelu's tanh form.
+        for activation in (None, "Clip", "Mish,HardSigmoid,PRelu,Clip", "GeluTanh"):
+            params = params_for(activation)
             weight = random_sparse_weight(rng, w_shape, 0.8)
             bias = rng.standard_normal(w_shape[0]).astype(np.float32)
             x = rng.standard_normal(x_shape).astype(np.float32)
