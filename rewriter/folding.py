@@ -113,6 +113,21 @@ def _per_channel(value: np.ndarray, rank: int, channels: int) -> np.ndarray | st
     return np.broadcast_to(value.astype(np.float64).reshape(-1), (channels,))
 
 
+def _per_channel_constant(
+    node: onnx.NodeProto, name: str, scope: Scope, rank: int, channels: int, operand: str, constant: str
+) -> np.ndarray | str:
+    """Input `name` of `node` as one float64 value per channel of a Conv output of `rank`
+    dimensions and `channels` channels; or why not (not constant, not float32, varying along
+    another axis), naming it "its {operand}" while unread and "its {constant}" once read."""
+    value = scope.constant(name, reader=node) if name else None
+    if value is None:
+        return f"its {operand} '{name}' is not constant"
+    if value.dtype != np.float32:
+        return f"its {constant} '{name}' is {value.dtype}, not float32"
+    per_channel = _per_channel(value, rank, channels)
+    return per_channel.replace("its constant", f"its {constant}", 1) if isinstance(per_channel, str) else per_channel
+
+
 def affine_params(
     node: onnx.NodeProto, value: str, scope: Scope, rank: int, channels: int
 ) -> tuple[np.ndarray | None, np.ndarray | None] | str | None:
@@ -126,12 +141,7 @@ def affine_params(
     if node.attribute:
         names = ", ".join(a.name for a in node.attribute)
         return f"it has attributes ({names}): the broadcast of opsets before 7"
-    constant = scope.constant(name, reader=node) if name else None
-    if constant is None:
-        return f"its operand '{name}' is not constant"
-    if constant.dtype != np.float32:
-        return f"its constant '{name}' is {constant.dtype}, not float32"
-    per_channel = _per_channel(constant, rank, channels)
+    per_channel = _per_channel_constant(node, name, scope, rank, channels, "operand", "constant")
     if isinstance(per_channel, str):
         return per_channel
     if not np.isfinite(per_channel).all():
@@ -221,14 +231,9 @@ def _prelu_slopes(node: onnx.NodeProto, value: str, scope: Scope, rank: int, cha
     """PRelu's slopes as one per channel (or one for all), or why they cannot fuse."""
     if len(node.input) != 2 or node.input[0] != value or node.input[1] == value:
         return "its slope is not a constant apart from the Conv's output"
-    constant = scope.constant(node.input[1], reader=node)
-    if constant is None:
-        return f"its slope '{node.input[1]}' is not constant"
-    if constant.dtype != np.float32:
-        return f"its slope '{node.input[1]}' is {constant.dtype}, not float32"
-    per_channel = _per_channel(constant, rank, channels)
+    per_channel = _per_channel_constant(node, node.input[1], scope, rank, channels, "slope", "slope")
     if isinstance(per_channel, str):
-        return per_channel.replace("its constant", "its slope", 1)
+        return per_channel
     if np.isnan(per_channel).any():
         return "its slope holds NaN"
     values = per_channel.astype(np.float32)

@@ -12,8 +12,12 @@ import numpy as np
 import onnx
 import onnx_sparsify
 import pytest
-from models import IR_VERSION, random_sparse_weight, rel_l2, session
-from onnx import TensorProto, helper, numpy_helper
+from fusion import IF_FEEDS, attr, function_model, if_model
+from fusion import assert_same as _assert_same
+from fusion import model as _model
+from fusion import sparse_nodes as _sparse_nodes
+from models import random_sparse_weight
+from onnx import helper, numpy_helper
 from onnx_sparsify import _core
 from onnx_sparsify.csr import dense_to_csr
 
@@ -21,7 +25,6 @@ from onnx_sparsify.csr import dense_to_csr
 BOUNDS = {"Sigmoid": 1e-6, "SiLU": 1e-6, "Tanh": 1e-6, "Gelu": 3e-5, "GeluTanh": 2e-5, "QuickGelu": 1e-5, "Mish": 1e-5}
 QUICK_GELU_ALPHA = float(np.float32(1.702))  # the default, as the kernel holds it
 FLT_MIN = float(np.finfo(np.float32).tiny)
-OPSET = 20  # Gelu's
 
 
 def _reference(name: str, v: float) -> float:
@@ -103,34 +106,8 @@ def _silu(src: str, dst: str, swapped: bool = False) -> list[onnx.NodeProto]:
     ]
 
 
-def _model(nodes, inits, outputs=("y",), functions=(), extra_opsets=()) -> onnx.ModelProto:
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
-        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
-        inits,
-    )
-    opsets = [helper.make_opsetid("", OPSET), *extra_opsets]
-    return helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION, functions=list(functions))
-
-
-def _assert_same(original, rewritten, feeds=None) -> None:
-    x = (2 * RNG.standard_normal((1, 4, 8, 8))).astype(np.float32)
-    for feed in feeds or [{}]:
-        feed = {"x": x, **feed}
-        expected = session(original, plugin=False).run(None, feed)
-        actual = session(rewritten, plugin=True).run(None, feed)
-        for a, e in zip(actual, expected, strict=True):
-            assert rel_l2(a, e) <= 1e-5
-
-
-def _sparse_nodes(graph_nodes) -> list[onnx.NodeProto]:
-    return [n for n in graph_nodes if n.op_type == "SparseConv"]
-
-
 def _activation_of(node: onnx.NodeProto) -> str:
-    return next(a.s.decode() for a in node.attribute if a.name == "activation")
+    return attr(node, "activation")
 
 
 @pytest.mark.parametrize("swapped", [False, True])
@@ -150,55 +127,17 @@ def test_silu_fused_in_main_graph(swapped, with_bn) -> None:
 
 
 def test_silu_fused_in_subgraph() -> None:
-    branch_nodes = [_conv("c"), *_silu("c", "out")]
-    then_graph = helper.make_graph(
-        branch_nodes, "then", [], [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], _inits()
-    )
-    else_graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["out2"])],
-        "else",
-        [],
-        [helper.make_tensor_value_info("out2", TensorProto.FLOAT, None)],
-    )
-    node = helper.make_node("If", ["cond"], ["y"], then_branch=then_graph, else_branch=else_graph)
-    graph = helper.make_graph(
-        [node],
-        "g",
-        [
-            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8]),
-            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
-        ],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    model = if_model([_conv("c"), *_silu("c", "out")], _inits())
     rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
     assert report.rewritten == 1
     then_nodes = next(a.g.node for a in rewritten.graph.node[0].attribute if a.name == "then_branch")
     assert [n.op_type for n in then_nodes] == ["SparseConv"] and _activation_of(then_nodes[0]) == "SiLU"
-    _assert_same(model, rewritten, [{"cond": np.array(True)}, {"cond": np.array(False)}])
+    _assert_same(model, rewritten, feeds=IF_FEEDS)
 
 
 def test_silu_fused_in_function() -> None:
-    w = random_sparse_weight(RNG, (6, 4, 3, 3), 0.9)
-    fn = helper.make_function(
-        "local",
-        "ConvSiLU",
-        ["inp"],
-        ["out"],
-        [
-            helper.make_node("Constant", [], ["fw"], value=numpy_helper.from_array(w, "fw")),
-            helper.make_node("Conv", ["inp", "fw"], ["fc"], name="fconv", pads=[1, 1, 1, 1]),
-            helper.make_node("Sigmoid", ["fc"], ["fs"]),
-            helper.make_node("Mul", ["fs", "fc"], ["out"]),
-        ],
-        opset_imports=[helper.make_opsetid("", OPSET)],
-    )
-    model = _model(
-        [helper.make_node("ConvSiLU", ["x"], ["y"], domain="local")],
-        [],
-        functions=[fn],
-        extra_opsets=[helper.make_opsetid("local", 1)],
-    )
+    body = [helper.make_node("Sigmoid", ["fc"], ["fs"]), helper.make_node("Mul", ["fs", "fc"], ["out"])]
+    model = function_model("ConvSiLU", random_sparse_weight(RNG, (6, 4, 3, 3), 0.9), body)
     rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
     assert report.rewritten == 1
     sparse = _sparse_nodes(rewritten.functions[0].node)

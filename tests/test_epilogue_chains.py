@@ -12,11 +12,15 @@ import numpy as np
 import onnx
 import onnx_sparsify
 import pytest
-from models import IR_VERSION, random_sparse_weight, rel_l2, session
-from onnx import TensorProto, helper, numpy_helper
+from fusion import IF_FEEDS, function_model, if_model
+from fusion import assert_same as _assert_same
+from fusion import attr as _attr
+from fusion import model as _model
+from fusion import sparse_nodes as _sparse
+from models import random_sparse_weight
+from onnx import helper, numpy_helper
 
 RNG = np.random.default_rng(14)
-OPSET = 20
 CHANNELS = 6
 
 
@@ -34,41 +38,6 @@ def _inits(*extra: onnx.TensorProto) -> list[onnx.TensorProto]:
 
 def _conv(out: str = "c") -> onnx.NodeProto:
     return helper.make_node("Conv", ["x", "w", "b"], [out], name="conv", pads=[1, 1, 1, 1])
-
-
-def _model(nodes, inits, outputs=("y",), functions=(), extra_opsets=()) -> onnx.ModelProto:
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
-        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
-        inits,
-    )
-    opsets = [helper.make_opsetid("", OPSET), *extra_opsets]
-    return helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION, functions=list(functions))
-
-
-def _assert_same(original, rewritten, isa=None, feeds=None) -> None:
-    """The rewritten model through the plugin (on `isa`) equals ORT running the original."""
-    x = (3 * RNG.standard_normal((1, 4, 8, 8))).astype(np.float32)
-    with isas.forced_isa(isa):
-        sparse = session(rewritten, plugin=True)
-    for feed in feeds or [{}]:
-        feed = {"x": x, **feed}
-        expected = session(original, plugin=False).run(None, feed)
-        actual = sparse.run(None, feed)
-        for a, e in zip(actual, expected, strict=True):
-            np.testing.assert_array_equal(np.isnan(a), np.isnan(e))
-            finite = ~np.isnan(e)
-            assert not finite.any() or rel_l2(a[finite], e[finite]) <= 1e-5
-
-
-def _sparse(graph_nodes) -> list[onnx.NodeProto]:
-    return [n for n in graph_nodes if n.op_type == "SparseConv"]
-
-
-def _attr(node: onnx.NodeProto, name: str):
-    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), None)
 
 
 SLOPES = np.linspace(-0.5, 1.5, CHANNELS, dtype=np.float32)
@@ -189,7 +158,7 @@ def test_pattern_fused(name, isa) -> None:
     rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
     assert [n.op_type for n in rewritten.graph.node] == ["SparseConv"], report.layers[0].reason
     node = rewritten.graph.node[0]
-    assert _attr(node, "activation").decode() == activation
+    assert _attr(node, "activation") == activation
     if params is None:
         assert _attr(node, "activation_params") is None
     else:
@@ -294,64 +263,27 @@ def test_chain_fused_in_subgraph() -> None:
     renamed = [helper.make_node(n.op_type, list(n.input), ["out" if o == "y" else o for o in n.output]) for n in nodes]
     for new, old in zip(renamed, nodes):
         new.attribute.extend(old.attribute)
-    then_graph = helper.make_graph(
-        [_conv(), *renamed],
-        "then",
-        [],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
-        _inits(*consts),
-    )
-    else_graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["out2"])],
-        "else",
-        [],
-        [helper.make_tensor_value_info("out2", TensorProto.FLOAT, None)],
-    )
-    graph = helper.make_graph(
-        [helper.make_node("If", ["cond"], ["y"], then_branch=then_graph, else_branch=else_graph)],
-        "g",
-        [
-            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8]),
-            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
-        ],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    model = if_model([_conv(), *renamed], _inits(*consts))
     rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
     assert report.rewritten == 1
     then_nodes = next(a.g.node for a in rewritten.graph.node[0].attribute if a.name == "then_branch")
     assert [n.op_type for n in then_nodes] == ["SparseConv"]
-    assert _attr(then_nodes[0], "activation").decode() == activation
-    _assert_same(model, rewritten, feeds=[{"cond": np.array(True)}, {"cond": np.array(False)}])
+    assert _attr(then_nodes[0], "activation") == activation
+    _assert_same(model, rewritten, feeds=IF_FEEDS)
 
 
 def test_prelu_and_mish_pattern_fused_in_function() -> None:
-    w = random_sparse_weight(RNG, (CHANNELS, 4, 3, 3), 0.9)
-    fn = helper.make_function(
-        "local",
-        "ConvPReluMish",
-        ["inp"],
-        ["out"],
-        [
-            helper.make_node("Constant", [], ["fw"], value=numpy_helper.from_array(w, "fw")),
-            helper.make_node("Constant", [], ["fs"], value=_const("fs", SLOPES.reshape(CHANNELS, 1, 1))),
-            helper.make_node("Conv", ["inp", "fw"], ["fc"], name="fconv", pads=[1, 1, 1, 1]),
-            helper.make_node("PRelu", ["fc", "fs"], ["fp"]),
-            helper.make_node("Softplus", ["fp"], ["fsp"]),
-            helper.make_node("Tanh", ["fsp"], ["ft"]),
-            helper.make_node("Mul", ["ft", "fp"], ["out"]),
-        ],
-        opset_imports=[helper.make_opsetid("", OPSET)],
-    )
-    model = _model(
-        [helper.make_node("ConvPReluMish", ["x"], ["y"], domain="local")],
-        [],
-        functions=[fn],
-        extra_opsets=[helper.make_opsetid("local", 1)],
-    )
+    body = [
+        helper.make_node("PRelu", ["fc", "fs"], ["fp"]),
+        helper.make_node("Softplus", ["fp"], ["fsp"]),
+        helper.make_node("Tanh", ["fsp"], ["ft"]),
+        helper.make_node("Mul", ["ft", "fp"], ["out"]),
+    ]
+    weight = random_sparse_weight(RNG, (CHANNELS, 4, 3, 3), 0.9)
+    model = function_model("ConvPReluMish", weight, body, [("fs", SLOPES.reshape(CHANNELS, 1, 1))])
     rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
     assert report.rewritten == 1
     sparse = _sparse(rewritten.functions[0].node)
-    assert len(sparse) == 1 and _attr(sparse[0], "activation").decode() == "PRelu,Mish"
+    assert len(sparse) == 1 and _attr(sparse[0], "activation") == "PRelu,Mish"
     assert not {"PRelu", "Softplus", "Tanh", "Mul"} & {n.op_type for n in rewritten.functions[0].node}
     _assert_same(model, rewritten)
