@@ -25,12 +25,16 @@ def sparse_conv_node(
     activation_params: Sequence[float] = (),
     name: str | None = None,
     epilogue: Sequence[_epilogue.Activation] = (),
+    residual: str | None = None,
 ) -> onnx.NodeProto:
     """A SparseConv node equivalent to ``conv`` whose CSR initializers are named ``csr_names``
     (values, column indices, row pointers), optionally fusing one activation (``activation``,
-    ``activation_params``) or a chain of epilogue steps (``epilogue``)."""
+    ``activation_params``) or a chain of epilogue steps (``epilogue``), after adding the tensor
+    named ``residual`` (SparseConv's input Z, the output's shape)."""
     values, cols, row_ptr = csr_names
     inputs = [conv.input[0], values, cols, row_ptr] + ([bias] if bias else [])
+    if residual:
+        inputs = [*inputs, *([""] if not bias else []), residual]
     attributes = {a.name: helper.get_attribute_value(a) for a in conv.attribute if a.name in _CONV_ATTRIBUTES}
     if isinstance(attributes.get("auto_pad"), bytes):
         attributes["auto_pad"] = attributes["auto_pad"].decode()

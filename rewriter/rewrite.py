@@ -55,6 +55,13 @@ class _Plan:
     bias: np.ndarray | None
     bias_name: str | None  # reuse this constant as B when nothing was folded into it
     activations: list[Activation]  # the fused epilogue, in order
+    residual: str | None  # Z: the other operand of a folded residual Add
+
+    @property
+    def emit_index(self) -> int:
+        """Where the SparseConv goes in the node list: at the Conv, or with a residual at the last
+        folded node, after Z is computed (the nodes in between do not read the Conv's result)."""
+        return max([self.conv_index, *self.folded_indices]) if self.residual else self.conv_index
 
 
 @dataclass
@@ -224,13 +231,17 @@ class _Folded:
     indices: list[int] = field(default_factory=list)  # the folded nodes
     names: list[str] = field(default_factory=list)  # their kinds, for the report
     activations: list[Activation] = field(default_factory=list)  # the fused epilogue, in order
+    residual: str | None = None  # Z, the other operand of a folded residual Add
     notes: list[str] = field(default_factory=list)  # why a following BN or activation stays
 
 
-def _fold_following(node: onnx.NodeProto, weight: np.ndarray, scope: Scope, uses, consumers) -> _Folded:
+def _fold_following(
+    node: onnx.NodeProto, weight: np.ndarray, scope: Scope, uses, consumers, shapes: dict, claimed: set[int]
+) -> _Folded:
     """Folds the chain of BatchNormalizations and Mul/Add/Sub/Div by per-channel constants that
-    follows a Conv into W and B, then the activations after them into the epilogue, each when it
-    is the only reader of the value before it."""
+    follows a Conv into W and B, then an Add of a tensor of the same shape into SparseConv's
+    residual input (unless another Conv's plan took that Add: `claimed`), then the activations
+    after them into the epilogue, each when it is the only reader of the value before it."""
     bias_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
     bias = scope.constant(bias_name, reader=node) if bias_name else None
     folded = _Folded(weight, bias, bias_name, node.output[0])
@@ -244,8 +255,8 @@ def _fold_following(node: onnx.NodeProto, weight: np.ndarray, scope: Scope, uses
             result = params if isinstance(params, str) else fold_batchnorm(folded.weight, folded.bias, *params)
         else:
             params = affine_params(follower, folded.output, scope, weight.ndim, weight.shape[0])
-            if params is None:
-                break
+            if params is None or _is_residual_add(follower, folded.output, scope):
+                break  # an Add of a computed tensor: _fold_residual's to take or explain
             result = params if isinstance(params, str) else fold_affine(folded.weight, folded.bias, *params)
         if isinstance(result, str):
             folded.notes.append(f"{describe(follower)} not folded: {result}")
@@ -254,11 +265,50 @@ def _fold_following(node: onnx.NodeProto, weight: np.ndarray, scope: Scope, uses
         folded.bias_name, folded.output = None, follower.output[0]
         folded.indices.append(index)
         folded.names.append(follower.op_type)
+    _fold_residual(folded, scope, uses, consumers, shapes, claimed)
     shared = folded.output
     _fold_activations(folded, scope, uses, consumers, weight.ndim, weight.shape[0])
     if folded.output == shared and _single_consumer(shared, uses, consumers, scope.graph) is None:
         _note_shared_affine(folded, scope, consumers)  # nothing took the value its readers share
     return folded
+
+
+def _is_residual_add(node: onnx.NodeProto, value: str, scope: Scope) -> bool:
+    """An Add of `value` and a computed (not constant) tensor."""
+    operand = affine_operand(node, value)
+    return (
+        node.op_type == "Add"
+        and operand is not None
+        and bool(operand[0])
+        and scope.constant(operand[0], reader=node) is None
+    )
+
+
+def _fold_residual(folded: _Folded, scope: Scope, uses, consumers, shapes: dict, claimed: set[int]) -> None:
+    """Takes a following Add(result, Z) as SparseConv's residual input when Z is a computed
+    tensor (a constant is bias, folded above) whose shape is known to equal the result's: then
+    the Add does not broadcast, and Z is ready where the Add is, where the SparseConv will go."""
+    found = _single_consumer(folded.output, uses, consumers, scope.graph)
+    if found is None:
+        return
+    index, add = found
+    if add.op_type != "Add" or add.domain not in _ONNX_DOMAINS or len(add.input) != 2 or add.attribute:
+        return
+    z = add.input[1] if add.input[0] == folded.output else add.input[0]
+    if not z or z == folded.output or scope.constant(z, reader=add) is not None:
+        return
+    label = f"{describe(add)} (residual)"
+    if index in claimed:
+        folded.notes.append(f"{label} not folded: another Conv's SparseConv takes it")
+        return
+    mine, theirs = shapes.get(folded.output), shapes.get(z)
+    if not mine or mine != theirs or any(d == "?" or d == 0 for d in mine):
+        shown = " and ".join(f"[{', '.join(map(str, s))}]" if s else "unknown" for s in (mine, theirs))
+        folded.notes.append(f"{label} not folded: the shapes of its inputs ({shown}) are not known to be equal")
+        return
+    folded.residual, folded.output = z, add.output[0]
+    folded.indices.append(index)
+    folded.names.append("Add")
 
 
 def _fold_activations(folded: _Folded, scope: Scope, uses, consumers, rank: int, channels: int) -> None:
@@ -341,7 +391,7 @@ def _report_attributes(node: onnx.NodeProto, layer: LayerReport, k: int) -> None
     layer.group = group if isinstance(group, int) else 1
 
 
-def _plan_conv(index: int, node: onnx.NodeProto, scope: Scope, uses, consumers, ctx: _Context):
+def _plan_conv(index: int, node: onnx.NodeProto, scope: Scope, uses, consumers, ctx: _Context, claimed: set[int]):
     name = node_label(node)
     weight_name = node.input[1] if len(node.input) > 1 else ""
     weight = scope.constant(weight_name, reader=node) if weight_name else None
@@ -362,7 +412,7 @@ def _plan_conv(index: int, node: onnx.NodeProto, scope: Scope, uses, consumers, 
         layer.reason = "kept dense (--keep)"
         return layer, None
 
-    folded = _fold_following(node, weight, scope, uses, consumers)
+    folded = _fold_following(node, weight, scope, uses, consumers, ctx.shapes, claimed)
     weight = folded.weight
     layer.nnz = int(np.count_nonzero(weight))
     layer.sparsity = (weight.size - layer.nnz) / weight.size
@@ -376,7 +426,15 @@ def _plan_conv(index: int, node: onnx.NodeProto, scope: Scope, uses, consumers, 
     layer.folded = folded.names
     layer.csr_bytes = int(csr.values.nbytes + csr.col_indices.nbytes + csr.row_ptr.nbytes)
     plan = _Plan(
-        index, folded.indices, folded.output, csr, weight_name, folded.bias, folded.bias_name, folded.activations
+        index,
+        folded.indices,
+        folded.output,
+        csr,
+        weight_name,
+        folded.bias,
+        folded.bias_name,
+        folded.activations,
+        folded.residual,
     )
     return layer, plan
 
@@ -404,7 +462,7 @@ def _rewrite_nodes(graph: onnx.GraphProto, scope: Scope, ctx: _Context, as_const
         if node.op_type != "Conv" or node.domain not in _ONNX_DOMAINS:
             continue
         ctx.tick()
-        layer, plan = _plan_conv(i, node, scope, uses, consumers, ctx)
+        layer, plan = _plan_conv(i, node, scope, uses, consumers, ctx, folded)
         ctx.report.layers.append(layer)
         log.info("%s: %s", layer.name, ("SparseConv: " if layer.rewritten else "dense: ") + layer.reason)
         if plan and not folded.intersection(plan.folded_indices):
@@ -416,15 +474,18 @@ def _rewrite_nodes(graph: onnx.GraphProto, scope: Scope, ctx: _Context, as_const
     # Convs sharing one weight tensor share its CSR too when their (folded) weights are
     # identical, so a model with shared weights does not grow: weight name -> CSRs written.
     written: dict[str, list[tuple[CsrWeight, list[str]]]] = defaultdict(list)
+    emitted_at = {plan.emit_index: conv_index for conv_index, plan in plans.items()}
     for i, node in enumerate(graph.node):
         if i in folded:  # a folded node's constants may be its first input (2 * x)
             ctx.touched.update(n for n in node.input if n)
-            continue
-        plan = plans.get(i)
-        if plan is None:
+        elif i in plans:
+            ctx.touched.update(n for n in node.input[1:] if n)
+        else:
             new_nodes.append(node)
+        if i not in emitted_at:
             continue
-        ctx.touched.update(n for n in node.input[1:] if n)
+        node = graph.node[emitted_at[i]]  # the Conv
+        plan = plans[emitted_at[i]]
         shared = next((names for csr, names in written[plan.weight_name] if _same_csr(csr, plan.csr)), None)
         if shared is not None:
             csr_names, tensors = shared, []
@@ -451,6 +512,7 @@ def _rewrite_nodes(graph: onnx.GraphProto, scope: Scope, ctx: _Context, as_const
             csr_names,
             bias=bias_name,
             epilogue=plan.activations,
+            residual=plan.residual,
         )
         if as_constants:
             new_nodes += [helper.make_node("Constant", [], [t.name], value=t) for t in tensors]

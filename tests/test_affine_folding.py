@@ -300,15 +300,17 @@ def test_refusals_keep_the_node_with_a_reason(case) -> None:
 
 
 def test_non_constant_operand_stays() -> None:
+    """A Mul by a computed tensor is no per-channel scale. (An Add of one is a residual input:
+    tests/test_residual.py.)"""
     model = _model(
-        [("Mul", _per_channel(4)), ("Add", np.float32(0))],
+        [("Add", _per_channel(4)), ("Mul", np.float32(0))],
         extra_inputs=[helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, M, 7, 8])],
     )
-    add = model.graph.node[-1]
-    add.input[1] = "r"
-    model.graph.initializer.pop()  # the placeholder constant for the Add
+    mul = model.graph.node[-1]
+    mul.input[1] = "r"
+    model.graph.initializer.pop()  # the placeholder constant for the Mul
     rewritten, report = _sparsify(model)
-    _assert_refused(rewritten, report, "Add", "'r' is not constant", folded=["Mul"])
+    _assert_refused(rewritten, report, "Mul", "'r' is not constant", folded=["Add"])
     _assert_same(model, rewritten)
 
 

@@ -98,12 +98,14 @@ void SparseConvCudaKernel::Compute(OrtKernelContext* context) const {
   Ort::KernelContext ctx(context);
   auto x = ctx.GetInput(kInputX);
   const ConvGeometry geometry = PrepareCall(attrs_, weights_, x.GetTensorTypeAndShapeInfo().GetShape());
-  auto y = ctx.GetOutput(0, geometry.OutputShape());
+  const std::vector<int64_t> y_shape = geometry.OutputShape();
+  const float* residual = ResidualInput(ctx, y_shape);
+  auto y = ctx.GetOutput(0, y_shape);
   if (geometry.out_elements == 0) return;
   void* stream = nullptr;  // the stream ORT gives this call; never the default one, never cached
   ThrowIfError(api_, api_.KernelContext_GetGPUComputeStream(context, &stream), "CUDA stream");
   DeviceGuard guard(device_);
-  CheckCuda(cuda::LaunchSparseConv(geometry, attrs_.epilogue, plan_, bias_, slopes_, x.GetTensorData<float>(),
+  CheckCuda(cuda::LaunchSparseConv(geometry, attrs_.epilogue, plan_, bias_, slopes_, residual, x.GetTensorData<float>(),
                                    y.GetTensorMutableData<float>(), static_cast<cudaStream_t>(stream)),
             "the SparseConv kernel launch");
 }

@@ -55,8 +55,11 @@ class SparseConvCudaKernel {
 
 struct SparseConvCudaOp : SparseConvOpBase<SparseConvCudaOp, SparseConvCudaKernel> {
   const char* GetExecutionProviderType() const { return "CUDAExecutionProvider"; }
-  // The CSR and bias stay on the host, where the kernel reads them once at creation.
-  OrtMemType GetInputMemoryType(size_t index) const { return index == 0 ? OrtMemTypeDefault : OrtMemTypeCPUInput; }
+  // The CSR and bias stay on the host, where the kernel reads them once at creation; X and Z
+  // are on the device.
+  OrtMemType GetInputMemoryType(size_t index) const {
+    return index == kInputX || index == kInputResidual ? OrtMemTypeDefault : OrtMemTypeCPUInput;
+  }
 };
 
 }  // namespace onnx_sparsify

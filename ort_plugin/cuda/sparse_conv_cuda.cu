@@ -51,7 +51,7 @@ struct TiledParams {
 // across the block.
 __global__ void __launch_bounds__(kThreadsPerBlock)
     SparseConvTiled(TiledParams p, DevicePlan w, const float* __restrict__ bias, const float* __restrict__ slopes,
-                    const float* __restrict__ x, float* __restrict__ y) {
+                    const float* __restrict__ residual, const float* __restrict__ x, float* __restrict__ y) {
   ONNX_SPARSIFY_DYNAMIC_SHARED(TileNonzero, staged);  // TiledSharedBytes(): nonzeros, then the tile
   const CallParams& c = p.call;
   const TileShape& s = p.tile;
@@ -157,11 +157,13 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
       if (r < count && oh < c.out[1]) {
         const int64_t m = w.row_order[first + r];
         const float b = bias ? bias[m] : 0.0f, slope = slopes ? slopes[m] : 0.0f;
-        float* out = y + ((n * c.out_channels + m) * c.out[0] + od) * c.out[1] * c.out[2] + oh * c.out[2];
+        const int64_t row = ((n * c.out_channels + m) * c.out[0] + od) * c.out[1] * c.out[2] + oh * c.out[2];
+        float* out = y + row;
+        const float* z = residual ? residual + row : nullptr;
 #pragma unroll
         for (int o = 0; o < kOutputsPerThread; ++o) {
           const int64_t ow = ow0 + lw * kOutputsPerThread + o;
-          if (ow < c.out[2]) out[ow] = activation::Apply(c.epilogue, acc[j][o] + b, slope);
+          if (ow < c.out[2]) out[ow] = activation::Apply(c.epilogue, acc[j][o] + b + (z ? z[ow] : 0.0f), slope);
         }
       }
     }
@@ -171,8 +173,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
 // One thread per output element (grid-stride), each walking its channel's nonzeros with bounds
 // checks. Only for layers whose input tile does not fit shared memory.
 __global__ void SparseConvDirect(CallParams p, DevicePlan w, const float* __restrict__ bias,
-                                 const float* __restrict__ slopes, const float* __restrict__ x,
-                                 float* __restrict__ y, int64_t total) {
+                                 const float* __restrict__ slopes, const float* __restrict__ residual,
+                                 const float* __restrict__ x, float* __restrict__ y, int64_t total) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t index = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; index < total; index += stride) {
     int64_t rest = index;
@@ -196,7 +198,8 @@ __global__ void SparseConvDirect(CallParams p, DevicePlan w, const float* __rest
       }
       if (inside) acc += w.values[j] * x[offset];
     }
-    y[index] = activation::Apply(p.epilogue, acc + (bias ? bias[m] : 0.0f), slopes ? slopes[m] : 0.0f);
+    const float start = (bias ? bias[m] : 0.0f) + (residual ? residual[index] : 0.0f);
+    y[index] = activation::Apply(p.epilogue, acc + start, slopes ? slopes[m] : 0.0f);
   }
 }
 
@@ -353,18 +356,18 @@ LaunchShape ShapeLaunch(const ConvGeometry& g, const DevicePlan& plan, int64_t m
 }
 
 cudaError_t LaunchSparseConv(const ConvGeometry& g, const Epilogue& epilogue, const DevicePlan& plan,
-                             const float* bias, const float* slopes, const float* x, float* y, cudaStream_t stream,
-                             int64_t max_blocks) {
+                             const float* bias, const float* slopes, const float* residual, const float* x,
+                             float* y, cudaStream_t stream, int64_t max_blocks) {
   const LaunchShape shape = ShapeLaunch(g, plan, max_blocks);
   if (shape.blocks == 0) return cudaSuccess;
   const dim3 grid(static_cast<unsigned>(shape.blocks));
   if (plan.tiled) {
     const TiledParams p = MakeTiledParams(g, epilogue, plan);
     const size_t shared = TiledSharedBytes(plan.tile);
-    ONNX_SPARSIFY_LAUNCH(SparseConvTiled, grid, dim3(kThreadsPerBlock), shared, stream, p, plan, bias, slopes, x, y);
+    ONNX_SPARSIFY_LAUNCH(SparseConvTiled, grid, dim3(kThreadsPerBlock), shared, stream, p, plan, bias, slopes, residual, x, y);
   } else {
     const CallParams p = MakeCallParams(g, epilogue);
-    ONNX_SPARSIFY_LAUNCH(SparseConvDirect, grid, dim3(256), 0, stream, p, plan, bias, slopes, x, y, g.out_elements);
+    ONNX_SPARSIFY_LAUNCH(SparseConvDirect, grid, dim3(256), 0, stream, p, plan, bias, slopes, residual, x, y, g.out_elements);
   }
   return cudaGetLastError();
 }

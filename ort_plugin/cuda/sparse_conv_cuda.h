@@ -125,13 +125,13 @@ struct LaunchShape {
 };
 LaunchShape ShapeLaunch(const ConvGeometry& geometry, const DevicePlan& plan, int64_t max_blocks = kMaxGridX);
 
-// Y = epilogue(conv(X, W) + B) on `stream`; X, Y, bias and slopes are device pointers, bias may
-// be null, slopes (PRelu's, one per output channel: ConvAttributes::ChannelSlopes) is null
+// Y = epilogue(conv(X, W) + B + Z) on `stream`; X, Y, bias, slopes and residual (Z, Y's shape)
+// are device pointers, bias and residual may be null, slopes (PRelu's, one per output channel: ConvAttributes::ChannelSlopes) is null
 // without a PRelu step. Asynchronous: no allocation, no synchronization. `max_blocks` caps gridDim.x (the
 // kernels walk their work with a grid-stride loop; tests lower it to exercise that loop).
 // Returns the launch status.
 cudaError_t LaunchSparseConv(const ConvGeometry& geometry, const Epilogue& epilogue, const DevicePlan& plan,
-                             const float* bias, const float* slopes, const float* x, float* y,
-                             cudaStream_t stream, int64_t max_blocks = kMaxGridX);
+                             const float* bias, const float* slopes, const float* residual, const float* x,
+                             float* y, cudaStream_t stream, int64_t max_blocks = kMaxGridX);
 
 }  // namespace onnx_sparsify::cuda

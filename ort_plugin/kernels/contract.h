@@ -9,7 +9,14 @@ inline constexpr const char* kOpType = "SparseConv";
 inline constexpr int kOpVersion = 1;
 
 // Input and output positions of SparseConv.
-enum SparseConvInput : int { kInputX = 0, kInputValues = 1, kInputColIndices = 2, kInputRowPtr = 3, kInputBias = 4 };
-inline constexpr int kNumInputs = 5;
+enum SparseConvInput : int {
+  kInputX = 0,
+  kInputValues = 1,
+  kInputColIndices = 2,
+  kInputRowPtr = 3,
+  kInputBias = 4,
+  kInputResidual = 5,  // Z, added before the epilogue (ONNX Runtime's FusedConv has the same)
+};
+inline constexpr int kNumInputs = 6;
 
 }  // namespace onnx_sparsify

@@ -93,9 +93,10 @@ ONNX_SPARSIFY_BODY void FillPlaneBody(const ConvGeometry& g, const float* x, flo
   }
 }
 
-// out[0, valid) = f(start + sum_j values[j] * in[offsets[j] + t]), where start is init[t] (a
-// partial sum) or, when init is null, the bias, and f is the epilogue (none when null; `slope` is
-// PRelu's for this channel). Nothing at or past `valid` is read or written.
+// out[0, valid) = f(start + sum_j values[j] * in[offsets[j] + t]), where start is bias + init[t]
+// (init: a partial sum, or the residual input Z) or the bias alone when init is null, and f is the
+// epilogue (none when null; `slope` is PRelu's for this channel). Nothing at or past `valid` is
+// read or written.
 using TileFn = void (*)(const float* in, const int64_t* offsets, const float* values, int64_t nnz, float bias,
                         const float* init, int valid, float* out, const Epilogue* epilogue, float slope);
 
@@ -110,9 +111,10 @@ using TileFn = void (*)(const float* in, const int64_t* offsets, const float* va
                                   : _mm512_loadu_ps(p + i * kLanes);             \
     a##i = _mm512_fmadd_ps(w, v, a##i);                                          \
   }
-#define ONNX_SPARSIFY_INIT(i)                                                             \
-  if constexpr (R > i) {                                                                \
-    a##i = (i == R - 1) ? _mm512_maskz_loadu_ps(last, init + i * kLanes) : _mm512_loadu_ps(init + i * kLanes); \
+#define ONNX_SPARSIFY_INIT(i)                                                                         \
+  if constexpr (R > i) {                                                                            \
+    a##i = _mm512_add_ps(a##i, (i == R - 1) ? _mm512_maskz_loadu_ps(last, init + i * kLanes)        \
+                                            : _mm512_loadu_ps(init + i * kLanes));                  \
   }
 #define ONNX_SPARSIFY_STORE(i)                                                      \
   if constexpr (R > i) {                                                          \
@@ -178,9 +180,10 @@ constexpr int kTileAvx2 = kLanesAvx2 * kMaxVectors;    // positions per AVX2 sub
     const __m256 v = (i == R - 1) ? _mm256_maskload_ps(p + i * kLanesAvx2, last) : _mm256_loadu_ps(p + i * kLanesAvx2); \
     a##i = _mm256_fmadd_ps(w, v, a##i);                                                          \
   }
-#define ONNX_SPARSIFY_INIT(i)                                                                     \
-  if constexpr (R > i) {                                                                        \
-    a##i = (i == R - 1) ? _mm256_maskload_ps(init + i * kLanesAvx2, last) : _mm256_loadu_ps(init + i * kLanesAvx2); \
+#define ONNX_SPARSIFY_INIT(i)                                                                         \
+  if constexpr (R > i) {                                                                            \
+    a##i = _mm256_add_ps(a##i, (i == R - 1) ? _mm256_maskload_ps(init + i * kLanesAvx2, last)       \
+                                            : _mm256_loadu_ps(init + i * kLanesAvx2));              \
   }
 #define ONNX_SPARSIFY_STORE(i)                                                               \
   if constexpr (R > i) {                                                                   \
@@ -273,7 +276,7 @@ ONNX_SPARSIFY_BODY void EpilogueBody(const Epilogue& e, float slope, float* y, i
 // epilogue then runs over the tile, still in L1, in 4-float vectors.
 void TileBaseline(const float* in, const int64_t* offsets, const float* values, int64_t nnz, float bias,
                   const float* init, int valid, float* out, const Epilogue* epilogue, float slope) {
-  for (int t = 0; t < valid; ++t) out[t] = init ? init[t] : bias;
+  for (int t = 0; t < valid; ++t) out[t] = init ? bias + init[t] : bias;
   for (int64_t j = 0; j < nnz; ++j) {
     const float v = values[j];
     const float* p = in + offsets[j];
@@ -328,8 +331,10 @@ const IsaKernels& KernelsFor(CpuIsa isa) {
 }
 
 // Copies a tile of virtual positions [p, p + count) into the output plane, dropping positions
-// outside the output.
-void StoreTile(const ConvGeometry& g, const float* acc, int64_t p, int64_t count, float* y) {
+// outside the output; with a residual plane (Z's, laid out as the output), adds it and applies
+// the epilogue, which the tile could not (it must come after the residual).
+void StoreTile(const IsaKernels& k, const ConvGeometry& g, const float* acc, int64_t p, int64_t count, float* y,
+               const float* residual, const Epilogue* epilogue, float slope) {
   const PhaseLayout& l = g.layout;
   const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
   const int64_t e12 = l.extent[1] * l.extent[2];
@@ -341,7 +346,13 @@ void StoreTile(const ConvGeometry& g, const float* acc, int64_t p, int64_t count
       const int64_t n = std::min(span, a2.out - o2);
       float* dst = y + (o0 * a1.out + o1) * a2.out + o2;
       const float* src = acc + done;
-      for (int64_t i = 0; i < n; ++i) dst[i] = src[i];  // short rows: a call to memcpy costs more
+      if (residual) {
+        const float* r = residual + (o0 * a1.out + o1) * a2.out + o2;
+        for (int64_t i = 0; i < n; ++i) dst[i] = src[i] + r[i];
+        if (epilogue) k.epilogue(*epilogue, slope, dst, n);
+      } else {
+        for (int64_t i = 0; i < n; ++i) dst[i] = src[i];  // short rows: a call to memcpy costs more
+      }
     }
     done += span;
     o2 = 0;
@@ -357,8 +368,8 @@ void StoreTile(const ConvGeometry& g, const float* acc, int64_t p, int64_t count
 // block by block over a few channels at once, keeping partial sums in `partial`, so the input
 // window read by a block stays in L1 across the channels.
 void ComputeBlock(const IsaKernels& k, const ConvGeometry& g, const SparseWeights& w, const int64_t* offsets,
-                  const float* bias, const ConvAttributes& attrs, const float* in, int64_t n, int64_t m_begin,
-                  int64_t m_end, int64_t p_begin, int64_t p_end, float* y) {
+                  const float* bias, const float* residual, const ConvAttributes& attrs, const float* in, int64_t n,
+                  int64_t m_begin, int64_t m_end, int64_t p_begin, int64_t p_end, float* y) {
   const PhaseLayout& l = g.layout;
   // Virtual positions are output indices when the phase extents equal the output sizes.
   const bool direct = l.extent[1] == g.axes[1].out && l.extent[2] == g.axes[2].out;
@@ -374,11 +385,18 @@ void ComputeBlock(const IsaKernels& k, const ConvGeometry& g, const SparseWeight
         for (int64_t m = m0; m < m1; ++m) {
           const int64_t begin = w.block_begin(m, b), nnz = w.block_begin(m, b + 1) - begin;
           float* acc = partial + (m - m0) * kTile;
-          float* out = y + (n * g.out_channels + m) * g.out_plane;
+          const int64_t plane = (n * g.out_channels + m) * g.out_plane;
+          float* out = y + plane;
           float* dst = final && direct ? out + p : acc;
-          k.tile(in + p, offsets + begin, w.values() + begin, nnz, bias ? bias[m] : 0.0f, b == 0 ? nullptr : acc,
-                 valid, dst, final ? epilogue : nullptr, attrs.slope(m));
-          if (final && !direct) StoreTile(g, acc, p, valid, out);
+          // Z joins the first block where it is laid out as the tile (direct), else StoreTile.
+          const float* init = b > 0 ? acc : (residual && direct ? residual + plane + p : nullptr);
+          const bool epilogue_here = direct || !residual;
+          k.tile(in + p, offsets + begin, w.values() + begin, nnz, b == 0 && bias ? bias[m] : 0.0f, init, valid,
+                 dst, final && epilogue_here ? epilogue : nullptr, attrs.slope(m));
+          if (final && !direct) {
+            StoreTile(k, g, acc, p, valid, out, residual ? residual + plane : nullptr,
+                      epilogue_here ? nullptr : epilogue, attrs.slope(m));
+          }
         }
       }
     }
@@ -395,7 +413,8 @@ inline void ClipRange(int64_t shift, int64_t in, int64_t out, int64_t* lo, int64
 // starts at the bias and takes one scaled, shifted copy of an input plane per nonzero, read
 // straight from X with the padding clipped away. No padded copy, no wasted positions.
 void SparseConvPlanes(const IsaKernels& k, const ConvGeometry& g, const SparseWeights& w, const float* bias,
-                      const ConvAttributes& attrs, const float* x, float* y, const ParallelFor& parallel_for) {
+                      const float* residual, const ConvAttributes& attrs, const float* x, float* y,
+                      const ParallelFor& parallel_for) {
   const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
   const int64_t in_plane = a0.in * a1.in * a2.in;
   parallel_for(g.batch * g.out_channels, [&](int64_t task) {
@@ -403,7 +422,13 @@ void SparseConvPlanes(const IsaKernels& k, const ConvGeometry& g, const SparseWe
     const int64_t group = m / g.out_channels_per_group;
     const float* image = x + (n * g.in_channels + group * g.in_channels_per_group) * in_plane;
     float* out = y + task * g.out_plane;
-    std::fill(out, out + g.out_plane, bias ? bias[m] : 0.0f);
+    const float b = bias ? bias[m] : 0.0f;
+    if (residual) {
+      const float* r = residual + task * g.out_plane;
+      for (int64_t i = 0; i < g.out_plane; ++i) out[i] = b + r[i];
+    } else {
+      std::fill(out, out + g.out_plane, b);
+    }
     for (int64_t j = w.row_begin(m); j < w.row_end(m); ++j) {
       const Tap& t = w.taps()[j];
       int64_t lo0, hi0, lo1, hi1, lo2, hi2;
@@ -453,15 +478,16 @@ bool SameOffsets(const PhaseLayout& a, const PhaseLayout& b) {
 }
 
 void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, const float* bias,
-                   const ConvGeometry& g, const float* x, float* y, CpuIsa isa, const ParallelFor& parallel_for,
-                   const ScratchAllocator& scratch, const std::vector<int64_t>* offsets) {
+                   const float* residual, const ConvGeometry& g, const float* x, float* y, CpuIsa isa,
+                   const ParallelFor& parallel_for, const ScratchAllocator& scratch,
+                   const std::vector<int64_t>* offsets) {
   if (g.out_elements == 0) return;
   const IsaKernels& k = KernelsFor(isa);
   const PhaseLayout& l = g.layout;
   const bool unit_strides = l.phases == 1;
   if (unit_strides && weights.nnz() <= kPlanePathNonzerosPerChannel * g.out_channels &&
       g.out_plane >= kPlanePathMinPlane) {
-    SparseConvPlanes(k, g, weights, bias, attrs, x, y, parallel_for);
+    SparseConvPlanes(k, g, weights, bias, residual, attrs, x, y, parallel_for);
     return;
   }
   std::vector<int64_t> call_offsets;
@@ -486,7 +512,7 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
         k.fill_plane(g, x_group + c * in_plane, buffer.data() + c * l.channel_stride);
       }
       const int64_t m_begin = group * g.out_channels_per_group;
-      ComputeBlock(k, g, weights, offs, bias, attrs, buffer.data(), n, m_begin, m_begin + g.out_channels_per_group, 0,
+      ComputeBlock(k, g, weights, offs, bias, residual, attrs, buffer.data(), n, m_begin, m_begin + g.out_channels_per_group, 0,
                    length, y);
     });
     return;
@@ -521,7 +547,7 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
     const int64_t m_end = std::min((group + 1) * g.out_channels_per_group, m_begin + channel_block);
     const float* in = src + (n * g.in_channels + group * g.in_channels_per_group) * l.channel_stride;
     const int64_t p_begin = pb * kPositionBlock;
-    ComputeBlock(k, g, weights, offs, bias, attrs, in, n, m_begin, m_end, p_begin,
+    ComputeBlock(k, g, weights, offs, bias, residual, attrs, in, n, m_begin, m_end, p_begin,
                  std::min(length, p_begin + kPositionBlock), y);
   });
 }

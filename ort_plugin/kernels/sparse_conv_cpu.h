@@ -33,12 +33,13 @@ bool SameOffsets(const PhaseLayout& a, const PhaseLayout& b);
 // large allocation per call costs page faults).
 using ScratchAllocator = std::function<float*(size_t n)>;
 
-// Y = epilogue(conv(X, W) + B). X and Y are dense NCHW-style tensors matching `geometry`;
-// bias is null or holds M values; `geometry` comes from PrepareCall. `offsets` are
+// Y = epilogue(conv(X, W) + B + Z). X, Y and Z are dense NCHW-style tensors matching
+// `geometry` (Z, the residual input, has Y's shape); bias is null or holds M values; residual
+// is null or Z; `geometry` comes from PrepareCall. `offsets` are
 // TapOffsets(weights, geometry.layout), or null to compute them here. `isa` selects the
 // variant of the hot loops; the CPU must support it (CpuSupports). Throws only if `scratch` does.
 void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, const float* bias,
-                   const ConvGeometry& geometry, const float* x, float* y, CpuIsa isa,
+                   const float* residual, const ConvGeometry& geometry, const float* x, float* y, CpuIsa isa,
                    const ParallelFor& parallel_for, const ScratchAllocator& scratch,
                    const std::vector<int64_t>* offsets = nullptr);
 

@@ -57,7 +57,9 @@ void SparseConvCpuKernel::Compute(OrtKernelContext* context) const {
     }
   }
 
-  auto y = ctx.GetOutput(0, geometry.OutputShape());
+  const std::vector<int64_t> y_shape = geometry.OutputShape();
+  const float* residual = ResidualInput(ctx, y_shape);
+  auto y = ctx.GetOutput(0, y_shape);
   // Every task its own batch: with num_batch 0, ORT runs the whole loop on one thread.
   const ParallelFor parallel_for = [&](int64_t total, const std::function<void(int64_t)>& body) {
     if (total <= 0) return;
@@ -88,7 +90,7 @@ void SparseConvCpuKernel::Compute(OrtKernelContext* context) const {
     return static_cast<float*>(p);
   };
   const bool planned = planned_layout_ && SameOffsets(*planned_layout_, geometry.layout);
-  SparseConvCpu(attrs_, weights_, bias, geometry, x.GetTensorData<float>(), y.GetTensorMutableData<float>(), isa_,
+  SparseConvCpu(attrs_, weights_, bias, residual, geometry, x.GetTensorData<float>(), y.GetTensorMutableData<float>(), isa_,
                 parallel_for, scratch, planned ? &planned_offsets_ : nullptr);
 }
 

@@ -16,6 +16,23 @@ const char* InputName(size_t index) {
 
 }  // namespace
 
+const float* ResidualInput(Ort::KernelContext& ctx, const std::vector<int64_t>& output_shape) {
+  if (ctx.GetInputCount() <= kInputResidual) return nullptr;
+  auto z = ctx.GetInput(kInputResidual);
+  if (!z) return nullptr;
+  const std::vector<int64_t> shape = z.GetTensorTypeAndShapeInfo().GetShape();
+  if (shape != output_shape) {
+    auto text = [](const std::vector<int64_t>& v) {
+      std::string s;
+      for (int64_t d : v) s += (s.empty() ? "" : ", ") + std::to_string(d);
+      return "[" + s + "]";
+    };
+    throw InvalidArgument("Z (the residual input) has shape " + text(shape) + "; it must have the output's shape " +
+                          text(output_shape));
+  }
+  return z.GetTensorData<float>();
+}
+
 std::string NodeName(const OrtApi& api, const OrtKernelInfo* info) {
   size_t size = 0;
   if (OrtStatus* s = api.KernelInfo_GetNodeName(info, nullptr, &size)) api.ReleaseStatus(s);

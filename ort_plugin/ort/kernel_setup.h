@@ -25,4 +25,8 @@ NodeSetup ReadNode(const OrtApi& api, const OrtKernelInfo* info);
 
 std::string NodeName(const OrtApi& api, const OrtKernelInfo* info);
 
+// The residual input Z of one call (data in the provider's memory), or null when the node has
+// none; throws InvalidArgument unless Z has the output's shape.
+const float* ResidualInput(Ort::KernelContext& ctx, const std::vector<int64_t>& output_shape);
+
 }  // namespace onnx_sparsify

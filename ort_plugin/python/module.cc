@@ -80,7 +80,8 @@ CpuIsa CallIsa(const std::optional<std::string>& isa) {
 
 py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, const py::array& col_indices,
                               const py::array& row_ptr, const std::optional<FloatArray>& bias, const py::dict& attributes,
-                              int threads, std::optional<py::array> out, const std::optional<std::string>& isa_name) {
+                              int threads, std::optional<py::array> out, const std::optional<std::string>& isa_name,
+                              const std::optional<FloatArray>& residual) {
   const CpuIsa isa = CallIsa(isa_name);
   const ConvAttributes attrs = ConvAttributes::Parse(DictAttributes(attributes));
   if (values.ndim() != 1 || col_indices.ndim() != 1 || row_ptr.ndim() != 1) {
@@ -113,7 +114,15 @@ py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, con
   }
   py::array_t<float> y = out ? py::array_t<float>::ensure(*out)
                              : py::array_t<float>(std::vector<py::ssize_t>(y_shape.begin(), y_shape.end()));
+  if (residual && !std::equal(y_shape.begin(), y_shape.end(), residual->shape(),
+                              residual->shape() + residual->ndim())) {
+    throw InvalidArgument("residual must have the output's shape");
+  }
+  if (residual && residual->ndim() != static_cast<py::ssize_t>(y_shape.size())) {
+    throw InvalidArgument("residual must have the output's shape");
+  }
   const float* b = bias ? bias->data() : nullptr;
+  const float* z = residual ? residual->data() : nullptr;
   float* y_data = y.mutable_data();
   {
     py::gil_scoped_release release;
@@ -122,7 +131,7 @@ py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, con
       blocks.emplace_back(n);
       return blocks.back().data();
     };
-    SparseConvCpu(attrs, weights, b, g, x.data(), y_data, isa, ThreadedFor(std::max(1, threads)), scratch);
+    SparseConvCpu(attrs, weights, b, z, g, x.data(), y_data, isa, ThreadedFor(std::max(1, threads)), scratch);
   }
   return y;
 }
@@ -172,7 +181,7 @@ void SparseConvCuda(uintptr_t x_ptr, const std::vector<int64_t>& x_shape, uintpt
   const float* sl = slopes.empty() ? nullptr : static_cast<const float*>(upload(slopes.data(), slopes.size() * sizeof(float)));
   auto s = reinterpret_cast<cudaStream_t>(stream);
   py::gil_scoped_release release_gil;
-  CheckCuda(cuda::LaunchSparseConv(g, attrs.epilogue, plan, b, sl, reinterpret_cast<const float*>(x_ptr),
+  CheckCuda(cuda::LaunchSparseConv(g, attrs.epilogue, plan, b, sl, nullptr, reinterpret_cast<const float*>(x_ptr),
                                    reinterpret_cast<float*>(y_ptr), s),
             "SparseConv launch");
   CheckCuda(cudaStreamSynchronize(s), "SparseConv");
@@ -189,9 +198,9 @@ PYBIND11_MODULE(_core, m) {
   m.attr("OP_VERSION") = kOpVersion;
   m.def("sparse_conv", &SparseConv, py::arg("x"), py::arg("values"), py::arg("col_indices"), py::arg("row_ptr"),
         py::arg("bias") = py::none(), py::kw_only(), py::arg("attributes") = py::dict(), py::arg("threads") = 1,
-        py::arg("out") = py::none(), py::arg("isa") = py::none(),
+        py::arg("out") = py::none(), py::arg("isa") = py::none(), py::arg("residual") = py::none(),
         "SparseConv on the CPU. `attributes` holds SparseConv's ONNX attributes by name (kernel_shape "
-        "required). Writes into `out` when given. `isa` forces the instruction set (avx512f, avx2, baseline); "
+        "required). `residual` (Z, the output's shape) is added before the epilogue. Writes into `out` when given. `isa` forces the instruction set (avx512f, avx2, baseline); "
         "by default the plugin's choice (ONNX_SPARSIFY_CPU_ISA, else the best). Raises InvalidArgument (a "
         "ValueError) on bad input.");
 #ifdef ONNX_SPARSIFY_WITH_CUDA

@@ -109,12 +109,13 @@ int Report(const std::exception& e, char* error, int error_len) {
 
 extern "C" {
 
-// Runs SparseConv through cuda::LaunchSparseConv under the emulation. y must hold y_size
-// floats (the output's size). stats receives [tiled, grid blocks, work items, blocks run,
+// Runs SparseConv through cuda::LaunchSparseConv under the emulation. y (and residual, Z, when
+// not null) must hold y_size floats (the output's size). stats receives [tiled, grid blocks, work items, blocks run,
 // barriers released, launches, chunk_channels, chunks]. Returns 0, 1 for a CUDA error (message
 // in `error`), 2 for an invalid argument.
 int ose_sparse_conv(const char* attributes, const float* values, const int64_t* cols, const int64_t* row_ptr,
-                    int64_t nnz, int64_t rows, const float* bias, const int64_t* x_shape, int x_rank, const float* x,
+                    int64_t nnz, int64_t rows, const float* bias, const float* residual, const int64_t* x_shape,
+                    int x_rank, const float* x,
                     float* y, int64_t y_size, int64_t max_blocks, int schedule, uint64_t seed, int force_direct,
                     int64_t* stats, char* error, int error_len) {
   try {
@@ -137,15 +138,17 @@ int ose_sparse_conv(const char* attributes, const float* values, const int64_t* 
     const size_t x_bytes = static_cast<size_t>(s.geometry.batch * s.geometry.in_image) * sizeof(float);
     const size_t y_bytes = static_cast<size_t>(y_size) * sizeof(float);
     cuda_emulation::GuardedBuffer dx = device_copy(x, x_bytes), dy = device_copy(y, y_bytes);
-    cuda_emulation::GuardedBuffer db;
+    cuda_emulation::GuardedBuffer db, dz;
     if (bias) db = device_copy(bias, static_cast<size_t>(rows) * sizeof(float));
+    if (residual) dz = device_copy(residual, y_bytes);
     const std::vector<float> slopes = s.attrs.ChannelSlopes(rows);
     cuda_emulation::GuardedBuffer ds;
     if (!slopes.empty()) ds = device_copy(slopes.data(), slopes.size() * sizeof(float));
     const cuda::LaunchShape shape = cuda::ShapeLaunch(s.geometry, s.device, max_blocks);
     const cudaError_t status = cuda::LaunchSparseConv(
         s.geometry, s.attrs.epilogue, s.device, bias ? reinterpret_cast<const float*>(db.data()) : nullptr,
-        slopes.empty() ? nullptr : reinterpret_cast<const float*>(ds.data()), reinterpret_cast<const float*>(dx.data()),
+        slopes.empty() ? nullptr : reinterpret_cast<const float*>(ds.data()),
+        residual ? reinterpret_cast<const float*>(dz.data()) : nullptr, reinterpret_cast<const float*>(dx.data()),
         reinterpret_cast<float*>(dy.data()), nullptr, max_blocks);
     std::memcpy(y, dy.data(), y_bytes);
     const int64_t out[] = {shape.tiled, shape.blocks, shape.items, state.blocks_run, state.barriers,

@@ -101,6 +101,7 @@ def _load(path: Path) -> ctypes.CDLL:
         i64,
         p,
         p,
+        p,
         i32,
         p,
         p,
@@ -182,14 +183,16 @@ def sparse_conv(
     schedule: str = "forward",
     seed: int = 0,
     direct: bool = False,
+    residual: np.ndarray | None = None,
 ) -> tuple[np.ndarray, LaunchStats]:
-    """SparseConv through cuda::LaunchSparseConv under the emulation; the output starts as NaN,
-    so an element the kernel never writes stays NaN."""
+    """SparseConv through cuda::LaunchSparseConv under the emulation (`residual`: Z, the output's
+    shape); the output starts as NaN, so an element the kernel never writes stays NaN."""
     lib = build()
     x = np.ascontiguousarray(x, np.float32)
     values, cols, rows = _csr(values, col_indices, row_ptr)
     b = None if bias is None else np.ascontiguousarray(bias, np.float32)
     y = np.full(tuple(out_shape), np.nan, np.float32)
+    z = None if residual is None else np.ascontiguousarray(residual, np.float32).reshape(y.shape)
     shape = np.asarray(x.shape, np.int64)
     stats = np.zeros(8, np.int64)
     error = ctypes.create_string_buffer(1024)
@@ -201,6 +204,7 @@ def sparse_conv(
         values.size,
         rows.size - 1,
         _ptr(b),
+        _ptr(z),
         _ptr(shape),
         x.ndim,
         _ptr(x),
