@@ -22,7 +22,9 @@ class LayerReport:
     nnz: int | None = None
     rewritten: bool = False
     reason: str = ""
-    folded: list[str] = field(default_factory=list)  # e.g. ["BatchNormalization", "Relu"]
+    # What was folded in, in order: e.g. ["BatchNormalization", "Mul", "residual", "Relu"]
+    # (BatchNormalization, Mul/Add/Sub/Div by constants, a residual Add, epilogue steps).
+    folded: list[str] = field(default_factory=list)
     dense_bytes: int = 0
     csr_bytes: int = 0
 

@@ -308,7 +308,7 @@ def _fold_residual(folded: _Folded, scope: Scope, uses, consumers, shapes: dict,
         return
     folded.residual, folded.output = z, add.output[0]
     folded.indices.append(index)
-    folded.names.append("Add")
+    folded.names.append("residual")
 
 
 def _fold_activations(folded: _Folded, scope: Scope, uses, consumers, rank: int, channels: int) -> None:

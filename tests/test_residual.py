@@ -216,7 +216,7 @@ def test_resnet_block_folds_bn_residual_and_relu() -> None:
     rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
     assert [n.op_type for n in rewritten.graph.node] == ["SparseConv"]
     assert list(rewritten.graph.node[0].input)[-1] == "x"
-    assert report.layers[0].folded == ["BatchNormalization", "Add", "Relu"]
+    assert report.layers[0].folded == ["BatchNormalization", "residual", "Relu"]
     _same_as_original(model, rewritten, {"x": RNG.standard_normal((1, 4, 8, 8)).astype(np.float32)})
 
 
@@ -232,7 +232,7 @@ def test_add_of_two_convs_keeps_both_sparse() -> None:
     model = _block_model(nodes, _weights("w1", "w2"))
     rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
     assert [n.op_type for n in rewritten.graph.node] == ["SparseConv", "SparseConv"]
-    assert report.layers[0].folded == ["Add", "Relu"]
+    assert report.layers[0].folded == ["residual", "Relu"]
     assert "Add 'add' (residual) not folded: another Conv's SparseConv takes it" in report.layers[1].reason
     _same_as_original(model, rewritten, {"x": RNG.standard_normal((1, 4, 8, 8)).astype(np.float32)})
 
