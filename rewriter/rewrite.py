@@ -292,11 +292,9 @@ def _fold_residual(folded: _Folded, scope: Scope, uses, consumers, shapes: dict,
     if found is None:
         return
     index, add = found
-    if add.op_type != "Add" or add.domain not in _ONNX_DOMAINS or len(add.input) != 2 or add.attribute:
+    if add.attribute or not _is_residual_add(add, folded.output, scope):
         return
-    z = add.input[1] if add.input[0] == folded.output else add.input[0]
-    if not z or z == folded.output or scope.constant(z, reader=add) is not None:
-        return
+    z = affine_operand(add, folded.output)[0]
     label = f"{describe(add)} (residual)"
     if index in claimed:
         folded.notes.append(f"{label} not folded: another Conv's SparseConv takes it")

@@ -363,3 +363,36 @@ def test_div_of_a_constant_by_the_conv_output_stays() -> None:
     rewritten, report = _sparsify(model)
     assert _ops(rewritten.graph) == ["SparseConv", "Div"] and report.layers[0].folded == []
     _assert_same(model, rewritten)
+
+
+@pytest.mark.parametrize("shape_op", ["Reshape", "Unsqueeze", "Squeeze", "Identity"])
+def test_constant_behind_a_shape_op_folds(shape_op) -> None:
+    """A bias or scale written as Reshape(constant), Unsqueeze(constant) and the like is a
+    constant too: it folds, and the shape op, read by nothing else, goes with it."""
+    model = _model([("Add", np.float32(0))])
+    add = model.graph.node[-1]
+    model.graph.initializer.pop()  # the placeholder constant
+    raw = _per_channel(4).reshape(-1)  # [M]
+    if shape_op == "Reshape":
+        inits = [numpy_helper.from_array(raw, "raw"), numpy_helper.from_array(np.array([1, M, 1, 1]), "shape")]
+        node = helper.make_node("Reshape", ["raw", "shape"], ["k"])
+    elif shape_op == "Unsqueeze":
+        inits = [numpy_helper.from_array(raw, "raw"), numpy_helper.from_array(np.array([0, 2, 3]), "axes")]
+        node = helper.make_node("Unsqueeze", ["raw", "axes"], ["k"])
+    elif shape_op == "Squeeze":
+        inits = [
+            numpy_helper.from_array(raw.reshape(1, 1, M, 1, 1), "raw"),
+            numpy_helper.from_array(np.array([0]), "axes"),
+        ]
+        node = helper.make_node("Squeeze", ["raw", "axes"], ["k"])
+    else:
+        inits = [numpy_helper.from_array(raw.reshape(1, M, 1, 1), "raw")]
+        node = helper.make_node("Identity", ["raw"], ["k"])
+    model.graph.initializer.extend(inits)
+    model.graph.node.insert(0, node)
+    add.input[1] = "k"
+    rewritten, report = _sparsify(model)
+    assert report.layers[0].folded == ["Add"], report.layers[0].reason
+    assert _ops(rewritten.graph) == ["SparseConv"]
+    assert not {"raw", "shape", "axes"} & {t.name for t in rewritten.graph.initializer}
+    _assert_same(model, rewritten)

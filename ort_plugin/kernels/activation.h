@@ -90,33 +90,15 @@ ONNX_SPARSIFY_FORMULA T Mish(T v) {
   return v > 20.0f ? v : v * (n / (n + 2.0f));
 }
 
-// One step, bias already added; `slope` is PRelu's for this output channel.
-template <class T>
-ONNX_SPARSIFY_FORMULA T ApplyStep(const EpilogueStep& s, T v, float slope) {
-  switch (s.kind) {
-    case Activation::kNone: return v;
-    case Activation::kRelu: return Relu(v);
-    case Activation::kLeakyRelu: return LeakyRelu(v, s.alpha);
-    case Activation::kPRelu: return LeakyRelu(v, slope);
-    case Activation::kClip: return Clamp(v, s.alpha, s.beta);
-    case Activation::kSigmoid: return Sigmoid(v);
-    case Activation::kHardSigmoid: return HardSigmoid(v, s.alpha, s.beta);
-    case Activation::kHardSwish: return HardSwish(v);
-    case Activation::kSiLU: return SiLU(v);
-    case Activation::kTanh: return Tanh(v);
-    case Activation::kGelu: return Gelu(v);
-    case Activation::kGeluTanh: return GeluTanh(v);
-    case Activation::kQuickGelu: return QuickGelu(v, s.alpha);
-    case Activation::kMish: return Mish(v);
-  }
-  return v;
-}
-
-#ifndef __CUDACC__
-// Calls apply(f) with f computing the step on a T: one switch per step for a whole tile of
-// registers, not one per register. The lambdas are forced inline so that inside an AVX-512 or
-// AVX2 kernel they compile to its instruction set (a lambda does not inherit `target`).
+// Calls apply(f) with f computing step `s` on a T (bias already added; `slope` is PRelu's for
+// this output channel): one switch per step for a whole tile of registers, not one per
+// register. On the CPU the lambdas are forced inline so that inside an AVX-512 or AVX2 kernel
+// they compile to its instruction set (a lambda does not inherit `target`).
+#ifdef __CUDACC__
+#define ONNX_SPARSIFY_LAMBDA
+#else
 #define ONNX_SPARSIFY_LAMBDA __attribute__((always_inline))
+#endif
 template <class T, class Apply>
 ONNX_SPARSIFY_FORMULA void DispatchStep(const EpilogueStep& s, float slope, Apply&& apply) {
   switch (s.kind) {
@@ -138,12 +120,13 @@ ONNX_SPARSIFY_FORMULA void DispatchStep(const EpilogueStep& s, float slope, Appl
   }
 }
 #undef ONNX_SPARSIFY_LAMBDA
-#endif
 
 // One value through the whole epilogue (bias already added).
 template <class T>
 ONNX_SPARSIFY_FORMULA T Apply(const Epilogue& e, T v, float slope) {
-  for (int i = 0; i < e.count; ++i) v = ApplyStep(e.steps[i], v, slope);
+  for (int i = 0; i < e.count; ++i) {
+    DispatchStep<T>(e.steps[i], slope, [&v](auto f) { v = f(v); });
+  }
   return v;
 }
 

@@ -114,11 +114,9 @@ py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, con
   }
   py::array_t<float> y = out ? py::array_t<float>::ensure(*out)
                              : py::array_t<float>(std::vector<py::ssize_t>(y_shape.begin(), y_shape.end()));
+  // The four-iterator std::equal compares the lengths too.
   if (residual && !std::equal(y_shape.begin(), y_shape.end(), residual->shape(),
                               residual->shape() + residual->ndim())) {
-    throw InvalidArgument("residual must have the output's shape");
-  }
-  if (residual && residual->ndim() != static_cast<py::ssize_t>(y_shape.size())) {
     throw InvalidArgument("residual must have the output's shape");
   }
   const float* b = bias ? bias->data() : nullptr;
