@@ -73,7 +73,12 @@ setup(
     ext_modules=[CMakeExtension("onnx_sparsify._core")],
     cmdclass={"build_ext": CMakeBuild},
     install_requires=["numpy>=1.21", "onnx>=1.14", "onnxruntime>=1.21", "rich>=12"],
-    entry_points={"console_scripts": ["onnx-sparsify=onnx_sparsify.cli:main"]},
+    entry_points={
+        "console_scripts": [
+            "onnx-sparsify=onnx_sparsify.cli:main",
+            "onnx-sparsify-calibrate=onnx_sparsify.cli:calibrate_main",
+        ]
+    },
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.5"],
         "bench": ["matplotlib>=3.5"],

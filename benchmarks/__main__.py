@@ -103,7 +103,7 @@ def audit_network_layers(name: str, sparsity: float) -> list[dict[str, Any]]:
             continue
         weight = scope.constant(node.input[1])
         dense_ms, sparse_ms = time_layer(
-            shapes[node.input[0]], weight, None, conv_attributes(node), None, dense_to_csr(weight), runs=15
+            shapes[node.input[0]], weight, None, conv_attributes(node), None, dense_to_csr(weight), threads=1
         )
         rows.append(
             {

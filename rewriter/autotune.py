@@ -1,7 +1,7 @@
 """--autotune: time a Conv both ways on this machine and keep the faster, instead of trusting
 the cost model. Each candidate layer runs alone, dense (ORT's Conv with the folded weight and
 the activation as its own node) and sparse (SparseConv through the plugin), on random inputs
-of the layer's inferred shape, with ORT's default session options.
+of the layer's inferred shape, in sessions as a deployment makes them (timing.make_session).
 
 With provider "cuda" both run on the CUDA execution provider alone (the CPU fallback disabled,
 so neither can be timed on the CPU by mistake), input and output bound in device memory. That
@@ -10,8 +10,6 @@ cuda_unavailable_reason() says which is missing."""
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,8 +19,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from . import epilogue
 from ._contract import DOMAIN, OP_TYPE, OP_VERSION
-from ._plugin import session_options
 from .csr import CsrWeight
+from .timing import BoundRun, make_session, time_alternating
 
 MARGIN = 1.05  # sparse must win by this much
 
@@ -43,40 +41,6 @@ def cuda_unavailable_reason() -> str | None:
     return None
 
 
-def _median_ms(session: ort.InferenceSession, x: np.ndarray, runs: int, provider: str = "cpu") -> float:
-    if provider == "cuda":
-        # Input and output stay on the device: the timing is the layer's, not PCIe's. Run()
-        # synchronizes the CUDA stream before it returns (RunOptions' default).
-        binding = session.io_binding()
-        binding.bind_ortvalue_input("x", ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
-        binding.bind_output("y", "cuda", 0)
-
-        def run() -> None:
-            session.run_with_iobinding(binding)
-            binding.synchronize_outputs()
-    else:
-        feed = {"x": x}
-
-        def run() -> None:
-            session.run(None, feed)
-
-    for _ in range(2):
-        run()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
-
-
-def _session(model: onnx.ModelProto, options: ort.SessionOptions, provider: str) -> ort.InferenceSession:
-    if provider == "cuda":
-        options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-        return ort.InferenceSession(model.SerializeToString(), options, providers=[CUDA_EP])
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-
-
 def time_layer(
     x_shape: Sequence[int],
     weight: np.ndarray,
@@ -84,11 +48,13 @@ def time_layer(
     attrs: dict,
     activation: Sequence[epilogue.Activation] | None,
     csr: CsrWeight,
-    runs: int = 7,
     provider: str = "cpu",
+    threads: int = 0,
+    block_s: float = 0.05,
 ) -> tuple[float, float]:
     """Median milliseconds of (dense, sparse) for one layer on `provider` ("cpu" or "cuda"), with
-    the epilogue `activation` (a chain of steps; empty or None for none)."""
+    the epilogue `activation` (a chain of steps; empty or None for none), `threads` intra-op
+    threads (0: ORT's default), in alternating blocks (timing.time_alternating)."""
     activation = list(activation or ())
     inits = [numpy_helper.from_array(weight, "w")]
     inputs = ["x", "w"]
@@ -123,11 +89,16 @@ def time_layer(
         ir_version=8,
     )
     x = np.random.default_rng(0).standard_normal(x_shape).astype(np.float32)
-    dense_session = _session(dense, ort.SessionOptions(), provider)
-    dense_ms = _median_ms(dense_session, x, runs, provider)
-    del dense_session  # one live session at a time: idle intra-op threads keep spinning
-    sparse_session = _session(sparse, session_options(), provider)
-    return dense_ms, _median_ms(sparse_session, x, runs, provider)
+    device = "cuda" if provider == "cuda" else "cpu"
+    (dense_t, sparse_t), _ = time_alternating(
+        [
+            lambda: BoundRun(make_session(dense, False, threads, provider), {"x": x}, device),
+            lambda: BoundRun(make_session(sparse, True, threads, provider), {"x": x}, device),
+        ],
+        rounds=3,
+        block_s=block_s,
+    )
+    return dense_t.median_ms, sparse_t.median_ms
 
 
 def conv_attributes(node: onnx.NodeProto) -> dict:

@@ -98,13 +98,18 @@ def unknown_inputs(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[i
 
 
 def random_feeds(
-    model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]], seed: int = 0
+    model: onnx.ModelProto,
+    input_shapes: Mapping[str, Sequence[int]],
+    seed: int = 0,
+    given: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Random inputs of the declared types and shapes; a symbolic batch (first) dimension is 1,
-    any other unknown size must come from `input_shapes`."""
+    """Random inputs of the declared types and shapes, except those `given`; a symbolic batch
+    (first) dimension is 1, any other unknown size must come from `input_shapes`."""
     rng = np.random.default_rng(seed)
-    feeds = {}
+    feeds = dict(given or {})
     for value in graph_inputs(model):
+        if value.name in feeds:
+            continue
         tensor = value.type.tensor_type
         dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)
         if value.name in input_shapes:

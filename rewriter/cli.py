@@ -41,6 +41,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
 def _input_shape(text: str) -> tuple[str, list[int]]:
     from .check import parse_input_shape
 
@@ -94,6 +104,28 @@ def build_parser() -> argparse.ArgumentParser:
         "(layers need known input shapes: see --input-shape; others use the cost model, with a warning)",
     )
     parser.add_argument(
+        "--no-measure",
+        dest="measure",
+        action="store_false",
+        help="trust the cost model: skip the end-to-end check that times the original and the rewritten "
+        "model here and keeps only what is measured faster",
+    )
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        metavar="FILE",
+        help="decide with the rates in FILE (written by onnx-sparsify-calibrate on the deployment machine) "
+        "instead of this machine's; the end-to-end check runs only when FILE is from this CPU",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="intra-op threads the model will run with, for calibration, --autotune and the end-to-end check "
+        "(default 1)",
+    )
+    parser.add_argument(
         "--check", action="store_true", help="run original and rewritten models on random inputs and compare"
     )
     parser.add_argument(
@@ -102,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME:DIMS",
-        help="fix an input's shape for --check and --autotune, e.g. x:1x3x224x224 (repeatable)",
+        help="fix an input's shape for the cost model, the end-to-end check, --check and --autotune, "
+        "e.g. x:1x3x224x224 (repeatable)",
     )
     parser.add_argument("--report-json", type=Path, metavar="PATH", help="also write the report as JSON")
     verbosity = parser.add_mutually_exclusive_group()
@@ -118,10 +151,10 @@ def _progress_bar(enabled: bool):
         return None
     from rich.progress import Progress
 
-    def start(total: int):
+    def start(total: int, description: str = "rewriting Convs"):
         bar = Progress(transient=True)
         bar.start()
-        task = bar.add_task("rewriting Convs", total=total)
+        task = bar.add_task(description, total=total)
 
         def tick() -> None:
             bar.advance(task)
@@ -182,6 +215,20 @@ def _input_shapes(args: argparse.Namespace, model) -> dict[str, list[int]]:
     return shapes
 
 
+def _calibration(args: argparse.Namespace):
+    """The rates in --calibration's file, or None (this machine's)."""
+    from . import calibration
+
+    if args.calibration is None:
+        return None
+    try:
+        return calibration.load(args.calibration)
+    except OSError as e:
+        raise _Failure(EXIT_USAGE, f"--calibration {args.calibration}: cannot read it ({e.strerror})") from None
+    except ValueError as e:
+        raise _Failure(EXIT_USAGE, f"--calibration {e}") from None
+
+
 def _rewrite(args: argparse.Namespace, loaded, input_shapes: dict[str, list[int]]):
     """(reference, rewritten model, report): the pruned model with --prune, else the input."""
     from . import rewrite
@@ -200,12 +247,25 @@ def _rewrite(args: argparse.Namespace, loaded, input_shapes: dict[str, list[int]
             input_shapes=input_shapes,
             provider=args.provider,
             progress=_progress_bar(not args.quiet and sys.stderr.isatty()),
+            calibration=_calibration(args),
+            measure=args.measure,
+            threads=args.threads,
         )
     except ModelLoadError as e:
         raise _Failure(EXIT_INPUT, str(e)) from None
     if args.prune is not None:
         report.pruned_to = args.prune
     return reference, model, report
+
+
+def _check_can_run(model, input_shapes: dict[str, list[int]]) -> None:
+    """--check needs every input's size: a usage error before any work, not after."""
+    from .check import CheckError, random_feeds
+
+    try:
+        random_feeds(model, input_shapes)
+    except CheckError as e:
+        raise _Failure(EXIT_USAGE, f"--check: {e}") from None
 
 
 def _check(reference, staged: Path, original, input_shapes: dict[str, list[int]]):
@@ -253,6 +313,8 @@ def run(args: argparse.Namespace) -> int:
         raise _Failure(EXIT_INPUT, str(e)) from None
     _refuse_external_data_as_output(args, loaded.external_files)
     input_shapes = _input_shapes(args, loaded.model)
+    if args.check:
+        _check_can_run(loaded.model, input_shapes)
     reference, model, report = _rewrite(args, loaded, input_shapes)
     try:
         with StagedModel(model, args.output, external_data=loaded.external_data or None) as staged:
@@ -264,7 +326,8 @@ def run(args: argparse.Namespace) -> int:
     except ModelSaveError as e:
         raise _Failure(EXIT_OUTPUT, str(e)) from None
     if not report.rewritten:
-        log.warning("no Conv was rewritten (%d found); %s written unchanged", report.convs, args.output)
+        why = f" ({report.end_to_end_skipped})" if report.end_to_end_skipped else ""
+        log.warning("no Conv was rewritten (%d found)%s; %s written unchanged", report.convs, why, args.output)
         return EXIT_NOTHING_REWRITTEN
     return EXIT_OK
 
@@ -287,6 +350,45 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         log.error("%s: %s (run with -v for details); %s not written", type(e).__name__, e, args.output)
         return EXIT_INPUT
+
+
+def calibrate_main(argv: Sequence[str] | None = None) -> int:
+    """onnx-sparsify-calibrate: measure this machine's rates for the cost model (seconds), cache
+    them for this machine, and with -o write them to a file for onnx-sparsify --calibration on
+    another machine. Exit codes: 0 ok, 2 usage, 4 cannot write the file."""
+    from . import calibration
+
+    parser = _Parser(
+        prog="onnx-sparsify-calibrate",
+        description="Measure this machine's dense Conv and SparseConv rates for onnx-sparsify's cost model.",
+    )
+    parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="also write the rates to FILE")
+    parser.add_argument("--threads", type=_positive, default=1, metavar="N", help="intra-op threads (default 1)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.ERROR if args.quiet else logging.INFO, format="onnx-sparsify-calibrate: %(message)s"
+    )
+    log.setLevel(logging.ERROR if args.quiet else logging.INFO)
+    bar = _progress_bar(not args.quiet and sys.stderr.isatty())
+    rates = calibration.calibrate(
+        args.threads, bar(1 + 2 * len(calibration.PROBES), "calibrating") if bar else lambda: None
+    )
+    targets = [calibration.cache_path(args.threads)] + ([args.output] if args.output else [])
+    for target in targets:
+        try:
+            calibration.save(rates, target)
+        except OSError as e:
+            log.error("%s: cannot write the calibration (%s)", target, e.strerror)
+            return EXIT_OUTPUT
+        log.info("wrote %s", target)
+    log.info(
+        "%s, %d thread(s): dense Conv %.0f GMAC/s (unit stride)",
+        rates.machine,
+        rates.threads,
+        rates.dense_macs_per_us["unit stride"] / 1e3,
+    )
+    return EXIT_OK
 
 
 if __name__ == "__main__":

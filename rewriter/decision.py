@@ -1,10 +1,13 @@
-"""Whether a sparse Conv is worth rewriting: a per-layer cost model calibrated from the
-benchmark harness (benchmarks/, results in README), or timing both variants (autotune).
+"""Whether a sparse Conv is worth rewriting: a per-layer cost model over a machine's measured
+rates (calibration.py), or timing both variants (autotune); the end-to-end check (end_to_end.py)
+then measures the whole model and reverts what loses.
 
 The model predicts SparseConv's speedup over ORT's dense Conv on the CPU as
 efficiency(density) / density, where efficiency is the sparse kernel's multiply-add rate
-relative to dense Conv's for that kind of layer, fitted linearly in the density to the
-harness's measurements at 90% and 50% zeros (1 thread, AMD Zen 5 with AVX-512):
+relative to dense Conv's for that kind of layer, linear in the density. Calibration measures
+it per kind at two densities on the machine that will run the model. REFERENCE holds the
+constants fitted when the model was written (1 thread, AMD Zen 5 with AVX-512), from the
+harness's measurements at 90% and 50% zeros:
 
     kind                      measured efficiency (90% zeros, 50% zeros)    fit
     unit stride               R1 .38/.50, R2 .36/.60, R4 .33/.38, R5 .36/.45  0.33 + 0.25 d
@@ -13,9 +16,8 @@ harness's measurements at 90% and 50% zeros (1 thread, AMD Zen 5 with AVX-512):
     grouped, C/group <= 8     G1 .70                                           0.50 + 0.30 d
 
 When the layer's shapes are known (static models, or --input-shape), fixed costs count too:
-SparseConv copies a padded or strided input once per call (about COPY_GB_PER_S), which
-matters for small layers such as a network's stem. Dense multiply-add rates per kind were
-measured by the same harness (ORT's Conv on this CPU, 1 thread).
+SparseConv copies a padded or strided input once per call (copy_gb_per_s) and has a fixed
+cost per call (sparse_call_us), which matter for small layers such as a network's stem.
 
 A Conv is rewritten when the predicted speedup is at least MARGIN, so that a rewritten layer
 is not slower than its dense Conv even where the model errs by 10%.
@@ -24,23 +26,69 @@ is not slower than its dense Conv even where the model errs by 10%.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
 
 MARGIN = 1.1
 
-# kind -> (efficiency at density 0, slope in density)
-EFFICIENCY = {
-    "unit stride": (0.33, 0.25),
-    "strided": (0.24, 0.30),
-    "depthwise": (0.20, 0.50),
-    "grouped": (0.50, 0.30),
-}
+KINDS = ("unit stride", "strided", "depthwise", "grouped")
 
 
-# ORT's dense Conv, multiply-adds per microsecond by kind (harness: R1-R5 ~55e3, D1 ~20e3, G1 ~13e3).
-DENSE_MACS_PER_US = {"unit stride": 55e3, "strided": 55e3, "depthwise": 20e3, "grouped": 13e3}
-COPY_GB_PER_S = 10.0
-SPARSE_CALL_US = 3.0  # SparseConv's fixed cost per call beyond ORT's own per-node cost
+@dataclass(frozen=True)
+class Rates:
+    """A machine's rates as the cost model uses them: measured by calibration.calibrate() on the
+    machine the model will run on, or REFERENCE."""
+
+    # kind -> (sparse efficiency at density 0, slope in density): SparseConv's multiply-add rate
+    # on the nonzeros relative to ORT's dense Conv on all weights.
+    efficiency: dict[str, tuple[float, float]]
+    dense_macs_per_us: dict[str, float]  # ORT's dense Conv, multiply-adds per microsecond, by kind
+    copy_gb_per_s: float = 10.0  # SparseConv's copy of a padded or strided input
+    sparse_call_us: float = 3.0  # SparseConv's fixed cost per call beyond ORT's own per-node cost
+    machine: str = ""  # the CPU they were measured on
+    threads: int = 1
+    versions: dict[str, str] = field(default_factory=dict)  # onnxruntime, onnx_sparsify, cpu_isa
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Rates:
+        """Raises ValueError for data that is not a complete set of rates."""
+        try:
+            efficiency = {k: (float(data["efficiency"][k][0]), float(data["efficiency"][k][1])) for k in KINDS}
+            dense = {k: float(data["dense_macs_per_us"][k]) for k in KINDS}
+            rates = cls(
+                efficiency,
+                dense,
+                float(data["copy_gb_per_s"]),
+                float(data["sparse_call_us"]),
+                str(data.get("machine", "")),
+                int(data.get("threads", 1)),
+                {str(k): str(v) for k, v in dict(data.get("versions", {})).items()},
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise ValueError(f"not a calibration of onnx-sparsify's cost model ({type(e).__name__}: {e})") from None
+        numbers = [*dense.values(), rates.copy_gb_per_s, *[v for pair in efficiency.values() for v in pair]]
+        if not all(math.isfinite(v) for v in numbers) or min(dense.values()) <= 0 or rates.copy_gb_per_s <= 0:
+            raise ValueError("not a calibration of onnx-sparsify's cost model (rates must be finite and positive)")
+        return rates
+
+
+# The constants fitted on the development machine (1 thread, AMD Zen 5 with AVX-512): what the
+# model uses when it is told not to calibrate. ORT's dense rates: R1-R5 ~55e3, D1 ~20e3, G1 ~13e3.
+REFERENCE = Rates(
+    efficiency={
+        "unit stride": (0.33, 0.25),
+        "strided": (0.24, 0.30),
+        "depthwise": (0.20, 0.50),
+        "grouped": (0.50, 0.30),
+    },
+    dense_macs_per_us={"unit stride": 55e3, "strided": 55e3, "depthwise": 20e3, "grouped": 13e3},
+    machine="reference: AMD EPYC (Zen 5), the constants fitted when the cost model was written",
+)
 
 
 @dataclass(frozen=True)
@@ -63,21 +111,71 @@ class LayerTraits:
         return "strided" if self.strided else "unit stride"
 
 
+def _known(shape: Sequence | None) -> list[int] | None:
+    """The shape with an unknown batch as 1 (costs scale with it on both sides), or None unless
+    every other size is known."""
+    if not shape:
+        return None
+    shape = [1, *shape[1:]]
+    return shape if all(isinstance(d, int) and d > 0 for d in shape) else None
+
+
+def layer_traits(
+    weight: np.ndarray,
+    group: int,
+    strides: Sequence[int],
+    pads: Sequence[int],
+    same_padding: bool,
+    x_shape: Sequence | None,
+    y_shape: Sequence | None,
+) -> LayerTraits:
+    """The cost model's view of a Conv; shapes may be unknown (None, or sizes that are not ints)."""
+    k = weight.ndim - 2
+    strided = any(s > 1 for s in strides)
+    x, y = _known(x_shape), _known(y_shape)
+    positions = int(np.prod([y[0], *y[2:]])) if y else 0
+    # The CPU kernel copies a padded or strided input, except on its plane path (unit strides,
+    # at most 6 nonzeros per output channel, output planes of 1024 or more: sparse_conv_cpu.cc).
+    plane_path = not strided and np.count_nonzero(weight) <= 6 * weight.shape[0] and positions >= 1024
+    copied = 0
+    if (any(pads) or same_padding or strided) and not plane_path and x and len(x) == k + 2:
+        padded = [d + pads[i] + pads[i + k] for i, d in enumerate(x[2:])] if len(pads) == 2 * k else x[2:]
+        copied = int(np.prod([x[0], x[1], *padded]))
+    return LayerTraits(group, weight.shape[1], strided, int(weight.size), positions, copied)
+
+
 @dataclass(frozen=True)
 class Decision:
     rewrite: bool
     reason: str
+    predicted: float | None = None  # the cost model's speedup, where it made one
 
 
-def predicted_speedup(traits: LayerTraits, sparsity: float) -> float:
-    density = max(1.0 - sparsity, 1e-6)
-    base, slope = EFFICIENCY[traits.kind]
-    speedup = (base + slope * density) / density
+def dense_us(traits: LayerTraits, rates: Rates = REFERENCE) -> float | None:
+    """ORT's dense Conv's predicted time, or None when the layer's sizes are unknown."""
     if not (traits.weight_size and traits.output_positions):
+        return None
+    return traits.weight_size * traits.output_positions / rates.dense_macs_per_us[traits.kind]
+
+
+def predicted_speedup(traits: LayerTraits, sparsity: float, rates: Rates = REFERENCE) -> float:
+    density = max(1.0 - sparsity, 1e-6)
+    base, slope = rates.efficiency[traits.kind]
+    speedup = max(base + slope * density, 1e-3) / density
+    dense = dense_us(traits, rates)
+    if dense is None:
         return speedup
-    dense_us = traits.weight_size * traits.output_positions / DENSE_MACS_PER_US[traits.kind]
-    copy_us = traits.copied_input_elements * 4 / (COPY_GB_PER_S * 1e3)
-    return dense_us / (dense_us / speedup + copy_us + SPARSE_CALL_US)
+    # The CPU kernel computes whole tiles of positions: a 7x7 output fills 49 of a tile's 128.
+    tile = _tile_positions()
+    speedup *= traits.output_positions / (math.ceil(traits.output_positions / tile) * tile)
+    copy_us = traits.copied_input_elements * 4 / (rates.copy_gb_per_s * 1e3)
+    return dense / (dense / speedup + copy_us + max(rates.sparse_call_us, 0.0))
+
+
+def _tile_positions() -> int:
+    from . import _core
+
+    return int(_core.CPU_TILE_POSITIONS)
 
 
 # CUDA: no GPU measurement calibrates the CUDA kernel (docs/performance.md, "CUDA kernel"), so
@@ -91,7 +189,11 @@ CUDA_NO_MEASUREMENT = (
 
 
 def decide(
-    sparsity: float, min_sparsity: float | None, traits: LayerTraits | None = None, provider: str = "cpu"
+    sparsity: float,
+    min_sparsity: float | None,
+    traits: LayerTraits | None = None,
+    provider: str = "cpu",
+    rates: Rates = REFERENCE,
 ) -> Decision:
     """The default decision (cost model), or the user's --min-sparsity threshold. For CUDA there
     is no cost model: without --min-sparsity the Conv stays dense (autotune may overrule it)."""
@@ -101,11 +203,13 @@ def decide(
         return Decision(False, f"{sparsity:.1%} zeros < {min_sparsity:.0%} (--min-sparsity)")
     if provider == "cuda":
         return Decision(False, f"{sparsity:.1%} zeros, {CUDA_NO_MEASUREMENT}")
-    speedup = predicted_speedup(traits or LayerTraits(1, 64, False), sparsity)
-    kind = (traits or LayerTraits(1, 64, False)).kind
+    traits = traits or LayerTraits(1, 64, False)
+    speedup = predicted_speedup(traits, sparsity, rates)
+    kind = traits.kind
     verdict = ">=" if speedup >= MARGIN else "<"
     # Two decimals, rounded down: never "1.1x < 1.1x" for a prediction just under MARGIN.
     shown = math.floor(speedup * 100) / 100
     if speedup < MARGIN:
         shown = min(shown, math.floor(MARGIN * 100 - 1) / 100)
-    return Decision(speedup >= MARGIN, f"{sparsity:.1%} zeros, {kind}: predicted {shown:.2f}x {verdict} {MARGIN}x")
+    reason = f"{sparsity:.1%} zeros, {kind}: predicted {shown:.2f}x {verdict} {MARGIN}x"
+    return Decision(speedup >= MARGIN, reason, speedup)

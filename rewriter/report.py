@@ -27,6 +27,12 @@ class LayerReport:
     folded: list[str] = field(default_factory=list)
     dense_bytes: int = 0
     csr_bytes: int = 0
+    predicted_speedup: float | None = None  # the cost model's, where it made one
+    dense_us_estimate: float | None = None  # ORT's dense Conv by this machine's rates (sizes known)
+    # Measured in the model by the end-to-end check (end_to_end.py): SparseConv's time with the
+    # layout conversions it caused, and the dense estimate over it.
+    measured_us: float | None = None
+    measured_speedup: float | None = None
 
 
 @dataclass
@@ -48,6 +54,9 @@ class Report:
     seconds: float = 0.0
     pruned_to: float | None = None
     check: CheckResult | None = None
+    calibration: str = ""  # where the cost model's rates come from
+    end_to_end: Any = None  # end_to_end.EndToEnd when the model was timed
+    end_to_end_skipped: str = ""  # why it was not, when it was not
 
     @property
     def convs(self) -> int:
@@ -59,6 +68,8 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        if self.end_to_end is not None:
+            data["end_to_end"]["speedup"] = self.end_to_end.speedup
         data["totals"] = {
             "convs": self.convs,
             "rewritten": self.rewritten,
@@ -115,6 +126,10 @@ def _decision(layer: LayerReport, short: bool) -> str:
     return decision
 
 
+def _speedup(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
 def _zeros(layer: LayerReport) -> str:
     return "-" if layer.sparsity is None else f"{layer.sparsity:.1%}"
 
@@ -124,8 +139,9 @@ def _wide_table(report: Report):
     from rich.table import Table
 
     table = Table(title="onnx-sparsify: Conv layers", title_justify="left", show_lines=False)
-    for column in ("layer", "input", "weight", "group", "zeros", "nnz", "decision", "dense", "CSR", "reason"):
-        right = column in ("group", "zeros", "nnz", "dense", "CSR")
+    columns = ("layer", "input", "weight", "group", "zeros", "nnz", "decision", "predicted", "measured", "dense", "CSR")
+    for column in (*columns, "reason"):
+        right = column in ("group", "zeros", "nnz", "predicted", "measured", "dense", "CSR")
         table.add_column(column, justify="right" if right else "left", overflow="fold")
     for layer in report.layers:
         table.add_row(
@@ -136,6 +152,8 @@ def _wide_table(report: Report):
             _zeros(layer),
             "-" if layer.nnz is None else str(layer.nnz),
             _decision(layer, short=False),
+            _speedup(layer.predicted_speedup),
+            _speedup(layer.measured_speedup),
             _size(layer.dense_bytes),
             _size(layer.csr_bytes) if layer.rewritten else "-",
             layer.reason,
@@ -186,6 +204,18 @@ def render(report: Report, console=None, verbose: bool = False) -> None:
         f"weights {_size(report.weight_bytes_before)} -> {_size(report.weight_bytes_after)}; "
         f"{report.seconds:.2f} s"
     )
+    if report.calibration:
+        console.print(f"rates: {report.calibration}")
+    e2e = report.end_to_end
+    if e2e is not None:
+        shapes = ", ".join(f"{k} {_dims(v)}" for k, v in e2e.inputs.items())
+        reverted = f"; {len(e2e.reverted)} layer(s) reverted as measured slower" if e2e.reverted else ""
+        console.print(
+            f"end to end ({e2e.threads} thread(s), {shapes}): original {e2e.original_ms:.3f} ms, "
+            f"rewritten {e2e.rewritten_ms:.3f} ms: {e2e.verdict}{reverted} (check took {e2e.seconds:.1f} s)"
+        )
+    elif report.end_to_end_skipped:
+        console.print(f"end to end: {report.end_to_end_skipped}")
     if report.check is not None:
         c = report.check
         verdict = "[green]passed[/green]" if c.passed else "[red]FAILED[/red]"

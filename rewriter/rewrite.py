@@ -8,20 +8,24 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from . import end_to_end
 from ._contract import DOMAIN, MAX_EPILOGUE_STEPS, OP_VERSION
 from .autotune import MARGIN as AUTOTUNE_MARGIN
 from .autotune import conv_attributes, cuda_unavailable_reason, time_layer
-from .check import unknown_inputs, validate_input_shapes
+from .calibration import load as load_calibration
+from .calibration import same_machine, this_machine
+from .check import CheckError, random_feeds, unknown_inputs, validate_input_shapes
 from .conv_to_sparse import ensure_domain, sparse_conv_node
 from .csr import CsrWeight, dense_to_csr
-from .decision import Decision, LayerTraits, decide
+from .decision import REFERENCE, Decision, LayerTraits, Rates, decide, dense_us, layer_traits
+from .end_to_end import LayerKey
 from .epilogue import Activation
 from .folding import (
     affine_operand,
@@ -78,6 +82,13 @@ class _Context:
     cuda_unavailable: str | None = None  # why --autotune cannot time on CUDA here
     tick: Callable[[], None] = lambda: None
     autotune_skipped: int = 0  # Convs --autotune could not time: their input size is unknown
+    rates: Rates = REFERENCE
+    threads: int = 1  # for autotune's timing
+    # Shared by the rewrites of one sparsify() call: decisions made (autotune times a layer once),
+    # layers the end-to-end check reverted (key -> why).
+    memo: dict[LayerKey, Decision] = field(default_factory=dict)
+    reverted: Mapping[LayerKey, str] = field(default_factory=dict)
+    outputs: dict[str, LayerKey] = field(default_factory=dict)  # SparseConv output -> its layer
 
     def unique(self, base: str) -> str:
         name, i = base, 1
@@ -195,29 +206,15 @@ def _single_consumer(name: str, uses, consumers, graph) -> tuple[int, onnx.NodeP
 def _traits(node: onnx.NodeProto, weight: np.ndarray, layer: LayerReport, ctx: _Context) -> LayerTraits:
     """The cost model's view of a Conv, with sizes where shape inference knows them."""
     k = weight.ndim - 2
-    strides = list(attribute(node, "strides", [1] * k))
-    pads = list(attribute(node, "pads", [0] * 2 * k))
-    padded = any(pads) or attribute(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER")
-    # Costs scale with the batch on both sides, so an unknown batch counts as 1.
-    x_shape, y_shape = (
-        [1, *s[1:]] if s else s for s in (ctx.shapes.get(node.input[0]), ctx.shapes.get(node.output[0]))
+    return layer_traits(
+        weight,
+        layer.group,
+        list(attribute(node, "strides", [1] * k)),
+        list(attribute(node, "pads", [0] * 2 * k)),
+        attribute(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"),
+        ctx.shapes.get(node.input[0]),
+        ctx.shapes.get(node.output[0]),
     )
-    positions = copied = 0
-    if y_shape and all(isinstance(d, int) and d > 0 for d in y_shape):
-        positions = int(np.prod([y_shape[0], *y_shape[2:]]))
-    # The CPU kernel copies a padded or strided input, except on its plane path (unit strides,
-    # at most 6 nonzeros per output channel, output planes of 1024 or more: sparse_conv_cpu.cc).
-    plane_path = (
-        not any(s > 1 for s in strides) and np.count_nonzero(weight) <= 6 * weight.shape[0] and positions >= 1024
-    )
-    if (
-        (padded or any(s > 1 for s in strides))
-        and not plane_path
-        and x_shape
-        and all(isinstance(d, int) and d > 0 for d in x_shape)
-    ):
-        copied = int(np.prod([x_shape[0], x_shape[1], *[d + pads[i] + pads[i + k] for i, d in enumerate(x_shape[2:])]]))
-    return LayerTraits(layer.group, weight.shape[1], any(s > 1 for s in strides), int(weight.size), positions, copied)
 
 
 @dataclass
@@ -359,8 +356,22 @@ def _dims(shape: list | None) -> str:
 
 
 def _decide(node: onnx.NodeProto, layer: LayerReport, folded: _Folded, index_dtype: type, ctx: _Context) -> Decision:
-    """The cost model's decision (or the --min-sparsity threshold's), or autotune's timing."""
-    decision = decide(layer.sparsity, ctx.min_sparsity, _traits(node, folded.weight, layer, ctx), ctx.provider)
+    """The cost model's decision (or the --min-sparsity threshold's), or autotune's timing; made
+    once per layer for all the rewrites of one sparsify() call."""
+    key = (layer.graph, layer.name)
+    traits = _traits(node, folded.weight, layer, ctx)
+    layer.dense_us_estimate = dense_us(traits, ctx.rates)
+    if key not in ctx.memo:
+        ctx.memo[key] = _decision(node, layer, folded, index_dtype, traits, ctx)
+    decision = ctx.memo[key]
+    layer.predicted_speedup = decision.predicted
+    return decision
+
+
+def _decision(
+    node: onnx.NodeProto, layer: LayerReport, folded: _Folded, index_dtype: type, traits: LayerTraits, ctx: _Context
+) -> Decision:
+    decision = decide(layer.sparsity, ctx.min_sparsity, traits, ctx.provider, ctx.rates)
     if not (ctx.autotune and ctx.min_sparsity is None):
         return decision
     if ctx.provider == "cuda" and ctx.cuda_unavailable:
@@ -373,12 +384,13 @@ def _decide(node: onnx.NodeProto, layer: LayerReport, folded: _Folded, index_dty
     csr = dense_to_csr(folded.weight, index_dtype)
     act = folded.activations
     dense_ms, sparse_ms = time_layer(
-        x_shape, folded.weight, folded.bias, conv_attributes(node), act, csr, provider=ctx.provider
+        x_shape, folded.weight, folded.bias, conv_attributes(node), act, csr, provider=ctx.provider, threads=ctx.threads
     )
     where = " on CUDA" if ctx.provider == "cuda" else ""
     return Decision(
         sparse_ms * AUTOTUNE_MARGIN < dense_ms,
         f"{layer.sparsity:.1%} zeros, autotune{where}: dense {dense_ms:.3f} ms, sparse {sparse_ms:.3f} ms",
+        decision.predicted,
     )
 
 
@@ -418,6 +430,9 @@ def _plan_conv(index: int, node: onnx.NodeProto, scope: Scope, uses, consumers, 
     decision = _decide(node, layer, folded, index_dtype, ctx)
     layer.reason = "; ".join([decision.reason, *folded.notes])
     if not decision.rewrite:
+        return layer, None
+    if (layer.graph, layer.name) in ctx.reverted:
+        layer.reason = f"{decision.reason}; reverted, {ctx.reverted[layer.graph, layer.name]}"
         return layer, None
     csr = dense_to_csr(weight, index_dtype)
     layer.rewritten = True
@@ -500,6 +515,7 @@ def _rewrite_nodes(graph: onnx.GraphProto, scope: Scope, ctx: _Context, as_const
             base = node.name or plan.weight_name
             tensors.append(numpy_helper.from_array(plan.bias.astype(np.float32), ctx.unique(f"{base}_folded_bias")))
             bias_name = tensors[-1].name
+        ctx.outputs[plan.output] = (scope.path, node_label(node))
         conv = onnx.NodeProto()
         conv.CopyFrom(node)
         del conv.output[:]
@@ -632,7 +648,11 @@ def sparsify(
     autotune: bool = False,
     input_shapes: dict[str, list[int]] | None = None,
     provider: str = "cpu",
-    progress: Callable[[int], Callable[[], None]] | None = None,
+    progress: Callable[..., Callable[[], None]] | None = None,
+    calibration: Rates | str | os.PathLike | None = None,
+    measure: bool = True,
+    threads: int = 1,
+    sample_inputs: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[onnx.ModelProto, Report]:
     """Rewrites a model's sparse Convs to SparseConv.
 
@@ -640,8 +660,18 @@ def sparsify(
     profitability decision (0 rewrites every eligible Conv); ``keep`` names Conv nodes to leave
     dense; ``prune`` first magnitude-prunes each eligible Conv weight to that sparsity (which
     changes the model's accuracy). ``input_shapes`` fixes graph inputs' unknown sizes (for the
-    cost model and ``autotune``); a name that is no input, a wrong rank, a size below 1 or one
-    contradicting a declared size raises ValueError. Returns the new model and a per-layer report.
+    cost model, ``autotune`` and the end-to-end check); a name that is no input, a wrong rank, a
+    size below 1 or one contradicting a declared size raises ValueError. Returns the new model
+    and a per-layer report.
+
+    The default decision (no ``min_sparsity``, CPU) predicts each layer with this machine's
+    rates (``calibration``: Rates, the path of a file calibration.save() wrote, or None for this
+    machine's, measured once and cached), then, with ``measure``, times the original and the
+    rewritten model end to end with ``threads`` intra-op threads on ``sample_inputs`` (default:
+    random inputs of the resolved shapes, an unknown batch as 1), reverts the layers measured
+    slower than their dense Conv and keeps the model dense unless the rewrite is measured faster
+    (end_to_end.py). Where the model cannot be timed (an input size unknown), it stays dense and
+    the report says why; ``measure=False`` trusts the cost model alone.
 
     A model ONNX Runtime would refuse to load, in a node the rewrite reads (a Conv, or a
     BatchNormalization or activation after one), raises MalformedModelError (a ModelLoadError)
@@ -656,45 +686,154 @@ def sparsify(
     check_opsets(source)
     if min_sparsity is not None and not 0.0 <= min_sparsity <= 1.0:
         raise ValueError(f"min_sparsity must be within [0, 1], got {min_sparsity}")
+    if provider not in ("cpu", "cuda"):
+        raise ValueError(f"provider must be 'cpu' or 'cuda', got {provider!r}")
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
     validate_input_shapes(source, input_shapes or {})
-    out = onnx.ModelProto()
-    out.CopyFrom(source)
+    if sample_inputs:
+        input_shapes = {**(input_shapes or {}), **{k: list(np.shape(v)) for k, v in sample_inputs.items()}}
+        validate_input_shapes(source, input_shapes)
     keep = frozenset(keep)
     _warn_unmatched_keep(source, keep)
     report = Report()
+    pruned = source
     if prune is not None:
-        out, _ = prune_convs(out, prune, keep)
+        pruned, _ = prune_convs(source, prune, keep)
         report.pruned_to = prune
+    default_cpu = min_sparsity is None and provider == "cpu"
+    rates = _rates(calibration, threads, progress, report) if default_cpu else REFERENCE
+    shapes = _known_shapes(pruned, input_shapes)
+    memo: dict[LayerKey, Decision] = {}
+
+    def rewrite(reverted: Mapping[LayerKey, str], report: Report) -> tuple[onnx.ModelProto, _Context]:
+        ctx = _Context(
+            min_sparsity,
+            keep,
+            index_dtype,
+            shapes,
+            report,
+            _names(pruned),
+            autotune=autotune,
+            provider=provider,
+            cuda_unavailable=cuda_unavailable_reason() if autotune and provider == "cuda" else None,
+            rates=rates,
+            threads=threads,
+            memo=memo,
+            reverted=reverted,
+        )
+        if progress is not None and not memo:
+            ctx.tick = progress(sum(1 for _ in _all_convs(pruned)))
+        return _rewrite_model(pruned, ctx), ctx
+
+    out, ctx = rewrite({}, report)
+    _warn_autotune(source, ctx, input_shapes or {})
+    if default_cpu and report.rewritten:
+        if not measure:
+            report.end_to_end_skipped = "not measured (measure=False): the cost model alone decided"
+        elif calibration is not None and not same_machine(rates):
+            report.end_to_end_skipped = f"not measured: the calibration is from another machine ({rates.machine})"
+        else:
+            out, report = _measure(pruned, out, ctx, rewrite, sample_inputs, input_shapes or {}, threads)
     report.weight_bytes_before = tensor_bytes(source)
+    report.weight_bytes_after = tensor_bytes(out)
+    report.seconds = time.perf_counter() - start
+    return out, report
 
-    names = {v for g in all_graphs(out) for n in g.node for v in [*n.input, *n.output]}
-    names |= {t.name for g in all_graphs(out) for t in g.initializer}
-    if provider not in ("cpu", "cuda"):
-        raise ValueError(f"provider must be 'cpu' or 'cuda', got {provider!r}")
-    ctx = _Context(
-        min_sparsity,
-        keep,
-        index_dtype,
-        _known_shapes(out, input_shapes),
-        report,
-        names,
-        autotune=autotune,
-        provider=provider,
-        cuda_unavailable=cuda_unavailable_reason() if autotune and provider == "cuda" else None,
-    )
-    if progress is not None:
-        ctx.tick = progress(sum(1 for _ in _all_convs(out)))
 
+def _names(model: onnx.ModelProto) -> set[str]:
+    names = {v for g in all_graphs(model) for n in g.node for v in [*n.input, *n.output]}
+    return names | {t.name for g in all_graphs(model) for t in g.initializer}
+
+
+def _rewrite_model(pruned: onnx.ModelProto, ctx: _Context) -> onnx.ModelProto:
+    """One rewrite of the whole model (graphs, subgraphs, functions) under `ctx`'s decisions."""
+    out = onnx.ModelProto()
+    out.CopyFrom(pruned)
     main = Scope(out.graph, "main", ir_version=out.ir_version)
     new = _rewrite_nodes(out.graph, main, ctx, as_constants=False)
     out.graph.initializer.extend(new)
     _drop_unused(out.graph, ctx, main=True, ir_version=out.ir_version)
     for function in out.functions:
         _rewrite_function(function, ctx, out.ir_version)
-    _warn_autotune(source, ctx, input_shapes or {})
-    if report.rewritten:
+    if ctx.report.rewritten:
         ensure_domain(out)
     out.ir_version = min(out.ir_version, MAX_IR_VERSION)
-    report.weight_bytes_after = tensor_bytes(out)
-    report.seconds = time.perf_counter() - start
+    return out
+
+
+def _rates(
+    calibration: Rates | str | os.PathLike | None,
+    threads: int,
+    progress: Callable[..., Callable[[], None]] | None,
+    report: Report,
+) -> Rates:
+    """The cost model's rates: given, read from a file, or this machine's (cached or measured)."""
+    if isinstance(calibration, Rates):
+        report.calibration = f"given: {calibration.machine}"
+        return calibration
+    if calibration is not None:
+        rates = load_calibration(calibration)  # OSError, ValueError: the caller's to report
+        report.calibration = f"{os.fspath(calibration)}: {rates.machine}, {rates.threads} thread(s)"
+        return rates
+    rates, where = this_machine(threads, progress)
+    report.calibration = f"{where}: {rates.machine}, {threads} thread(s)"
+    return rates
+
+
+def _measure(
+    pruned: onnx.ModelProto,
+    first: onnx.ModelProto,
+    ctx: _Context,
+    rewrite: Callable[[Mapping[LayerKey, str], Report], tuple[onnx.ModelProto, _Context]],
+    sample_inputs: Mapping[str, np.ndarray] | None,
+    input_shapes: Mapping[str, list[int]],
+    threads: int,
+) -> tuple[onnx.ModelProto, Report]:
+    """The end-to-end check (end_to_end.py) of the first rewrite; returns the model to keep and
+    its report."""
+    report = ctx.report
+    try:
+        feeds = random_feeds(pruned, input_shapes, given=sample_inputs)
+    except CheckError as e:
+        why = f"kept dense: the model cannot be timed to show a gain ({e}; or trust the cost model: --no-measure)"
+        return _all_dense(pruned, report, why)
+    estimates = {(layer.graph, layer.name): layer.dense_us_estimate for layer in report.layers}
+    revised: dict[str, Report] = {}
+
+    def again(reverted: Mapping[LayerKey, str]) -> onnx.ModelProto:
+        revised["report"] = Report(pruned_to=report.pruned_to, calibration=report.calibration)
+        return rewrite(reverted, revised["report"])[0]
+
+    try:
+        kept, result, reverted, costs = end_to_end.check(pruned, again, first, ctx.outputs, estimates, feeds, threads)
+    except end_to_end.NotMeasurable as e:
+        return _all_dense(pruned, report, f"kept dense: {e}")
+    measured = {c.key: c for c in costs}
+    if reverted and kept is not None:
+        report = revised["report"]
+    for layer in report.layers:
+        cost = measured.get((layer.graph, layer.name))
+        if cost is not None:
+            layer.measured_us = cost.sparse_us + cost.reorder_us
+            layer.measured_speedup = cost.speedup
+    report.end_to_end = result
+    if kept is None:
+        return _all_dense(pruned, report, result.verdict)
+    log.info("end to end: %s", result.verdict)
+    return kept, report
+
+
+def _all_dense(pruned: onnx.ModelProto, report: Report, why: str) -> tuple[onnx.ModelProto, Report]:
+    """The pruned model unrewritten, each layer the plan had rewritten now dense with `why`."""
+    log.warning("%s", why)
+    for layer in report.layers:
+        if layer.rewritten:
+            layer.rewritten, layer.folded, layer.csr_bytes = False, [], 0
+            layer.reason = f"{layer.reason}; the model kept dense (end to end)"
+    if report.end_to_end is None:
+        report.end_to_end_skipped = why
+    out = onnx.ModelProto()
+    out.CopyFrom(pruned)
+    out.ir_version = min(out.ir_version, MAX_IR_VERSION)
     return out, report

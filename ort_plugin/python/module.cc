@@ -13,6 +13,7 @@
 #include "kernels/cpu_isa.h"
 #include "kernels/errors.h"
 #include "kernels/sparse_conv_cpu.h"
+#include "kernels/sparse_weights.h"
 #ifdef ONNX_SPARSIFY_WITH_CUDA
 #include <cuda_runtime_api.h>
 
@@ -194,6 +195,8 @@ PYBIND11_MODULE(_core, m) {
   m.attr("DOMAIN") = kDomain;
   m.attr("OP_TYPE") = kOpType;
   m.attr("OP_VERSION") = kOpVersion;
+  // Output positions one CPU tile computes: the cost model counts a layer's last, partial tile.
+  m.attr("CPU_TILE_POSITIONS") = kCpuTilePositions;
   m.def("sparse_conv", &SparseConv, py::arg("x"), py::arg("values"), py::arg("col_indices"), py::arg("row_ptr"),
         py::arg("bias") = py::none(), py::kw_only(), py::arg("attributes") = py::dict(), py::arg("threads") = 1,
         py::arg("out") = py::none(), py::arg("isa") = py::none(), py::arg("residual") = py::none(),
