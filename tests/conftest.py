@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
 from onnx_sparsify import calibration
 from onnx_sparsify.decision import REFERENCE
 
