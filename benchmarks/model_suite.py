@@ -10,11 +10,14 @@ Nothing is downloaded at run time: each model file is found in its installed pac
 without importing the package (their imports need OpenCV, torch, ...). A model whose package is
 not installed is skipped with a warning. Writes model_suite.json and model_suite.md.
 
-Per model and sparsity the rewrite is `onnx_sparsify.sparsify(pruned, input_shapes=hints)`: no
-flags but, for inputs whose declared shape has unknown sizes, the registry's shapes, as a user
-of `onnx-sparsify --input-shape` would give them (they let the cost model count the layers'
-fixed costs). Models with fully declared inputs get no hints; `--no-shape-hints` drops them all.
-Each row records which hints were passed.
+Per model, sparsity and thread count the rewrite is the default decision,
+`onnx_sparsify.sparsify(pruned, input_shapes=hints, threads=t, sample_inputs=feeds)`: this
+machine's calibration, then the end-to-end check timing the model on the suite's inputs (for
+Silero VAD its sample rate, which selects the If branch that runs). The hints are, for inputs
+whose declared shape has unknown sizes, the registry's shapes, as a user of `onnx-sparsify
+--input-shape` would give them; without them such a model cannot be timed and stays dense.
+Models with fully declared inputs get no hints; `--no-shape-hints` drops them all. Each row
+records which hints were passed and what the end-to-end check measured and reverted.
 """
 
 from __future__ import annotations
@@ -369,16 +372,20 @@ def bench_model(
     }
     rows = []
     for sparsity in sparsities:
-        start = time.perf_counter()
         pruned, _ = onnx_sparsify.prune_convs(model, sparsity)
-        rewritten, report = onnx_sparsify.sparsify(pruned, input_shapes=hints or None)
-        rewrite_s = time.perf_counter() - start
         for t in threads:
+            # The default decision for a deployment with t threads, measured on the suite's inputs.
+            start = time.perf_counter()
+            rewritten, report = onnx_sparsify.sparsify(
+                pruned, input_shapes=hints or None, threads=t, sample_inputs=feed
+            )
+            rewrite_s = time.perf_counter() - start
             d, s, dense, sparse = time_pair(
                 lambda t=t, m=pruned: BoundRun(make_session(m, plugin=False, threads=t), feed),
                 lambda t=t, m=rewritten: BoundRun(make_session(m, plugin=True, threads=t), feed),
                 block_s=budget_s / 6,
             )
+            e2e = report.end_to_end
             row = {
                 "model": entry.name,
                 "sparsity": sparsity,
@@ -391,12 +398,24 @@ def bench_model(
                 "fused": dict(fused_patterns(report).most_common()),
                 "refusals": dict(refusal_reasons(report).most_common()),
                 "unfolded": dict(unfolded_notes(report).most_common()),
-                "prune_rewrite_s": rewrite_s,
+                "rewrite_s": rewrite_s,
+                "calibration": report.calibration,
+                "end_to_end": None
+                if e2e is None
+                else {
+                    "original_ms": e2e.original_ms,
+                    "first_ms": e2e.first_ms,
+                    "rewritten_ms": e2e.rewritten_ms,
+                    "reverted": len(e2e.reverted),
+                    "seconds": e2e.seconds,
+                    "verdict": e2e.verdict,
+                },
+                "end_to_end_skipped": report.end_to_end_skipped,
             }
             del dense, sparse
             rows.append(row)
             log.info(
-                "%s %.0f%% %d thr: %d/%d rewritten, dense %.2f ms, sparse %.2f ms, %.2fx, err %s",
+                "%s %.0f%% %d thr: %d/%d rewritten, dense %.2f ms, sparse %.2f ms, %.2fx, err %s; %s",
                 entry.name,
                 sparsity * 100,
                 t,
@@ -406,6 +425,7 @@ def bench_model(
                 row["sparse_ms"],
                 row["ratio"],
                 _error(row["rel_l2_error"]),
+                e2e.verdict if e2e else report.end_to_end_skipped,
             )
     return info, rows
 
@@ -473,15 +493,17 @@ def markdown(results: Mapping[str, Any]) -> str:
         )
     lines += [
         "",
-        "| model | zeros | threads | rewritten | ORT dense (ms) | with SparseConv (ms) | ratio | error | fused |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | zeros | threads | rewritten | ORT dense (ms) | with SparseConv (ms) | ratio | error "
+        "| end-to-end check | fused |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["rows"]:
         lines.append(
             f"| {r['model']} | {r['sparsity']:.0%} | {r['threads']} | {r['rewritten']}/{r['convs']} | "
             f"{r['dense_ms']:.2f} | {r['sparse_ms']:.2f} | **{r['ratio']:.2f}x** | {_error(r['rel_l2_error'])} | "
-            f"{_counts(r['fused'])} |"
+            f"{_check(r)} | {_counts(r['fused'])} |"
         )
+    lines += ["", *summary(results["rows"])]
     seen = set()
     refusal_lines = []
     for r in results["rows"]:
@@ -502,6 +524,32 @@ def markdown(results: Mapping[str, Any]) -> str:
     if results.get("skipped"):
         lines += ["", "Skipped: " + "; ".join(f"{k}: {v}" for k, v in results["skipped"].items()) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _check(row: Mapping[str, Any]) -> str:
+    e2e = row.get("end_to_end")
+    if not e2e:
+        return row.get("end_to_end_skipped", "") or "-"
+    reverted = f", {e2e['reverted']} reverted" if e2e["reverted"] else ""
+    return f"{e2e['verdict']}{reverted} ({row.get('rewrite_s', 0):.0f} s)"
+
+
+def summary(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Median and worst ratio per sparsity and thread count, and the models slower than dense."""
+    lines = [
+        "| zeros | threads | models | median ratio | worst ratio | slower than the original |",
+        "|---|---|---|---|---|---|",
+    ]
+    for sparsity, threads in sorted({(r["sparsity"], r["threads"]) for r in rows}):
+        group = [r for r in rows if (r["sparsity"], r["threads"]) == (sparsity, threads)]
+        ratios = [r["ratio"] for r in group]
+        worst = min(group, key=lambda r: r["ratio"])
+        slower = ", ".join(f"{r['model']} {r['ratio']:.2f}x" for r in group if r["ratio"] < 1.0) or "none"
+        lines.append(
+            f"| {sparsity:.0%} | {threads} | {len(group)} | {float(np.median(ratios)):.2f}x | "
+            f"{worst['ratio']:.2f}x ({worst['model']}) | {slower} |"
+        )
+    return lines
 
 
 def _floats(text: str) -> list[float]:

@@ -118,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         "instead of this machine's; the end-to-end check runs only when FILE is from this CPU",
     )
     parser.add_argument(
+        "--sample-inputs",
+        type=Path,
+        metavar="NPZ",
+        help="time the end-to-end check on these inputs (a NumPy .npz archive, one array per input name) "
+        "instead of random ones: for inputs whose values choose the work (an If's condition, a sample rate)",
+    )
+    parser.add_argument(
         "--threads",
         type=_positive,
         default=1,
@@ -215,6 +222,29 @@ def _input_shapes(args: argparse.Namespace, model) -> dict[str, list[int]]:
     return shapes
 
 
+def _sample_inputs(args: argparse.Namespace, model):
+    """The arrays in --sample-inputs (None without it), checked against the model's inputs."""
+    import numpy as np
+
+    from .check import validate_input_shapes
+
+    if args.sample_inputs is None:
+        return None
+    flag = f"--sample-inputs {args.sample_inputs}"
+    try:
+        with np.load(args.sample_inputs, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except OSError as e:
+        raise _Failure(EXIT_USAGE, f"{flag}: cannot read it ({e.strerror or e})") from None
+    except ValueError as e:
+        raise _Failure(EXIT_USAGE, f"{flag}: not a NumPy .npz archive of arrays ({e})") from None
+    try:
+        validate_input_shapes(model, {name: list(a.shape) for name, a in arrays.items()})
+    except ValueError as e:
+        raise _Failure(EXIT_USAGE, f"{flag}: {e}") from None
+    return arrays
+
+
 def _calibration(args: argparse.Namespace):
     """The rates in --calibration's file, or None (this machine's)."""
     from . import calibration
@@ -248,6 +278,7 @@ def _rewrite(args: argparse.Namespace, loaded, input_shapes: dict[str, list[int]
             provider=args.provider,
             progress=_progress_bar(not args.quiet and sys.stderr.isatty()),
             calibration=_calibration(args),
+            sample_inputs=_sample_inputs(args, loaded.model),
             measure=args.measure,
             threads=args.threads,
         )

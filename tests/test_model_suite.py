@@ -200,6 +200,18 @@ def _row(model: str, sparsity: float, threads: int, ratio: float) -> dict:
         "fused": dict(model_suite.fused_patterns(report)),
         "refusals": dict(model_suite.refusal_reasons(report)),
         "unfolded": dict(model_suite.unfolded_notes(report)),
+        "rewrite_s": 3.0,
+        "end_to_end": {
+            "original_ms": 2.0 * ratio,
+            "first_ms": 2.5,
+            "rewritten_ms": 2.0,
+            "reverted": 2,
+            "seconds": 2.5,
+            "verdict": f"{ratio:.2f}x faster than the original, measured",
+        }
+        if ratio > 1
+        else None,
+        "end_to_end_skipped": "" if ratio > 1 else "kept dense: the rewrite measured 0.50x",
     }
 
 
@@ -228,10 +240,14 @@ def test_markdown_renders_injected_rows() -> None:
     text = model_suite.markdown(results)
     assert "| toy | detection | toy==1.0 | toy.onnx | images 1x3x32x32 | 6 | SiLU(Sigmoid+Mul) 5, Concat 1 |" in text
     assert (
-        "| toy | 90% | 1 | 4/6 | 3.50 | 2.00 | **1.75x** | 1.5e-07 | BatchNormalization+Relu 1, SiLU 1, none 2 |"
-        in text
+        "| toy | 90% | 1 | 4/6 | 3.50 | 2.00 | **1.75x** | 1.5e-07 | 1.75x faster than the original, measured, "
+        "2 reverted (3 s) | BatchNormalization+Relu 1, SiLU 1, none 2 |" in text
     )
-    assert "| toy | 90% | 2 | 4/6 | 1.00 | 2.00 | **0.50x** |" in text
+    assert (
+        "| toy | 90% | 2 | 4/6 | 1.00 | 2.00 | **0.50x** | 1.5e-07 | kept dense: the rewrite measured 0.50x |" in text
+    )
+    assert "| 90% | 1 | 1 | 1.75x | 1.75x (toy) | none |" in text
+    assert "| 90% | 2 | 1 | 0.50x | 0.50x (toy) | toy 0.50x |" in text
     assert text.count("| toy | 90% | depthwise: predicted #x < #x 2 |") == 1  # once per model and sparsity
     assert "Skipped: gone: not installed" in text
 
