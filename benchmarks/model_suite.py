@@ -308,8 +308,17 @@ def _generic(text: str) -> str:
 
 
 def refusal_reasons(report) -> Counter[str]:
-    """Why Convs were left dense: the first part of each dense layer's reason, made generic."""
-    return Counter(_generic(layer.reason.split("; ")[0]) for layer in report.layers if not layer.rewritten)
+    """Why Convs were left dense: the first part of each dense layer's reason, made generic, or
+    what the end-to-end check did to a layer the prediction had rewritten."""
+
+    def why(reason: str) -> str:
+        if "; reverted, measured" in reason:
+            return "reverted: measured slower in the model"
+        if "the model kept dense (end to end)" in reason:
+            return "model kept dense by the end-to-end check"
+        return _generic(reason.split("; ")[0])
+
+    return Counter(why(layer.reason) for layer in report.layers if not layer.rewritten)
 
 
 def unfolded_notes(report) -> Counter[str]:
