@@ -193,6 +193,7 @@ def _row(model: str, sparsity: float, threads: int, ratio: float) -> dict:
         "convs": report.convs,
         "rewritten": report.rewritten,
         "input_shapes_passed": {},
+        "conv_share": 0.8,
         "dense_ms": 2.0 * ratio,
         "sparse_ms": 2.0,
         "ratio": ratio,
@@ -240,11 +241,12 @@ def test_markdown_renders_injected_rows() -> None:
     text = model_suite.markdown(results)
     assert "| toy | detection | toy==1.0 | toy.onnx | images 1x3x32x32 | 6 | SiLU(Sigmoid+Mul) 5, Concat 1 |" in text
     assert (
-        "| toy | 90% | 1 | 4/6 | 3.50 | 2.00 | **1.75x** | 1.5e-07 | 1.75x faster than the original, measured, "
+        "| toy | 90% | 1 | 4/6 | 80% | 3.50 | 2.00 | **1.75x** | 1.5e-07 | 1.75x faster than the original, measured, "
         "2 reverted (3 s) | BatchNormalization+Relu 1, SiLU 1, none 2 |" in text
     )
     assert (
-        "| toy | 90% | 2 | 4/6 | 1.00 | 2.00 | **0.50x** | 1.5e-07 | kept dense: the rewrite measured 0.50x |" in text
+        "| toy | 90% | 2 | 4/6 | 80% | 1.00 | 2.00 | **0.50x** | 1.5e-07 | kept dense: the rewrite measured 0.50x |"
+        in text
     )
     assert "| 90% | 1 | 1 | 1.75x | 1.75x (toy) | none |" in text
     assert "| 90% | 2 | 1 | 0.50x | 0.50x (toy) | toy 0.50x |" in text
