@@ -7,8 +7,11 @@
 #   2. the official release archive, when its host is reachable;
 #   3. Debian's libonnxruntime-dev (trixie), fetched with apt-get into the build tree.
 # The version is pinned: building against API 21 lets every runtime from 1.21 on load the plugin.
+# ONNX_SPARSIFY_ORT_API is the one place that number lives: the C++ code (GetApi, build_info)
+# receives it as a compile definition through onnxruntime::headers.
 
-set(ORT_HEADERS_VERSION "1.21.0")
+set(ONNX_SPARSIFY_ORT_API 21)
+set(ORT_HEADERS_VERSION "1.${ONNX_SPARSIFY_ORT_API}.0")
 set(ORT_HEADERS_DEBIAN_SUITE "trixie")
 
 set(ONNXRUNTIME_ROOT "$ENV{ONNXRUNTIME_ROOT}" CACHE PATH "Folder holding ONNX Runtime's include/ (optional)")
@@ -90,13 +93,16 @@ endif()
 
 file(STRINGS "${ORT_INCLUDE_DIR}/onnxruntime_c_api.h" _ort_api_line REGEX "^#define ORT_API_VERSION [0-9]+")
 string(REGEX REPLACE ".* ([0-9]+)$" "\\1" ORT_HEADERS_API_VERSION "${_ort_api_line}")
-if(ORT_HEADERS_API_VERSION LESS 21)
-  message(FATAL_ERROR "ONNX Runtime headers in ${ORT_INCLUDE_DIR} are API ${ORT_HEADERS_API_VERSION}; need 21 or later")
+if(ORT_HEADERS_API_VERSION LESS ONNX_SPARSIFY_ORT_API)
+  message(FATAL_ERROR "ONNX Runtime headers in ${ORT_INCLUDE_DIR} are API ${ORT_HEADERS_API_VERSION}; "
+                      "need ${ONNX_SPARSIFY_ORT_API} or later")
 endif()
-message(STATUS "ONNX Runtime headers: ${ORT_INCLUDE_DIR} (API ${ORT_HEADERS_API_VERSION}; built against API 21)")
+message(STATUS "ONNX Runtime headers: ${ORT_INCLUDE_DIR} (API ${ORT_HEADERS_API_VERSION}; "
+               "built against API ${ONNX_SPARSIFY_ORT_API})")
 
 add_library(onnxruntime_headers INTERFACE)
 target_include_directories(onnxruntime_headers SYSTEM INTERFACE "${ORT_INCLUDE_DIR}")
-# Build against API 21 whatever header version was found, so ORT 1.21 and later all load the plugin.
-target_compile_definitions(onnxruntime_headers INTERFACE ORT_API_MANUAL_INIT ONNX_SPARSIFY_ORT_API=21)
+# Build against that API whatever header version was found, so every runtime from it on loads the plugin.
+target_compile_definitions(onnxruntime_headers INTERFACE ORT_API_MANUAL_INIT
+                                                         ONNX_SPARSIFY_ORT_API=${ONNX_SPARSIFY_ORT_API})
 add_library(onnxruntime::headers ALIAS onnxruntime_headers)

@@ -29,7 +29,7 @@ def test_single_layer_measurement_is_complete_and_correct() -> None:
     row = bench_layer(Layer("tiny", (1, 4, 16, 16), 8, (3, 3), {"pads": [1, 1, 1, 1]}), threads=1, budget_s=0.05)
     assert row["rel_l2_error"] <= 1e-5
     assert row["dense_ms"] > 0 and row["sparse_ms"] > 0 and row["runs"] >= 9
-    assert row["ratio"] == row["dense_ms"] / row["sparse_ms"]
+    assert row["dense_min_ms"] <= row["dense_ms"] <= row["dense_max_ms"]
     assert row["sparse_min_ms"] <= row["sparse_ms"] <= row["sparse_max_ms"]
     # 8x4x3x3 weight, 90% zeros: 29 nonzeros over 16x16 output positions.
     assert row["nnz"] == 29 and row["sparse_flop"] == 2 * 29 * 256 and row["dense_flop"] == 2 * 288 * 256

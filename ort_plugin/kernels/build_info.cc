@@ -6,7 +6,7 @@
 #define ONNX_SPARSIFY_VERSION "0.0.0+unknown"
 #endif
 #ifndef ONNX_SPARSIFY_ORT_API
-#define ONNX_SPARSIFY_ORT_API 21
+#error "ONNX_SPARSIFY_ORT_API comes from cmake/OnnxRuntimeHeaders.cmake"
 #endif
 
 namespace onnx_sparsify {
