@@ -88,7 +88,8 @@ def bench_network(name: str, sparsity: float, threads: int, budget_s: float) -> 
 def audit_network_layers(name: str, sparsity: float) -> list[dict[str, Any]]:
     """Every layer the default decision rewrote, timed alone both ways with the network's shapes:
     the check that no rewritten layer is slower than its dense Conv."""
-    from onnx_sparsify.autotune import conv_attributes, time_layer
+    from onnx_sparsify.autotune import time_layer
+    from onnx_sparsify.conv_to_sparse import conv_attributes
     from onnx_sparsify.csr import dense_to_csr
     from onnx_sparsify.graph_walk import Scope
     from onnx_sparsify.rewrite import _known_shapes

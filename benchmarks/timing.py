@@ -5,7 +5,8 @@ uses too; this module adds the result rows' fields."""
 
 from __future__ import annotations
 
-from onnx_sparsify.timing import BoundRun, Timing, make_session, relative_l2, time_pair
+from onnx_sparsify.check import relative_l2
+from onnx_sparsify.timing import BoundRun, Timing, make_session, time_pair
 
 __all__ = ["BoundRun", "Timing", "make_session", "relative_l2", "time_pair", "timing_fields"]
 

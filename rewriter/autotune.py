@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
@@ -99,11 +98,3 @@ def time_layer(
         block_s=block_s,
     )
     return dense_t.median_ms, sparse_t.median_ms
-
-
-def conv_attributes(node: onnx.NodeProto) -> dict:
-    keep = ("strides", "pads", "dilations", "group", "auto_pad")
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute if a.name in keep}
-    if isinstance(attrs.get("auto_pad"), bytes):
-        attrs["auto_pad"] = attrs["auto_pad"].decode()
-    return attrs

@@ -171,6 +171,13 @@ def _session(model: str | bytes, plugin: bool, optimize: bool) -> ort.InferenceS
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
+def relative_l2(actual: np.ndarray, expected: np.ndarray) -> float:
+    """||actual - expected|| / ||expected||, in float64 (the error measure of --check, the test
+    suite and the benchmarks)."""
+    a, e = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    return float(np.linalg.norm(a - e) / max(np.linalg.norm(e), 1e-30))
+
+
 def _error(actual: np.ndarray, expected: np.ndarray) -> float:
     """Relative L2 error for floats (inf on new NaNs or a shape change); mismatch rate otherwise."""
     if actual.shape != expected.shape:
@@ -181,8 +188,7 @@ def _error(actual: np.ndarray, expected: np.ndarray) -> float:
     nan_a, nan_e = np.isnan(a), np.isnan(e)
     if (nan_a != nan_e).any():
         return float("inf")
-    a, e = np.where(nan_a, 0, a), np.where(nan_e, 0, e)
-    return float(np.linalg.norm(a - e) / max(np.linalg.norm(e), 1e-30))
+    return relative_l2(np.where(nan_a, 0, a), np.where(nan_e, 0, e))
 
 
 def check(

@@ -16,6 +16,14 @@ from .csr import CsrWeight
 _CONV_ATTRIBUTES = ("strides", "pads", "dilations", "group", "auto_pad")
 
 
+def conv_attributes(node: onnx.NodeProto) -> dict:
+    """The Conv attributes SparseConv takes over, by name (auto_pad as str)."""
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute if a.name in _CONV_ATTRIBUTES}
+    if isinstance(attrs.get("auto_pad"), bytes):
+        attrs["auto_pad"] = attrs["auto_pad"].decode()
+    return attrs
+
+
 def sparse_conv_node(
     conv: onnx.NodeProto,
     csr: CsrWeight,
@@ -35,9 +43,7 @@ def sparse_conv_node(
     inputs = [conv.input[0], values, cols, row_ptr] + ([bias] if bias else [])
     if residual:
         inputs = [*inputs, *([""] if not bias else []), residual]
-    attributes = {a.name: helper.get_attribute_value(a) for a in conv.attribute if a.name in _CONV_ATTRIBUTES}
-    if isinstance(attributes.get("auto_pad"), bytes):
-        attributes["auto_pad"] = attributes["auto_pad"].decode()
+    attributes = conv_attributes(conv)
     attributes["kernel_shape"] = list(csr.kernel_shape)
     attributes["in_channels_per_group"] = csr.in_channels_per_group
     if activation:

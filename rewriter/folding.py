@@ -15,18 +15,18 @@ import onnx
 
 from .epilogue import MS_DOMAIN, Activation
 from .graph_walk import Scope, attribute, node_label, refers_to_caller
+from .model_io import MalformedModelError
 
 _ONNX_DOMAINS = ("", "ai.onnx")
 
 
 def _float_attr(node: onnx.NodeProto, name: str, default: float) -> float | str:
-    """A FLOAT attribute's value, or why it is unusable (ONNX Runtime refuses other types)."""
-    for a in node.attribute:
-        if a.name == name:
-            if a.type != onnx.AttributeProto.FLOAT:
-                return f"its attribute '{name}' is {onnx.AttributeProto.AttributeType.Name(a.type)}, not FLOAT"
-            return float(a.f)
-    return default
+    """A FLOAT attribute's value, or why it is unusable (ONNX Runtime refuses other types): the
+    node stays in the graph, where ORT will say so itself."""
+    try:
+        return float(attribute(node, name, default, onnx.AttributeProto.FLOAT))
+    except MalformedModelError as e:
+        return f"its attribute{str(e).split(': attribute', 1)[1]}"
 
 
 def batchnorm_params(node: onnx.NodeProto, scope: Scope, channels: int) -> tuple[np.ndarray, np.ndarray] | str:

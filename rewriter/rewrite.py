@@ -18,11 +18,11 @@ from onnx import helper, numpy_helper
 from . import end_to_end
 from ._contract import DOMAIN, MAX_EPILOGUE_STEPS, OP_VERSION
 from .autotune import MARGIN as AUTOTUNE_MARGIN
-from .autotune import conv_attributes, cuda_unavailable_reason, time_layer
+from .autotune import cuda_unavailable_reason, time_layer
 from .calibration import load as load_calibration
 from .calibration import same_machine, this_machine
 from .check import CheckError, random_feeds, unknown_inputs, validate_input_shapes
-from .conv_to_sparse import ensure_domain, sparse_conv_node
+from .conv_to_sparse import conv_attributes, ensure_domain, sparse_conv_node
 from .csr import CsrWeight, dense_to_csr
 from .decision import REFERENCE, Decision, LayerTraits, Rates, decide, dense_us, layer_traits
 from .end_to_end import LayerKey

@@ -106,9 +106,3 @@ def time_pair(
     """time_alternating for a (dense, sparse) pair."""
     (dense, sparse), (dense_run, sparse_run) = time_alternating([make_dense, make_sparse], rounds, block_s)
     return dense, sparse, dense_run, sparse_run  # type: ignore[return-value]
-
-
-def relative_l2(actual: np.ndarray, expected: np.ndarray) -> float:
-    """||actual - expected|| / ||expected||, in float64."""
-    a, e = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    return float(np.linalg.norm(a - e) / max(np.linalg.norm(e), 1e-30))
