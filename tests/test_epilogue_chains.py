@@ -287,3 +287,13 @@ def test_prelu_and_mish_pattern_fused_in_function() -> None:
     assert len(sparse) == 1 and _attr(sparse[0], "activation") == "PRelu,Mish"
     assert not {"PRelu", "Softplus", "Tanh", "Mul"} & {n.op_type for n in rewritten.functions[0].node}
     _assert_same(model, rewritten)
+
+
+def test_an_activation_attribute_of_the_wrong_type_is_refused_with_its_reason() -> None:
+    """ORT refuses a LeakyRelu whose alpha is not FLOAT; the rewriter leaves it in the graph and
+    says why (ORT will name it when it loads the model)."""
+    leaky = helper.make_node("LeakyRelu", ["c"], ["y"], name="l")
+    leaky.attribute.append(helper.make_attribute("alpha", 2))  # INT
+    rewritten, report = onnx_sparsify.sparsify(_model([_conv(), leaky], _inits()), min_sparsity=0)
+    assert "LeakyRelu 'l' not folded: its attribute 'alpha' is INT, not FLOAT" in report.layers[0].reason
+    assert [n.op_type for n in rewritten.graph.node][-1] == "LeakyRelu"
