@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from . import epilogue
@@ -29,6 +28,8 @@ CUDA_EP = "CUDAExecutionProvider"
 
 def cuda_unavailable_reason() -> str | None:
     """None when layers can be timed on the CUDA execution provider here, else why not."""
+    import onnxruntime as ort
+
     if CUDA_EP not in ort.get_available_providers():
         return f"onnxruntime {ort.__version__} here has no CUDA execution provider (install onnxruntime-gpu)"
     from . import _core

@@ -9,15 +9,17 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from . import model_io
 from ._plugin import session_options
 from .report import CheckResult
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 # A model in memory, or the path of a model file (whose external data lies beside it).
 ModelSource = Union[onnx.ModelProto, str, os.PathLike]
@@ -162,7 +164,9 @@ def _graph_of(source: ModelSource) -> onnx.ModelProto:
     return onnx.load(os.fspath(source), load_external_data=False)
 
 
-def _session(model: str | bytes, plugin: bool, optimize: bool) -> ort.InferenceSession:
+def _session(model: str | bytes, plugin: bool, optimize: bool) -> onnxruntime.InferenceSession:
+    import onnxruntime as ort
+
     options = session_options() if plugin else ort.SessionOptions()
     options.graph_optimization_level = (
         ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL

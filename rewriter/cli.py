@@ -333,13 +333,12 @@ def run(args: argparse.Namespace) -> int:
     1 to 4."""
     from rich.console import Console
 
-    from .model_io import ModelLoadError, ModelSaveError, StagedModel, check_opsets, load_model
+    from .model_io import ModelLoadError, ModelSaveError, StagedModel, load_model
 
     console = Console(stderr=True, quiet=args.quiet)
     _refuse_input_as_output(args)
     try:
-        loaded = load_model(args.input)
-        check_opsets(loaded.model)
+        loaded = load_model(args.input)  # sparsify() checks the opsets
     except ModelLoadError as e:
         raise _Failure(EXIT_INPUT, str(e)) from None
     _refuse_external_data_as_output(args, loaded.external_files)

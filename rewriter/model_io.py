@@ -229,6 +229,11 @@ def _write(model: onnx.ModelProto, path: Path, external_data: bool) -> None:
         path.write_bytes(model.SerializeToString())
 
 
+def cap_ir_version(model: onnx.ModelProto) -> None:
+    """Lowers the model's IR version to MAX_IR_VERSION, which every supported ORT reads."""
+    model.ir_version = min(model.ir_version, MAX_IR_VERSION)
+
+
 class StagedModel:
     """A model written into a temporary folder inside its destination's folder, under its final
     name (and its data under `<name>.data`, the name the model refers to), then moved into place
@@ -237,8 +242,7 @@ class StagedModel:
 
     def __init__(self, model: onnx.ModelProto, path: str | os.PathLike, external_data: bool | None = None) -> None:
         self.destination = Path(path)
-        if model.ir_version > MAX_IR_VERSION:
-            model.ir_version = MAX_IR_VERSION
+        cap_ir_version(model)
         self.external_data = tensor_bytes(model) > EXTERNAL_DATA_THRESHOLD if external_data is None else external_data
         self._model = model
         self._folder: Path | None = None

@@ -38,7 +38,7 @@ from .folding import (
     match_gated,
 )
 from .graph_walk import SHAPE_OPS, Scope, all_graphs, attribute, node_label, refers_to_caller, subgraphs, value_uses
-from .model_io import MAX_IR_VERSION, MalformedModelError, check_opsets, load_model, tensor_bytes
+from .model_io import MalformedModelError, cap_ir_version, check_opsets, load_model, tensor_bytes
 from .pruning import prune_convs
 from .report import LayerReport, Report
 
@@ -758,7 +758,7 @@ def _rewrite_model(pruned: onnx.ModelProto, ctx: _Context) -> onnx.ModelProto:
         _rewrite_function(function, ctx, out.ir_version)
     if ctx.report.rewritten:
         ensure_domain(out)
-    out.ir_version = min(out.ir_version, MAX_IR_VERSION)
+    cap_ir_version(out)
     return out
 
 
@@ -835,5 +835,5 @@ def _all_dense(pruned: onnx.ModelProto, report: Report, why: str) -> tuple[onnx.
         report.end_to_end_skipped = why
     out = onnx.ModelProto()
     out.CopyFrom(pruned)
-    out.ir_version = min(out.ir_version, MAX_IR_VERSION)
+    cap_ir_version(out)
     return out, report

@@ -8,12 +8,15 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from ._plugin import session_options
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 
 @dataclass
@@ -33,6 +36,8 @@ def make_session(
 ) -> ort.InferenceSession:
     """A session as a deployment runs it: every graph optimization, `threads` intra-op threads,
     sequential execution; with the SparseConv plugin registered when `plugin`."""
+    import onnxruntime as ort
+
     options = options if options is not None else ort.SessionOptions()
     if plugin:
         options = session_options(options)
@@ -53,6 +58,8 @@ class BoundRun:
     """A session with its inputs and outputs bound once; calling it runs the model."""
 
     def __init__(self, session: ort.InferenceSession, feeds: Mapping[str, np.ndarray], device: str = "cpu") -> None:
+        import onnxruntime as ort
+
         self.session = session
         self.binding = session.io_binding()
         self._values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(v), device, 0) for v in feeds.values()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -102,3 +103,10 @@ def test_session_options_keeps_caller_settings() -> None:
     options.intra_op_num_threads = 2
     assert onnx_sparsify.session_options(options) is options
     assert options.intra_op_num_threads == 2
+
+
+def test_importing_the_package_does_not_import_onnxruntime() -> None:
+    """The rewriter's modules import onnxruntime where they run it, so that `import onnx_sparsify`
+    (and the command's --help) stays light."""
+    code = "import sys, onnx_sparsify; assert 'onnxruntime' not in sys.modules, 'imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
