@@ -1,0 +1,94 @@
+// onnx_sparsify._core.sparse_conv: the CPU kernel on NumPy arrays, for tests and benchmarks,
+// parallelised by a plain thread pool (the plugin uses ORT's).
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <thread>
+
+#include "kernels/cpu_isa.h"
+#include "kernels/sparse_conv_cpu.h"
+#include "python/binding.h"
+
+namespace onnx_sparsify::python {
+namespace {
+
+// A plain thread pool for the binding: `threads` workers pull indices from a shared counter.
+ParallelFor ThreadedFor(int threads) {
+  return [threads](int64_t total, const std::function<void(int64_t)>& body) {
+    const int workers = static_cast<int>(std::min<int64_t>(threads, total));
+    if (workers <= 1) return SerialFor(total, body);
+    std::atomic<int64_t> next{0};
+    auto work = [&] {
+      for (int64_t i = next++; i < total; i = next++) body(i);
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < workers; ++t) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+  };
+}
+
+// The instruction set a call runs: `isa` when given, else as the plugin chooses (cpu_isa.h).
+CpuIsa CallIsa(const std::optional<std::string>& isa) {
+  return isa ? CpuIsaNamed(*isa, "isa='" + *isa + "'") : SelectedCpuIsa();
+}
+
+}  // namespace
+
+py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, const py::array& col_indices,
+                              const py::array& row_ptr, const std::optional<FloatArray>& bias, const py::dict& attributes,
+                              int threads, std::optional<py::array> out, const std::optional<std::string>& isa_name,
+                              const std::optional<FloatArray>& residual) {
+  const CpuIsa isa = CallIsa(isa_name);
+  const ConvAttributes attrs = ConvAttributes::Parse(DictAttributes(attributes));
+  if (values.ndim() != 1 || col_indices.ndim() != 1 || row_ptr.ndim() != 1) {
+    throw InvalidArgument("W_values, W_col_indices and W_row_ptr must be 1-D");
+  }
+  if (!col_indices.dtype().is(row_ptr.dtype())) {
+    throw InvalidArgument("W_col_indices and W_row_ptr must have the same integer type (both int32 or both int64)");
+  }
+  SparseWeights weights;
+  if (col_indices.dtype().is(py::dtype::of<int32_t>())) {
+    weights = PackFrom<int32_t>(values, col_indices, row_ptr, attrs);
+  } else if (col_indices.dtype().is(py::dtype::of<int64_t>())) {
+    weights = PackFrom<int64_t>(values, col_indices, row_ptr, attrs);
+  } else {
+    throw InvalidArgument("W_col_indices and W_row_ptr must be int32 or int64");
+  }
+  const std::vector<int64_t> x_shape(x.shape(), x.shape() + x.ndim());
+  const ConvGeometry g = PrepareCall(attrs, weights, x_shape);
+  if (bias && (bias->ndim() != 1 || bias->shape(0) != weights.out_channels())) {
+    throw InvalidArgument("B must have shape [" + std::to_string(weights.out_channels()) + "]");
+  }
+  const std::vector<int64_t> y_shape = g.OutputShape();
+  if (out) {
+    // Checked as given: a cast would write into a converted copy and leave `out` untouched.
+    const bool same = out->dtype().is(py::dtype::of<float>()) &&
+                      out->ndim() == static_cast<py::ssize_t>(y_shape.size()) &&
+                      std::equal(y_shape.begin(), y_shape.end(), out->shape()) &&
+                      (out->flags() & py::array::c_style) && out->writeable();
+    if (!same) throw InvalidArgument("out must be a writable C-contiguous float32 array of the output shape");
+  }
+  py::array_t<float> y = out ? py::array_t<float>::ensure(*out)
+                             : py::array_t<float>(std::vector<py::ssize_t>(y_shape.begin(), y_shape.end()));
+  // The four-iterator std::equal compares the lengths too.
+  if (residual && !std::equal(y_shape.begin(), y_shape.end(), residual->shape(),
+                              residual->shape() + residual->ndim())) {
+    throw InvalidArgument("residual must have the output's shape");
+  }
+  const float* b = bias ? bias->data() : nullptr;
+  const float* z = residual ? residual->data() : nullptr;
+  float* y_data = y.mutable_data();
+  {
+    py::gil_scoped_release release;
+    std::vector<std::vector<float>> blocks;
+    const ScratchAllocator scratch = [&](size_t n) {
+      blocks.emplace_back(n);
+      return blocks.back().data();
+    };
+    SparseConvCpu(attrs, weights, b, z, g, x.data(), y_data, isa, ThreadedFor(std::max(1, threads)), scratch);
+  }
+  return y;
+}
+
+}  // namespace onnx_sparsify::python
