@@ -17,17 +17,14 @@ struct StatusGuard {
   std::string message() const { return status ? api.GetErrorMessage(status) : ""; }
 };
 
-// Kernel-info getters report an absent attribute and a type mismatch the same way, as an
-// error status; only the message tells them apart.
-bool IsAbsent(const StatusGuard& s) { return s.message().find("No attribute with") != std::string::npos; }
-
+// An attribute's values through an array getter; nullopt when the node has no such attribute.
 template <typename T, typename Getter>
-std::optional<std::vector<T>> ReadArray(const OrtApi& api, const char* name, Getter get) {
+std::optional<std::vector<T>> ReadArray(const OrtApi& api, const char* name, Getter get, bool present) {
   size_t size = 0;
   {
     StatusGuard s{api, get(nullptr, &size)};
     if (s.status) {
-      if (IsAbsent(s)) return std::nullopt;
+      if (!present) return std::nullopt;
       throw InvalidArgument(std::string("attribute '") + name + "': " + s.message());
     }
   }
@@ -47,7 +44,7 @@ std::optional<int64_t> KernelInfoAttributes::Int(const char* name) const {
   int64_t value = 0;
   StatusGuard s{api_, api_.KernelInfoGetAttribute_int64(info_, name, &value)};
   if (!s.status) return value;
-  if (IsAbsent(s)) return std::nullopt;
+  if (!Present(name)) return std::nullopt;
   throw InvalidArgument(std::string("attribute '") + name + "' must be an integer: " + s.message());
 }
 
@@ -56,7 +53,7 @@ std::optional<int64_t> KernelInfoAttributes::Int(const char* name) const {
 std::optional<std::vector<int64_t>> KernelInfoAttributes::Ints(const char* name) const {
   auto ints = ReadArray<int64_t>(api_, name, [&](int64_t* out, size_t* size) {
     return api_.KernelInfoGetAttributeArray_int64(info_, name, out, size);
-  });
+  }, Present(name));
   if (ints && ints->empty() && HasOtherType(name, /*floats=*/true)) {
     throw InvalidArgument(std::string("attribute '") + name + "' must be a list of integers");
   }
@@ -67,16 +64,34 @@ std::optional<std::vector<int64_t>> KernelInfoAttributes::Ints(const char* name)
 std::optional<std::vector<float>> KernelInfoAttributes::Floats(const char* name) const {
   auto floats = ReadArray<float>(api_, name, [&](float* out, size_t* size) {
     return api_.KernelInfoGetAttributeArray_float(info_, name, out, size);
-  });
+  }, Present(name));
   if (!floats || !floats->empty()) return floats;
   auto ints = ReadArray<int64_t>(api_, name, [&](int64_t* out, size_t* size) {
     return api_.KernelInfoGetAttributeArray_int64(info_, name, out, size);
-  });
+  }, true);
   if (ints && !ints->empty()) return std::vector<float>(ints->begin(), ints->end());
   if (HasOtherType(name, /*floats=*/false)) {
     throw InvalidArgument(std::string("attribute '") + name + "' must be a list of numbers");
   }
   return floats;
+}
+
+// ORT's getters report an absent attribute and one of another type alike, as an error status
+// told apart only by its message (which a release may reword). An attribute is present when some
+// getter reads it: the scalar ones, or the array ones (which read another type as empty).
+bool KernelInfoAttributes::Present(const char* name) const {
+  int64_t i = 0;
+  float f = 0.0f;
+  size_t size = 0;
+  const auto reads = [&](OrtStatus* status) {
+    StatusGuard s{api_, status};
+    return s.status == nullptr;
+  };
+  return reads(api_.KernelInfoGetAttribute_int64(info_, name, &i)) ||
+         reads(api_.KernelInfoGetAttribute_float(info_, name, &f)) ||
+         reads(api_.KernelInfoGetAttribute_string(info_, name, nullptr, &size)) ||
+         reads(api_.KernelInfoGetAttributeArray_int64(info_, name, nullptr, &size)) ||
+         reads(api_.KernelInfoGetAttributeArray_float(info_, name, nullptr, &size));
 }
 
 bool KernelInfoAttributes::HasOtherType(const char* name, bool floats) const {
@@ -100,7 +115,7 @@ bool KernelInfoAttributes::HasOtherType(const char* name, bool floats) const {
 std::optional<std::string> KernelInfoAttributes::String(const char* name) const {
   auto chars = ReadArray<char>(api_, name, [&](char* out, size_t* size) {
     return api_.KernelInfoGetAttribute_string(info_, name, out, size);
-  });
+  }, Present(name));
   if (!chars) return std::nullopt;
   return std::string(chars->data(), chars->empty() ? 0 : chars->size() - 1);  // drop the terminator
 }

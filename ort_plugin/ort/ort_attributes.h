@@ -18,6 +18,7 @@ class KernelInfoAttributes final : public AttributeSource {
  private:
   // Whether `name` reads as an int, a float, a string or (with `floats`) a non-empty float list.
   bool HasOtherType(const char* name, bool floats) const;
+  bool Present(const char* name) const;
   const OrtApi& api_;
   const OrtKernelInfo* info_;
 };
