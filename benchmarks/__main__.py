@@ -89,14 +89,14 @@ def audit_network_layers(name: str, sparsity: float) -> list[dict[str, Any]]:
     """Every layer the default decision rewrote, timed alone both ways with the network's shapes:
     the check that no rewritten layer is slower than its dense Conv."""
     from onnx_sparsify.autotune import time_layer
+    from onnx_sparsify.context import known_shapes
     from onnx_sparsify.conv_to_sparse import conv_attributes
     from onnx_sparsify.csr import dense_to_csr
     from onnx_sparsify.graph_walk import Scope
-    from onnx_sparsify.rewrite import _known_shapes
 
     pruned, _ = onnx_sparsify.prune_convs(NETWORKS[name](), sparsity)
     _, report = onnx_sparsify.sparsify(pruned)
-    shapes = _known_shapes(pruned)
+    shapes = known_shapes(pruned)
     scope = Scope(pruned.graph, "main")
     rows = []
     for layer, node in zip(report.layers, [n for n in pruned.graph.node if n.op_type == "Conv"]):

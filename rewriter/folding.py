@@ -14,10 +14,8 @@ import numpy as np
 import onnx
 
 from .epilogue import MS_DOMAIN, Activation
-from .graph_walk import Scope, attribute, node_label, refers_to_caller
+from .graph_walk import ONNX_DOMAINS, Scope, attribute, node_label, refers_to_caller
 from .model_io import MalformedModelError
-
-_ONNX_DOMAINS = ("", "ai.onnx")
 
 
 def _float_attr(node: onnx.NodeProto, name: str, default: float) -> float | str:
@@ -32,7 +30,7 @@ def _float_attr(node: onnx.NodeProto, name: str, default: float) -> float | str:
 def batchnorm_params(node: onnx.NodeProto, scope: Scope, channels: int) -> tuple[np.ndarray, np.ndarray] | str:
     """(scale, shift) such that BN(x) = scale * x + shift per channel, for a BatchNormalization
     whose input has `channels` channels; or why it cannot fold."""
-    if node.op_type != "BatchNormalization" or node.domain not in _ONNX_DOMAINS:
+    if node.op_type != "BatchNormalization" or node.domain not in ONNX_DOMAINS:
         return "not a BatchNormalization"
     if refers_to_caller(node):
         return "its attributes come from the function's caller"
@@ -86,7 +84,7 @@ def affine_operand(node: onnx.NodeProto, value: str) -> tuple[str, bool] | None:
     """For a Mul, Add, Sub or Div reading `value` (the Conv's result) once: the name of its other
     operand and whether that operand comes first. None for any other node, and for a Div that
     divides by `value` (not affine in it)."""
-    if node.op_type not in _AFFINE_OPS or node.domain not in _ONNX_DOMAINS or len(node.input) != 2:
+    if node.op_type not in _AFFINE_OPS or node.domain not in ONNX_DOMAINS or len(node.input) != 2:
         return None
     if list(node.input).count(value) != 1:
         return None
@@ -254,7 +252,7 @@ def match_activation(
         if isinstance(alpha, str) or np.isnan(alpha):
             return alpha if isinstance(alpha, str) else "its alpha is NaN"
         return Activation("QuickGelu", (alpha,))
-    if node.domain not in _ONNX_DOMAINS:
+    if node.domain not in ONNX_DOMAINS:
         return None
     if kind in ("Relu", "Sigmoid", "HardSwish", "Clip", "LeakyRelu", "HardSigmoid", "Gelu") and refers_to_caller(node):
         return "its attributes come from the function's caller"
@@ -313,7 +311,7 @@ _SIXTH = float(np.float32(1.0 / 6.0))
 
 
 def _is_onnx(node: onnx.NodeProto, op_type: str) -> bool:
-    return node.op_type == op_type and node.domain in _ONNX_DOMAINS
+    return node.op_type == op_type and node.domain in ONNX_DOMAINS
 
 
 def _follow_gate(value: str, first: int, graph: onnx.GraphProto, consumers) -> tuple[list[int], tuple[str, ...]] | None:
@@ -322,7 +320,7 @@ def _follow_gate(value: str, first: int, graph: onnx.GraphProto, consumers) -> t
     nodes from `first` do not form one. Constants are checked by match_gated."""
     chain, ops, current = [first], [], value
     node = graph.node[first]
-    while len(ops) <= 3 and node.domain in _ONNX_DOMAINS:
+    while len(ops) <= 3 and node.domain in ONNX_DOMAINS:
         if node.op_type == "Mul" and ops and sorted(node.input) == sorted([value, current]):
             return chain, tuple(ops)
         inputs = [i for i in node.input if i]
@@ -367,7 +365,7 @@ def _trailing_sixth(mul: onnx.NodeProto, graph: onnx.GraphProto, scope: Scope, c
     if len(readers) != 1:
         return None
     node = graph.node[readers[0]]
-    if node.op_type not in ("Div", "Mul") or node.domain not in _ONNX_DOMAINS or node.input[:1] != [mul.output[0]]:
+    if node.op_type not in ("Div", "Mul") or node.domain not in ONNX_DOMAINS or node.input[:1] != [mul.output[0]]:
         return None
     return readers[0] if _constant_is(node, mul.output[0], scope, 6.0 if node.op_type == "Div" else _SIXTH) else None
 

@@ -99,6 +99,8 @@ def constant_node_value(node: onnx.NodeProto, where: str = "") -> np.ndarray | N
 
 # Nodes that only rearrange their first input: over constants their result is a constant too
 # (exporters write a bias as Reshape(constant, [1, C, 1, 1]) or Unsqueeze(constant)).
+ONNX_DOMAINS = ("", "ai.onnx")  # the default domain, by both its names
+
 SHAPE_OPS = ("Reshape", "Unsqueeze", "Squeeze", "Identity")
 _MAX_FOLDED_ELEMENTS = 1 << 20  # shape ops over larger constants are left alone
 

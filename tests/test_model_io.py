@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnx_sparsify
+import onnxruntime as ort
 import pytest
 from models import IR_VERSION, OPSET, random_sparse_weight, rel_l2, session
 from onnx import TensorProto, helper, numpy_helper
@@ -262,13 +263,13 @@ def test_check_runs_models_too_large_to_serialize_from_a_file(tmp_path: Path, mo
     rewritten, _ = onnx_sparsify.sparsify(model, min_sparsity=0)
     monkeypatch.setattr(model_io, "EXTERNAL_DATA_THRESHOLD", 1000)
     sources = []
-    real = check_module.ort.InferenceSession
+    real = ort.InferenceSession
 
     def spy(source, *args, **kwargs):
         sources.append(source)
         return real(source, *args, **kwargs)
 
-    monkeypatch.setattr(check_module.ort, "InferenceSession", spy)
+    monkeypatch.setattr(ort, "InferenceSession", spy)  # check() imports onnxruntime when it runs
     before = rewritten.SerializeToString()
     result = check_module.check(model, rewritten)
     assert result.passed

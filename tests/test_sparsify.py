@@ -412,7 +412,7 @@ def test_cuda_provider_never_rewrites_on_a_guess(caplog) -> None:
 def test_cuda_autotune_keeps_the_faster(monkeypatch, dense_ms, sparse_ms) -> None:
     """With a GPU (simulated here: the timing is stubbed), --autotune --provider cuda times each
     layer on the CUDA execution provider and keeps the faster variant."""
-    from onnx_sparsify import rewrite
+    from onnx_sparsify import planning, rewrite
 
     calls = []
 
@@ -421,7 +421,7 @@ def test_cuda_autotune_keeps_the_faster(monkeypatch, dense_ms, sparse_ms) -> Non
         return dense_ms, sparse_ms
 
     monkeypatch.setattr(rewrite, "cuda_unavailable_reason", lambda: None)
-    monkeypatch.setattr(rewrite, "time_layer", fake_time_layer)
+    monkeypatch.setattr(planning, "time_layer", fake_time_layer)
     model = _conv_bn_act(ACTIVATION_CASES["Relu"])
     rewritten, report = onnx_sparsify.sparsify(
         model, provider="cuda", prune=0.99, autotune=True, input_shapes={"x": [1, 4, 8, 8]}
