@@ -8,12 +8,10 @@ from typing import Any
 import numpy as np
 import onnx
 import onnx_sparsify
-from onnx import TensorProto, helper, numpy_helper
+from onnx_sparsify import layer_models
 
 from .layers import Layer
 from .timing import BoundRun, make_session, relative_l2, time_pair, timing_fields
-
-IR_VERSION = 8
 
 
 def random_weight(rng: np.random.Generator, shape, sparsity: float) -> np.ndarray:
@@ -25,15 +23,8 @@ def random_weight(rng: np.random.Generator, shape, sparsity: float) -> np.ndarra
 
 
 def conv_model(layer: Layer, weight: np.ndarray, bias: np.ndarray) -> onnx.ModelProto:
-    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], name=layer.name, **layer.attrs)
-    graph = helper.make_graph(
-        [node],
-        layer.name,
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(layer.x_shape))],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=IR_VERSION)
+    """The layer as one dense Conv named after it (onnx_sparsify.layer_models builds it)."""
+    return layer_models.conv_model(layer.x_shape, weight, bias, layer.attrs, name=layer.name)
 
 
 def bench_layer(

@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from onnx import TensorProto, helper, numpy_helper
 
 from . import epilogue
-from ._contract import DOMAIN, OP_TYPE, OP_VERSION
 from .csr import CsrWeight
+from .layer_models import conv_model, sparse_conv_model
 from .timing import BoundRun, make_session, time_alternating
 
 MARGIN = 1.05  # sparse must win by this much
@@ -56,38 +55,10 @@ def time_layer(
     the epilogue `activation` (a chain of steps; empty or None for none), `threads` intra-op
     threads (0: ORT's default), in alternating blocks (timing.time_alternating)."""
     activation = list(activation or ())
-    inits = [numpy_helper.from_array(weight, "w")]
-    inputs = ["x", "w"]
-    if bias is not None:
-        inits.append(numpy_helper.from_array(bias.astype(np.float32), "b"))
-        inputs.append("b")
-    nodes = [helper.make_node("Conv", inputs, ["c" if activation else "y"], **attrs)]
+    dense = conv_model(x_shape, weight, bias, attrs, activation)
     sparse_attrs = dict(attrs, kernel_shape=list(csr.kernel_shape), **epilogue.attributes(activation))
-    if activation:
-        act_nodes, act_inits = epilogue.onnx_nodes(activation, "c", "y", weight.shape[0], weight.ndim)
-        nodes += act_nodes
-        inits += act_inits
-    graph_io = (
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-    )
-    dense = helper.make_model(
-        helper.make_graph(nodes, "dense", *graph_io, inits),
-        opset_imports=epilogue.onnx_opsets(activation),
-        ir_version=8,
-    )
-    csr_inits = [
-        numpy_helper.from_array(csr.values, "v"),
-        numpy_helper.from_array(csr.col_indices, "ci"),
-        numpy_helper.from_array(csr.row_ptr, "rp"),
-    ]
-    sparse_inputs = ["x", "v", "ci", "rp"] + (["b"] if bias is not None else [])
-    sparse_node = helper.make_node(OP_TYPE, sparse_inputs, ["y"], domain=DOMAIN, **sparse_attrs)
-    sparse = helper.make_model(
-        helper.make_graph([sparse_node], "sparse", *graph_io, csr_inits + (inits[1:2] if bias is not None else [])),
-        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, OP_VERSION)],
-        ir_version=8,
-    )
+    sparse_attrs["in_channels_per_group"] = csr.in_channels_per_group
+    sparse = sparse_conv_model(x_shape, csr.values, csr.col_indices, csr.row_ptr, bias, sparse_attrs)
     x = np.random.default_rng(0).standard_normal(x_shape).astype(np.float32)
     device = "cuda" if provider == "cuda" else "cpu"
     (dense_t, sparse_t), _ = time_alternating(

@@ -10,14 +10,13 @@ import numpy as np
 import onnx
 import onnx_sparsify
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
+from onnx_sparsify import layer_models
 from onnx_sparsify._contract import ACTIVATIONS as CONTRACT_ACTIVATIONS
 from onnx_sparsify.check import relative_l2
 from onnx_sparsify.csr import dense_to_csr
-from onnx_sparsify.epilogue import Activation, attributes, onnx_nodes, onnx_opsets
-
-IR_VERSION = 8  # loads in every ONNX Runtime from 1.21 on
-OPSET = 17
+from onnx_sparsify.epilogue import Activation, attributes
+from onnx_sparsify.layer_models import IR_VERSION, OPSET, sparse_conv_model, x_input  # noqa: F401 (re-exported)
 
 # The epilogues the tests run: SparseConv's `activation` (one step or a comma-separated chain) ->
 # the activation_params they use (every step's, in order). PRelu's slopes come from prelu_slopes.
@@ -75,18 +74,6 @@ def epilogue_attributes(activation: str | None, params: Sequence[float], channel
     return attributes(epilogue_steps(activation, params, channels))
 
 
-def _model(nodes, inputs, initializers, opsets) -> onnx.ModelProto:
-    graph = helper.make_graph(
-        nodes, "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializers
-    )
-    return helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION)
-
-
-def x_input(x_shape: Sequence[int], symbolic: Sequence[bool] = ()) -> onnx.ValueInfoProto:
-    dims: list[Any] = [f"d{i}" if i < len(symbolic) and symbolic[i] else d for i, d in enumerate(x_shape)]
-    return helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)
-
-
 def conv_model(
     x_shape: Sequence[int],
     weight: np.ndarray,
@@ -96,47 +83,9 @@ def conv_model(
     activation_params: Sequence[float] = (),
     symbolic: Sequence[bool] = (),
 ) -> onnx.ModelProto:
-    """Conv (+ activation) with ONNX's own ops: the reference."""
-    inits = [numpy_helper.from_array(weight.astype(np.float32), "w")]
-    conv_inputs = ["x", "w"]
-    if bias is not None:
-        inits.append(numpy_helper.from_array(bias.astype(np.float32), "b"))
-        conv_inputs.append("b")
+    """Conv (+ activation) with ONNX's own ops: the reference (layer_models.conv_model)."""
     steps = epilogue_steps(activation, activation_params, weight.shape[0])
-    act_nodes, act_inits = onnx_nodes(steps, "conv_out", "y", weight.shape[0], weight.ndim)
-    nodes = [helper.make_node("Conv", conv_inputs, ["conv_out"], name="conv", **attrs), *act_nodes]
-    opsets = onnx_opsets(steps, OPSET)
-    return _model(nodes, [x_input(x_shape, symbolic)], inits + act_inits, opsets)
-
-
-def sparse_conv_model(
-    x_shape: Sequence[int],
-    values: np.ndarray,
-    col_indices: np.ndarray,
-    row_ptr: np.ndarray,
-    bias: np.ndarray | None,
-    attrs: dict[str, Any],
-    symbolic: Sequence[bool] = (),
-    csr_as_inputs: bool = False,
-    node_name: str = "sparse_conv",
-) -> onnx.ModelProto:
-    """A single SparseConv node with the given (possibly malformed) CSR tensors as initializers."""
-    csr = [
-        numpy_helper.from_array(np.asarray(values), "w_values"),
-        numpy_helper.from_array(np.asarray(col_indices), "w_cols"),
-        numpy_helper.from_array(np.asarray(row_ptr), "w_row_ptr"),
-    ]
-    inputs = ["x", "w_values", "w_cols", "w_row_ptr"]
-    inits = [] if csr_as_inputs else list(csr)
-    graph_inputs = [x_input(x_shape, symbolic)]
-    if csr_as_inputs:
-        graph_inputs += [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in csr]
-    if bias is not None:
-        inits.append(numpy_helper.from_array(np.asarray(bias, dtype=np.float32), "b"))
-        inputs.append("b")
-    node = helper.make_node(onnx_sparsify.OP_TYPE, inputs, ["y"], name=node_name, domain=onnx_sparsify.DOMAIN, **attrs)
-    opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid(onnx_sparsify.DOMAIN, onnx_sparsify.OP_VERSION)]
-    return _model([node], graph_inputs, inits, opsets)
+    return layer_models.conv_model(x_shape, weight, bias, attrs, steps, symbolic)
 
 
 def sparse_conv_from_dense(
@@ -149,10 +98,9 @@ def sparse_conv_from_dense(
     symbolic: Sequence[bool] = (),
     index_dtype: type = np.int32,
 ) -> onnx.ModelProto:
-    csr = dense_to_csr(weight, index_dtype)
-    sparse_attrs = dict(attrs, kernel_shape=list(weight.shape[2:]), in_channels_per_group=int(weight.shape[1]))
-    sparse_attrs.update(epilogue_attributes(activation, activation_params, weight.shape[0]))
-    return sparse_conv_model(x_shape, csr.values, csr.col_indices, csr.row_ptr, bias, sparse_attrs, symbolic)
+    """conv_model's layer as one SparseConv node (layer_models.sparse_conv_from_dense)."""
+    steps = epilogue_steps(activation, activation_params, weight.shape[0])
+    return layer_models.sparse_conv_from_dense(x_shape, weight, bias, attrs, steps, symbolic, index_dtype)
 
 
 def session(model: onnx.ModelProto, plugin: bool, threads: int = 1) -> ort.InferenceSession:

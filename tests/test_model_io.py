@@ -10,24 +10,18 @@ import onnx
 import onnx_sparsify
 import onnxruntime as ort
 import pytest
-from models import IR_VERSION, OPSET, random_sparse_weight, rel_l2, session
+from models import OPSET, conv_model, random_sparse_weight, rel_l2, session
 from onnx import TensorProto, helper, numpy_helper
 from onnx_sparsify import cli
 
 
 def _model(weight: np.ndarray) -> onnx.ModelProto:
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, weight.shape[1], 4, 4])],
-        [
-            helper.make_tensor_value_info(
-                "y", TensorProto.FLOAT, [1, weight.shape[0], 4 - weight.shape[2] + 1, 4 - weight.shape[3] + 1]
-            )
-        ],
-        [numpy_helper.from_array(weight, "w")],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    """x (1 x C x 4 x 4) -> Conv 'conv' with weight 'w' -> y, y's shape declared (onnx.checker
+    wants one on the graph output)."""
+    model = conv_model([1, weight.shape[1], 4, 4], weight, None, {})
+    y_shape = [1, weight.shape[0], 4 - weight.shape[2] + 1, 4 - weight.shape[3] + 1]
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape))
+    return model
 
 
 def test_external_data_in_and_out(tmp_path: Path) -> None:
