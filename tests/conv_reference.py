@@ -25,29 +25,18 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx import AttributeProto, numpy_helper
+from onnx_sparsify._contract import ACTIVATIONS, MAX_EPILOGUE_STEPS
 
 # Limits on what the reference evaluates (elements): far above the fuzz test's small shapes,
 # far below what would strain the machine.
 MAX_OUTPUT_ELEMENTS = 1 << 21
 MAX_DENSE_WEIGHT_ELEMENTS = 1 << 22
 
-SPEC_DEFAULTS: dict[str, tuple[float, ...]] = {
-    # activation -> default activation_params; the tuple's length is the accepted count.
-    "Relu": (),
-    "LeakyRelu": (0.01,),
-    "Clip": (-math.inf, math.inf),
-    "Sigmoid": (),
-    "HardSigmoid": (0.2, 0.5),
-    "HardSwish": (),
-    "SiLU": (),
-    "Tanh": (),
-    "Gelu": (),
-    "GeluTanh": (),
-    "QuickGelu": (1.702,),
-    "Mish": (),
-    "PRelu": (),  # slopes from activation_slopes
-}
-MAX_STEPS = 4  # an epilogue chain's length
+# The contract's table of steps (activation -> default activation_params; the tuple's length is
+# the accepted count) and chain length: the C++ kernel checks its own copy equal to these
+# (test_activation_fusion), so this reference and the kernels read one specification.
+SPEC_DEFAULTS = ACTIVATIONS
+MAX_STEPS = MAX_EPILOGUE_STEPS
 NO_ACTIVATION = ("", "none")
 AUTO_PAD_VALUES = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 

@@ -209,6 +209,22 @@ def test_convs_inside_if_branches(outer_weight) -> None:
     onnx.checker.check_model(rewritten)
 
 
+def _calling(fn: onnx.FunctionProto, call: onnx.NodeProto) -> onnx.ModelProto:
+    """A model whose graph is the one node `call` of the model-local function `fn`: x -> y."""
+    graph = helper.make_graph(
+        [call],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    return helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("local", 1)],
+        ir_version=IR_VERSION,
+        functions=[fn],
+    )
+
+
 def test_conv_inside_model_local_function() -> None:
     w = _w((6, 4, 3, 3))
     fn = helper.make_function(
@@ -223,18 +239,7 @@ def test_conv_inside_model_local_function() -> None:
         ],
         opset_imports=[helper.make_opsetid("", OPSET)],
     )
-    graph = helper.make_graph(
-        [helper.make_node("ConvBlock", ["x"], ["y"], domain="local")],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("local", 1)],
-        ir_version=IR_VERSION,
-        functions=[fn],
-    )
+    model = _calling(fn, helper.make_node("ConvBlock", ["x"], ["y"], domain="local"))
     rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
     assert report.rewritten == 1 and report.layers[0].graph.startswith("function")
     assert [n.op_type for n in rewritten.functions[0].node].count("SparseConv") == 1
@@ -762,18 +767,7 @@ def test_conv_whose_attributes_refer_to_the_functions_stays_dense() -> None:
         opset_imports=[helper.make_opsetid("", OPSET)],
         attributes=["step"],
     )
-    graph = helper.make_graph(
-        [helper.make_node("StridedConv", ["x"], ["y"], domain="local", step=[2, 2])],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("local", 1)],
-        ir_version=IR_VERSION,
-        functions=[fn],
-    )
+    model = _calling(fn, helper.make_node("StridedConv", ["x"], ["y"], domain="local", step=[2, 2]))
     rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
     assert report.rewritten == 0 and "function" in report.layers[0].reason
     _assert_same(model, rewritten)

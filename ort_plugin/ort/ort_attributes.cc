@@ -17,6 +17,12 @@ struct StatusGuard {
   std::string message() const { return status ? api.GetErrorMessage(status) : ""; }
 };
 
+// Whether a getter succeeded (its status released either way).
+bool Succeeds(const OrtApi& api, OrtStatus* status) {
+  StatusGuard s{api, status};
+  return s.status == nullptr;
+}
+
 // An attribute's values through an array getter; nullopt when the node has no such attribute.
 template <typename T, typename Getter>
 std::optional<std::vector<T>> ReadArray(const OrtApi& api, const char* name, Getter get, bool present) {
@@ -83,10 +89,7 @@ bool KernelInfoAttributes::Present(const char* name) const {
   int64_t i = 0;
   float f = 0.0f;
   size_t size = 0;
-  const auto reads = [&](OrtStatus* status) {
-    StatusGuard s{api_, status};
-    return s.status == nullptr;
-  };
+  const auto reads = [&](OrtStatus* status) { return Succeeds(api_, status); };
   return reads(api_.KernelInfoGetAttribute_int64(info_, name, &i)) ||
          reads(api_.KernelInfoGetAttribute_float(info_, name, &f)) ||
          reads(api_.KernelInfoGetAttribute_string(info_, name, nullptr, &size)) ||
@@ -98,10 +101,7 @@ bool KernelInfoAttributes::HasOtherType(const char* name, bool floats) const {
   int64_t i = 0;
   float f = 0.0f;
   size_t size = 0;
-  const auto reads = [&](OrtStatus* status) {
-    StatusGuard s{api_, status};
-    return s.status == nullptr;
-  };
+  const auto reads = [&](OrtStatus* status) { return Succeeds(api_, status); };
   if (reads(api_.KernelInfoGetAttribute_int64(info_, name, &i)) ||
       reads(api_.KernelInfoGetAttribute_float(info_, name, &f)) ||
       reads(api_.KernelInfoGetAttribute_string(info_, name, nullptr, &size))) {
