@@ -18,22 +18,14 @@ import onnxruntime as ort
 import pytest
 from models import ACTIVATIONS, conv_model, dense_reference, random_sparse_weight, rel_l2, sparse_conv_from_dense
 from onnx_sparsify import _core
+from onnx_sparsify.autotune import CUDA_EP, cuda_unavailable_reason
 from test_conformance import CASES
 
-CUDA_EP = "CUDAExecutionProvider"
+# Why these tests cannot run here, if they cannot: the reason --autotune --provider cuda gives.
+NO_CUDA = cuda_unavailable_reason()
 
 
-def _why_no_cuda() -> str | None:
-    if CUDA_EP not in ort.get_available_providers():
-        return f"onnxruntime {ort.__version__} has no CUDA execution provider (that takes onnxruntime-gpu)"
-    if not onnx_sparsify.build_info()["cuda_compiled"]:
-        return "onnx-sparsify was built without its CUDA kernels (nvcc not found, or ONNX_SPARSIFY_CUDA=OFF)"
-    if not _core.cuda_available():
-        return "no usable CUDA device and driver on this machine"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_why_no_cuda() is not None, reason=_why_no_cuda() or "")
+pytestmark = pytest.mark.skipif(NO_CUDA is not None, reason=NO_CUDA or "")
 
 
 def _cuda_session(model, profile_dir: Path | None = None) -> ort.InferenceSession:
