@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import isa as isas
 import numpy as np
 import onnx
-from models import IR_VERSION, rel_l2, session
+from models import IR_VERSION, graph_model, rel_l2, session
 from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 20  # Gelu's
@@ -18,15 +18,7 @@ X_SHAPE = (1, 4, 8, 8)
 
 def model(nodes, inits, outputs=("y",), functions=(), extra_opsets=()) -> onnx.ModelProto:
     """A main graph reading X and writing `outputs`."""
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(X_SHAPE))],
-        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
-        inits,
-    )
-    opsets = [helper.make_opsetid("", OPSET), *extra_opsets]
-    return helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION, functions=list(functions))
+    return graph_model(nodes, inits, X_SHAPE, outputs, None, OPSET, functions=functions, extra_opsets=extra_opsets)
 
 
 def if_model(branch_nodes, branch_inits, branch_output: str = "out") -> onnx.ModelProto:

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import onnx_sparsify
 import onnxruntime as ort
-from onnx import helper
+from onnx import TensorProto, helper, numpy_helper
 from onnx_sparsify import layer_models
 from onnx_sparsify._contract import ACTIVATIONS as CONTRACT_ACTIVATIONS
 from onnx_sparsify.check import relative_l2
@@ -72,6 +72,56 @@ def epilogue_steps(activation: str | None, params: Sequence[float], channels: in
 def epilogue_attributes(activation: str | None, params: Sequence[float], channels: int) -> dict[str, Any]:
     """SparseConv's epilogue attributes (activation, activation_params, activation_slopes)."""
     return attributes(epilogue_steps(activation, params, channels))
+
+
+def graph_model(
+    nodes: Sequence[onnx.NodeProto],
+    inits: Sequence[onnx.TensorProto],
+    x_shape: Sequence[Any] = (1, 4, 8, 8),
+    outputs: Sequence[str] = ("y",),
+    output_shape: Sequence[Any] | None = None,
+    opset: int = OPSET,
+    ir: int = IR_VERSION,
+    value_info: Sequence[onnx.ValueInfoProto] = (),
+    functions: Sequence[onnx.FunctionProto] = (),
+    extra_opsets: Sequence[onnx.OperatorSetIdProto] = (),
+) -> onnx.ModelProto:
+    """A model whose main graph is `nodes`, reading float input 'x' and writing `outputs` (of
+    `output_shape`, None for none): the tests' builder for graphs around Convs."""
+    graph = helper.make_graph(
+        list(nodes),
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, output_shape) for o in outputs],
+        list(inits),
+        value_info=list(value_info),
+    )
+    opsets = [helper.make_opsetid("", opset), *extra_opsets]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=ir, functions=list(functions))
+
+
+def conv_relu_conv(
+    channels: Sequence[int],
+    sparsity: float,
+    x_dims: Sequence[Any],
+    opset: int = OPSET,
+    output_shape: Sequence[Any] | None = None,
+    seed: int = 0,
+) -> onnx.ModelProto:
+    """x -> Conv 3x3 'conv1' (pads 1) -> Relu 'relu1' -> Conv 1x1 'conv2' -> y, channels
+    c0 -> c1 -> c2, both weights with `sparsity` zeros: the tests' small two-layer network."""
+    c0, c1, c2 = channels
+    rng = np.random.default_rng(seed)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["b"], name="relu1"),
+        helper.make_node("Conv", ["b", "w2"], ["y"], name="conv2"),
+    ]
+    inits = [
+        numpy_helper.from_array(random_sparse_weight(rng, (c1, c0, 3, 3), sparsity), "w1"),
+        numpy_helper.from_array(random_sparse_weight(rng, (c2, c1, 1, 1), sparsity), "w2"),
+    ]
+    return graph_model(nodes, inits, x_dims, output_shape=output_shape, opset=opset)
 
 
 def conv_model(

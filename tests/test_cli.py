@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from models import IR_VERSION, OPSET, random_sparse_weight, rel_l2, session
-from onnx import TensorProto, helper, numpy_helper
+from models import OPSET, conv_relu_conv, rel_l2, session
+from onnx import helper, numpy_helper
 from onnx_sparsify import cli
 
 EXE = shutil.which(
@@ -23,24 +23,7 @@ EXE = shutil.which(
 
 def _model(sparsity: float = 0.9, opset: int = OPSET, x_dims=("N", 4, "H", "W")) -> onnx.ModelProto:
     """Conv 3x3 (pads 1) -> Relu -> Conv 1x1, 4 -> 8 -> 8 channels."""
-    rng = np.random.default_rng(0)
-    nodes = [
-        helper.make_node("Conv", ["x", "w1"], ["a"], name="conv1", pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["a"], ["b"], name="relu1"),
-        helper.make_node("Conv", ["b", "w2"], ["y"], name="conv2"),
-    ]
-    inits = [
-        numpy_helper.from_array(random_sparse_weight(rng, (8, 4, 3, 3), sparsity), "w1"),
-        numpy_helper.from_array(random_sparse_weight(rng, (8, 8, 1, 1), sparsity), "w2"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_dims))],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, "H", "W"])],
-        inits,
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=IR_VERSION)
+    return conv_relu_conv((4, 8, 8), sparsity, x_dims, opset, output_shape=["N", 8, "H", "W"])
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

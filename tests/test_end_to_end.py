@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import onnx_sparsify
 import pytest
-from models import IR_VERSION, OPSET, random_sparse_weight, rel_l2, session
+from models import IR_VERSION, OPSET, conv_relu_conv, random_sparse_weight, rel_l2, session
 from onnx import TensorProto, helper, numpy_helper
 from onnx_sparsify import cli, end_to_end
 from onnx_sparsify._contract import DOMAIN, OP_TYPE
@@ -17,24 +17,9 @@ from onnx_sparsify.end_to_end import LayerCost, attribute_reorders, dense_scale,
 
 
 def _model(size: int = 32, dims=None) -> onnx.ModelProto:
-    """conv_a 3x3 (32 -> 32) -> Relu -> conv_b 1x1 (32 -> 64), both 90% zeros: big enough that
+    """conv1 3x3 (32 -> 32) -> Relu -> conv2 1x1 (32 -> 64), both 90% zeros: big enough that
     the cost model (the suite's reference rates, conftest.py) rewrites both."""
-    rng = np.random.default_rng(1)
-    graph = helper.make_graph(
-        [
-            helper.make_node("Conv", ["x", "wa"], ["a"], name="conv_a", pads=[1, 1, 1, 1]),
-            helper.make_node("Relu", ["a"], ["b"], name="relu"),
-            helper.make_node("Conv", ["b", "wb"], ["y"], name="conv_b"),
-        ],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims or [1, 32, size, size])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [
-            numpy_helper.from_array(random_sparse_weight(rng, (32, 32, 3, 3), 0.9), "wa"),
-            numpy_helper.from_array(random_sparse_weight(rng, (64, 32, 1, 1), 0.9), "wb"),
-        ],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    return conv_relu_conv((32, 32, 64), 0.9, dims or [1, 32, size, size], seed=1)
 
 
 def _ops(model: onnx.ModelProto) -> list[str]:
@@ -54,11 +39,11 @@ class Injected:
 
     def profile(self, model, feeds, plugin, threads, folder, tag):
         if not plugin:
-            return {"conv_a": ("Conv", self.dense_conv_us / 2), "conv_b": ("FusedConv", self.dense_conv_us / 2)}, model
+            return {"conv1": ("Conv", self.dense_conv_us / 2), "conv2": ("FusedConv", self.dense_conv_us / 2)}, model
         labels = {}
         for node in model.graph.node:
             if node.op_type == OP_TYPE:
-                layer = "conv_a" if node.input[0] == "x" else "conv_b"
+                layer = "conv1" if node.input[0] == "x" else "conv2"
                 labels[node.name] = (OP_TYPE, self.layer_us[layer])
         return labels, model
 
@@ -109,12 +94,12 @@ def test_reorders_are_charged_to_the_sparse_layers_they_serve() -> None:
 
 
 def test_a_layer_measured_slower_is_reverted(monkeypatch) -> None:
-    """conv_b's SparseConv costs far more than its share of the dense Convs: it goes back to
-    Conv; the model with conv_a alone measures fastest and is kept."""
-    fake = Injected(monkeypatch, {"conv_a": 1.0, "conv_b": 1000.0}, 100.0, [1.0, 1.2, 0.8])
+    """conv2's SparseConv costs far more than its share of the dense Convs: it goes back to
+    Conv; the model with conv1 alone measures fastest and is kept."""
+    fake = Injected(monkeypatch, {"conv1": 1.0, "conv2": 1000.0}, 100.0, [1.0, 1.2, 0.8])
     model, report = onnx_sparsify.sparsify(_model())
     assert fake.timed == [[[OP_TYPE, OP_TYPE], [OP_TYPE, "Conv"]]]
-    assert _ops(model) == [OP_TYPE, "Conv"]  # Relu folded into conv_a
+    assert _ops(model) == [OP_TYPE, "Conv"]  # Relu folded into conv1
     a, b = report.layers
     assert a.rewritten and not b.rewritten
     assert "reverted, measured in the model" in b.reason and "predicted" in b.reason
@@ -122,12 +107,12 @@ def test_a_layer_measured_slower_is_reverted(monkeypatch) -> None:
     assert a.predicted_speedup > 1.1 and a.dense_us_estimate > 0
     e2e = report.end_to_end
     assert (e2e.original_ms, e2e.first_ms, e2e.rewritten_ms) == (1.0, 1.2, 0.8)
-    assert e2e.reverted == ["conv_b"] and "1.25x faster" in e2e.verdict
+    assert e2e.reverted == ["conv2"] and "1.25x faster" in e2e.verdict
     assert report.to_dict()["end_to_end"]["speedup"] == pytest.approx(1.25)
 
 
 def test_reverting_is_kept_only_when_it_measures_faster(monkeypatch) -> None:
-    Injected(monkeypatch, {"conv_a": 1.0, "conv_b": 1000.0}, 100.0, [1.0, 0.5, 0.6])
+    Injected(monkeypatch, {"conv1": 1.0, "conv2": 1000.0}, 100.0, [1.0, 0.5, 0.6])
     model, report = onnx_sparsify.sparsify(_model())
     assert _ops(model) == [OP_TYPE, OP_TYPE]
     assert all(layer.rewritten for layer in report.layers)
@@ -135,7 +120,7 @@ def test_reverting_is_kept_only_when_it_measures_faster(monkeypatch) -> None:
 
 
 def test_a_rewrite_measured_slower_keeps_the_model_dense(monkeypatch, tmp_path) -> None:
-    Injected(monkeypatch, {"conv_a": 1.0, "conv_b": 1.0}, 100.0, [1.0, 1.01])
+    Injected(monkeypatch, {"conv1": 1.0, "conv2": 1.0}, 100.0, [1.0, 1.01])
     source = _model()
     model, report = onnx_sparsify.sparsify(source)
     assert _ops(model) == ["Conv", "Relu", "Conv"]
@@ -151,7 +136,7 @@ def test_a_rewrite_measured_slower_keeps_the_model_dense(monkeypatch, tmp_path) 
 
 
 def test_unknown_sizes_keep_the_model_dense_and_say_how_to_measure(monkeypatch) -> None:
-    fake = Injected(monkeypatch, {"conv_a": 1.0, "conv_b": 1.0}, 100.0, [1.0, 0.5])
+    fake = Injected(monkeypatch, {"conv1": 1.0, "conv2": 1.0}, 100.0, [1.0, 0.5])
     source = _model(dims=["N", 32, "H", "W"])
     model, report = onnx_sparsify.sparsify(source)
     assert not report.rewritten and fake.timed == []
@@ -164,7 +149,7 @@ def test_unknown_sizes_keep_the_model_dense_and_say_how_to_measure(monkeypatch) 
 
 def test_sample_inputs_are_what_is_timed(monkeypatch) -> None:
     seen = []
-    Injected(monkeypatch, {"conv_a": 1.0, "conv_b": 1.0}, 100.0, [1.0, 0.5])
+    Injected(monkeypatch, {"conv1": 1.0, "conv2": 1.0}, 100.0, [1.0, 0.5])
     monkeypatch.setattr(end_to_end, "time_models", lambda o, c, feeds, t: seen.append(feeds) or [1.0, 0.5])
     x = np.full((1, 32, 40, 40), 0.5, np.float32)
     _, report = onnx_sparsify.sparsify(_model(dims=["N", 32, "H", "W"]), sample_inputs={"x": x})
@@ -181,7 +166,7 @@ def test_a_model_that_fails_to_run_stays_dense(monkeypatch) -> None:
 
 
 def test_forced_and_cuda_decisions_are_not_measured(monkeypatch) -> None:
-    fake = Injected(monkeypatch, {"conv_a": 1.0, "conv_b": 1.0}, 100.0, [1.0, 2.0])
+    fake = Injected(monkeypatch, {"conv1": 1.0, "conv2": 1.0}, 100.0, [1.0, 2.0])
     _, report = onnx_sparsify.sparsify(_model(), min_sparsity=0.5)
     assert report.rewritten == 2 and report.end_to_end is None
     _, report = onnx_sparsify.sparsify(_model(), provider="cuda", min_sparsity=0.5)

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import onnx_sparsify
 import pytest
-from models import IR_VERSION, OPSET, random_sparse_weight, rel_l2, session
+from models import IR_VERSION, OPSET, graph_model, random_sparse_weight, rel_l2, session
 from onnx import TensorProto, helper, numpy_helper
 from onnx_sparsify.autotune import MARGIN as AUTOTUNE_MARGIN
 from onnx_sparsify.check import check
@@ -23,15 +23,7 @@ def _w(shape, sparsity=0.9):
 
 
 def _graph_model(nodes, inits, x_shape=(1, 4, 8, 8), outputs=("y",), opset=OPSET, ir=IR_VERSION, value_info=()):
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
-        [helper.make_tensor_value_info(o, TensorProto.FLOAT, ANY_4D) for o in outputs],
-        inits,
-        value_info=list(value_info),
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir)
+    return graph_model(nodes, inits, x_shape, outputs, ANY_4D, opset, ir, value_info)
 
 
 def _conv_bn_act(activation_nodes, inits_extra=(), bn=True):
@@ -211,18 +203,7 @@ def test_convs_inside_if_branches(outer_weight) -> None:
 
 def _calling(fn: onnx.FunctionProto, call: onnx.NodeProto) -> onnx.ModelProto:
     """A model whose graph is the one node `call` of the model-local function `fn`: x -> y."""
-    graph = helper.make_graph(
-        [call],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-    )
-    return helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("local", 1)],
-        ir_version=IR_VERSION,
-        functions=[fn],
-    )
+    return graph_model([call], [], functions=[fn], extra_opsets=[helper.make_opsetid("local", 1)])
 
 
 def test_conv_inside_model_local_function() -> None:
@@ -483,14 +464,7 @@ def _single_conv(weight_tensor=None, attrs=None, extra_nodes=(), extra_inits=(),
     if weight_tensor is None:
         weight_tensor = numpy_helper.from_array(_w((6, 4, 3, 3), 0.67), "w")
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", **(attrs or {})), *extra_nodes]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
-        [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
-        [weight_tensor, *extra_inits],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    return graph_model(nodes, [weight_tensor, *extra_inits], outputs=[output])
 
 
 def _weight_tensor(edit):
