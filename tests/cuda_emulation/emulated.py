@@ -170,6 +170,14 @@ def _csr(values, col_indices, row_ptr):
     )
 
 
+def _weight_args(values, col_indices, row_ptr, attributes: dict[str, Any]) -> tuple[list, tuple]:
+    """The entry points' first arguments (attributes, CSR pointers and sizes), and the arrays the
+    pointers point to, which the caller keeps alive until the call returns."""
+    values, cols, rows = _csr(values, col_indices, row_ptr)
+    args = [attribute_text(attributes), _ptr(values), _ptr(cols), _ptr(rows), values.size, rows.size - 1]
+    return args, (values, cols, rows)
+
+
 def sparse_conv(
     x: np.ndarray,
     values: np.ndarray,
@@ -189,7 +197,7 @@ def sparse_conv(
     shape); the output starts as NaN, so an element the kernel never writes stays NaN."""
     lib = build()
     x = np.ascontiguousarray(x, np.float32)
-    values, cols, rows = _csr(values, col_indices, row_ptr)
+    weights, _alive = _weight_args(values, col_indices, row_ptr, attributes)  # _alive: what the pointers point to
     b = None if bias is None else np.ascontiguousarray(bias, np.float32)
     y = np.full(tuple(out_shape), np.nan, np.float32)
     z = None if residual is None else np.ascontiguousarray(residual, np.float32).reshape(y.shape)
@@ -197,12 +205,7 @@ def sparse_conv(
     stats = np.zeros(8, np.int64)
     error = ctypes.create_string_buffer(1024)
     code = lib.ose_sparse_conv(
-        attribute_text(attributes),
-        _ptr(values),
-        _ptr(cols),
-        _ptr(rows),
-        values.size,
-        rows.size - 1,
+        *weights,
         _ptr(b),
         _ptr(z),
         _ptr(shape),
@@ -232,17 +235,12 @@ def launch_shape(
     """(tiled, gridDim.x, work items, valid under CUDA's limits) for this input shape, computed
     by the launcher's own code without running anything."""
     lib = build()
-    values, cols, rows = _csr(values, col_indices, row_ptr)
+    weights, _alive = _weight_args(values, col_indices, row_ptr, attributes)  # _alive: what the pointers point to
     shape = np.asarray(x_shape, np.int64)
     out = np.zeros(4, np.int64)
     error = ctypes.create_string_buffer(1024)
     code = lib.ose_launch_shape(
-        attribute_text(attributes),
-        _ptr(values),
-        _ptr(cols),
-        _ptr(rows),
-        values.size,
-        rows.size - 1,
+        *weights,
         _ptr(shape),
         len(shape),
         int(direct),
