@@ -250,6 +250,8 @@ def test_markdown_renders_injected_rows() -> None:
     )
     assert "| 90% | 1 | 1 | 1.75x | 1.75x (toy) | none |" in text
     assert "| 90% | 2 | 1 | 0.50x | 0.50x (toy) | toy 0.50x |" in text
+    unchanged = dict(_row("toy", 0.8, 1, 0.9), rewritten=0)  # the original model: 1.00x, not 0.90x
+    assert "| 80% | 1 | 1 | 1.00x | 1.00x (toy) | none |" in model_suite.markdown(dict(results, rows=[unchanged]))
     assert text.count("| toy | 90% | depthwise: predicted #x < #x 2 |") == 1  # once per model and sparsity
     assert "Skipped: gone: not installed" in text
 
