@@ -88,6 +88,9 @@ ONNX_SPARSIFY_BODY void FillPlaneBody(const ConvGeometry& g, const float* x, flo
             for (int64_t t2 = hi; t2 < e2; ++t2) out[t2] = 0.0f;
           }
         }
+        // The alignment gap at the plane's end: never read for results, zeroed all the same.
+        float* plane_end = dst + ((r0 * s1 + r1) * s2 + r2 + 1) * l.phase_plane;
+        for (; out < plane_end; ++out) *out = 0.0f;
       }
     }
   }
@@ -474,7 +477,7 @@ std::vector<int64_t> TapOffsets(const SparseWeights& weights, const PhaseLayout&
 }
 
 bool SameOffsets(const PhaseLayout& a, const PhaseLayout& b) {
-  return a.stride == b.stride && a.extent == b.extent;
+  return a.stride == b.stride && a.extent == b.extent && a.phase_plane == b.phase_plane;
 }
 
 void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, const float* bias,
@@ -521,9 +524,24 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
   const float* src = x;
   if (l.copy) {
     float* buffer = scratch(static_cast<size_t>(g.batch * g.in_channels * l.channel_stride));
-    parallel_for(g.batch * g.in_channels, [&](int64_t plane) {
-      k.fill_plane(g, x + plane * in_plane, buffer + plane * l.channel_stride);
-    });
+    if (!g.has_padding && unit_strides) {
+      // Copied for alignment only (PhaseLayout::phase_plane): each plane whole, then its gap,
+      // in tasks of a few planes (one plane is often a few hundred floats).
+      constexpr int64_t kPlanesPerTask = 64;
+      const int64_t planes = g.batch * g.in_channels;
+      parallel_for((planes + kPlanesPerTask - 1) / kPlanesPerTask, [&](int64_t task) {
+        const int64_t end = std::min(planes, (task + 1) * kPlanesPerTask);
+        for (int64_t plane = task * kPlanesPerTask; plane < end; ++plane) {
+          float* dst = buffer + plane * l.channel_stride;
+          std::memcpy(dst, x + plane * in_plane, static_cast<size_t>(in_plane) * sizeof(float));
+          std::memset(dst + in_plane, 0, static_cast<size_t>(l.channel_stride - in_plane) * sizeof(float));
+        }
+      });
+    } else {
+      parallel_for(g.batch * g.in_channels, [&](int64_t plane) {
+        k.fill_plane(g, x + plane * in_plane, buffer + plane * l.channel_stride);
+      });
+    }
     src = buffer;
   }
   const int64_t position_blocks = (length + kPositionBlock - 1) / kPositionBlock;
