@@ -120,7 +120,10 @@ void SparseWeights::PlanChannelBlocks(const ConvAttributes& attrs) {
   const int64_t wanted = mul(mul(kMinNonzerosPerBlock, channels), rows);
   const int64_t work = nnz() > 0 ? wanted / nnz() + (wanted % nnz() != 0) : channels;
   channel_block_ = std::max<int64_t>({1, fit, work});
-  channel_blocks_ = channels > channel_block_ ? (channels + channel_block_ - 1) / channel_block_ : 1;
+  // As many blocks as whole blocks of that size fit, evened out: a last, short block would be
+  // a pass of its own (partial sums stored and reloaded) for a handful of nonzeros.
+  channel_blocks_ = std::max<int64_t>(1, channels / channel_block_);
+  channel_block_ = (channels + channel_blocks_ - 1) / channel_blocks_;
   block_begin_.resize(rows * (channel_blocks_ + 1));
   for (int64_t m = 0; m < rows; ++m) {
     int64_t j = row_begin_[m];
