@@ -349,11 +349,70 @@ ONNX_SPARSIFY_DEFINE_VARIANTS(Avx512, __attribute__((target("avx512f,avx2,fma"))
 #endif
 #undef ONNX_SPARSIFY_DEFINE_VARIANTS
 
+#ifdef ONNX_SPARSIFY_X86
+// FillPlaneBody for a stride of 2 on the last axis and no cropping, on AVX-512: each
+// row of X is read once, 32 floats at a time, and split into its two phase rows by two permutes
+// and two masked stores, where the plain body gathers every other float once per phase (a
+// third of R3's time went there).
+__attribute__((target("avx512f"))) void FillPlaneStride2Avx512(const ConvGeometry& g, const float* x, float* dst) {
+  const PhaseLayout& l = g.layout;
+  const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
+  const int64_t s0 = l.stride[0], s1 = l.stride[1], e1 = l.extent[1], e2 = l.extent[2];
+  std::memset(dst, 0, static_cast<size_t>(l.channel_stride) * sizeof(float));
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  for (int64_t r0 = 0; r0 < s0; ++r0) {
+    for (int64_t t0 = 0; t0 < l.extent[0]; ++t0) {
+      const int64_t i0 = r0 + t0 * s0 - a0.pad_begin;
+      if (i0 < 0 || i0 >= a0.in) continue;
+      for (int64_t r1 = 0; r1 < s1; ++r1) {
+        // The two phase planes (last-axis residues 0 and 1) of this (r0, r1).
+        float* planes = dst + (r0 * s1 + r1) * 2 * l.phase_plane;
+        for (int64_t t1 = 0; t1 < e1; ++t1) {
+          const int64_t i1 = r1 + t1 * s1 - a1.pad_begin;
+          if (i1 < 0 || i1 >= a1.in) continue;
+          const float* row = x + (i0 * a1.in + i1) * a2.in;
+          const int64_t line = (t0 * e1 + t1) * e2;
+          for (int64_t i2 = 0; i2 < a2.in; i2 += 2 * kLanes) {
+            const int64_t n = std::min<int64_t>(2 * kLanes, a2.in - i2);
+            const __mmask16 m_lo = n >= kLanes ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
+            const __mmask16 m_hi = n <= kLanes ? 0 : (n >= 2 * kLanes ? 0xFFFF : static_cast<__mmask16>((1u << (n - kLanes)) - 1));
+            const __m512 lo = _mm512_maskz_loadu_ps(m_lo, row + i2);
+            const __m512 hi = _mm512_maskz_loadu_ps(m_hi, row + i2 + kLanes);
+            // Padded index j = i2 + pad (+ k): residue j % 2, column j / 2.
+            const int64_t j = i2 + a2.pad_begin;
+            const int64_t n_first = (n + 1) / 2, n_second = n / 2;  // elements k even, k odd
+            float* first = planes + (j % 2) * l.phase_plane + line + j / 2;
+            float* second = planes + ((j + 1) % 2) * l.phase_plane + line + (j + 1) / 2;
+            _mm512_mask_storeu_ps(first, static_cast<__mmask16>((1u << n_first) - 1), _mm512_permutex2var_ps(lo, even, hi));
+            if (n_second > 0) {
+              _mm512_mask_storeu_ps(second, static_cast<__mmask16>((1u << n_second) - 1),
+                                    _mm512_permutex2var_ps(lo, odd, hi));
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+__attribute__((target("avx512f,avx2,fma"))) void FillPlaneAvx512Any(const ConvGeometry& g, const float* x, float* dst) {
+  const PhaseLayout& l = g.layout;
+  // (A negative pad_end crops X's last columns, which the fast path would copy.)
+  if (l.stride[2] == 2 && g.axes[0].pad_begin >= 0 && g.axes[1].pad_begin >= 0 && g.axes[2].pad_begin >= 0 &&
+      g.axes[2].pad_end >= 0) {
+    FillPlaneStride2Avx512(g, x, dst);
+  } else {
+    FillPlaneAvx512(g, x, dst);
+  }
+}
+#endif
+
 const IsaKernels& KernelsFor(CpuIsa isa) {
   static const IsaKernels kBaseline{FillPlaneBaseline, TileBaseline, Axpy2DBaseline, EpilogueBaseline};
 #ifdef ONNX_SPARSIFY_X86
   static const IsaKernels kAvx2{FillPlaneAvx2, TileAvx2, Axpy2DAvx2, EpilogueAvx2};
-  static const IsaKernels kAvx512{FillPlaneAvx512, TileAvx512, Axpy2DAvx512, EpilogueAvx512};
+  static const IsaKernels kAvx512{FillPlaneAvx512Any, TileAvx512, Axpy2DAvx512, EpilogueAvx512};
   if (isa == CpuIsa::kAvx512) return kAvx512;
   if (isa == CpuIsa::kAvx2) return kAvx2;
 #endif
