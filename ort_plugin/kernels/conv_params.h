@@ -32,6 +32,9 @@ enum class Activation {
 // The most steps an epilogue chain has (docs/operator.md).
 inline constexpr int kMaxEpilogueSteps = 4;
 
+// Floats per cache line: phase planes of the CPU kernel's padded copy start on one.
+inline constexpr int64_t kPlaneAlignment = 16;
+
 // Reads one node's attributes. Each accessor returns nullopt when the attribute is absent and
 // throws InvalidArgument when it is present with another type.
 class AttributeSource {
@@ -107,11 +110,13 @@ AxisGeometry ResolveAxis(const ConvAttributes& attrs, int axis, int64_t in);
 // stride residue on each axis, so that every nonzero reads contiguous elements.
 struct PhaseLayout {
   std::array<int64_t, kMaxSpatialRank> stride{1, 1, 1};  // min(stride, padded size): same outputs
-  std::array<int64_t, kMaxSpatialRank> extent{1, 1, 1};  // elements per phase along each axis
+  // Elements per phase along each axis: ceil(padded / stride), the last axis rounded up to
+  // whole cache lines in a copy where that is cheap (ResolveGeometry).
+  std::array<int64_t, kMaxSpatialRank> extent{1, 1, 1};
   int64_t phases = 1;                                     // prod(stride)
-  int64_t phase_plane = 1;                                // prod(extent)
+  int64_t phase_plane = 1;  // prod(extent), rounded up to kPlaneAlignment in a copy and for 1x1 (ResolveGeometry)
   int64_t channel_stride = 1;                             // phases * phase_plane
-  bool copy = false;  // false when X itself has this layout (no padding, unit strides)
+  bool copy = false;  // false when X itself has this layout (no padding, unit strides; 1x1: aligned planes)
 };
 
 // Everything one call needs, spatial axes right-aligned into 3 (leading axes of size 1).

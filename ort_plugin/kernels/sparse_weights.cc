@@ -95,16 +95,17 @@ SparseWeights SparseWeights::Pack(const CsrView<Index>& csr, const ConvAttribute
       pt.t[a] = static_cast<int32_t>(pos / stride);
     }
   }
-  w.PlanChannelBlocks(attrs);
+  w.plans_[kBlocksInL2] = w.PlanChannelBlocks(attrs, 48);
+  w.plans_[kBlocksBeyondL2] = w.PlanChannelBlocks(attrs, 16);
   if (in_channels > 0) w.CheckInputChannels(in_channels, attrs.group);
   return w;
 }
 
-void SparseWeights::PlanChannelBlocks(const ConvAttributes& attrs) {
+SparseWeights::BlockPlan SparseWeights::PlanChannelBlocks(const ConvAttributes& attrs,
+                                                         int64_t min_nonzeros_per_block) const {
   // A channel's input window for one tile: the kernel's rows, each a tile plus the kernel's
   // width (and a vector of slack for unaligned loads).
   constexpr int64_t kL1Budget = 24 * 1024;
-  constexpr int64_t kMinNonzerosPerBlock = 48;  // below this, reloading partial sums costs more
   // Sizes come from the model: products saturate (a heuristic needs no exact huge values).
   const auto mul = [](int64_t a, int64_t b) {
     int64_t r = 0;
@@ -117,19 +118,24 @@ void SparseWeights::PlanChannelBlocks(const ConvAttributes& attrs) {
   const int64_t channels = max_channel_ + 1;
   const int64_t rows = out_channels();
   const int64_t fit = std::max<int64_t>(1, kL1Budget / std::max<int64_t>(1, window));
-  const int64_t wanted = mul(mul(kMinNonzerosPerBlock, channels), rows);
+  const int64_t wanted = mul(mul(min_nonzeros_per_block, channels), rows);
   const int64_t work = nnz() > 0 ? wanted / nnz() + (wanted % nnz() != 0) : channels;
-  channel_block_ = std::max<int64_t>({1, fit, work});
-  channel_blocks_ = channels > channel_block_ ? (channels + channel_block_ - 1) / channel_block_ : 1;
-  block_begin_.resize(rows * (channel_blocks_ + 1));
+  BlockPlan plan;
+  plan.block = std::max<int64_t>({1, fit, work});
+  // As many blocks as whole blocks of that size fit, evened out: a last, short block would be
+  // a pass of its own (partial sums stored and reloaded) for a handful of nonzeros.
+  plan.blocks = std::max<int64_t>(1, channels / plan.block);
+  plan.block = (channels + plan.blocks - 1) / plan.blocks;
+  plan.begin.resize(rows * (plan.blocks + 1));
   for (int64_t m = 0; m < rows; ++m) {
     int64_t j = row_begin_[m];
-    for (int64_t b = 0; b <= channel_blocks_; ++b) {
-      const int64_t limit = b == channel_blocks_ ? INT64_MAX : b * channel_block_;
+    for (int64_t b = 0; b <= plan.blocks; ++b) {
+      const int64_t limit = b == plan.blocks ? INT64_MAX : b * plan.block;
       while (j < row_begin_[m + 1] && taps_[j].channel < limit) ++j;
-      block_begin_[m * (channel_blocks_ + 1) + b] = j;
+      plan.begin[m * (plan.blocks + 1) + b] = j;
     }
   }
+  return plan;
 }
 
 void SparseWeights::CheckInputChannels(int64_t in_channels, int64_t group) const {

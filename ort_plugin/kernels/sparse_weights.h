@@ -57,22 +57,31 @@ class SparseWeights {
   const Tap* taps() const { return taps_.data(); }
   const PhaseTap* phase_taps() const { return phase_taps_.data(); }
   // Input-channel blocking for the CPU kernel: each row's nonzeros split into channel_blocks()
-  // runs of channel_block() input channels, small enough for their input window to stay in L1.
-  int64_t channel_block() const { return channel_block_; }
-  int64_t channel_blocks() const { return channel_blocks_; }
-  int64_t block_begin(int64_t m, int64_t b) const { return block_begin_[m * (channel_blocks_ + 1) + b]; }
+  // runs of channel_block() input channels, small enough for their input window to stay in L1,
+  // in one of two plans: kBlocksInL2 for inputs that fit in L2 (blocks of at least 48 nonzeros
+  // per row, so that reloading partial sums pays), kBlocksBeyondL2 for larger ones (at least 16:
+  // there a window that leaves L1 comes from L3).
+  static constexpr int kBlocksInL2 = 0, kBlocksBeyondL2 = 1;
+  int64_t channel_block(int plan = kBlocksInL2) const { return plans_[plan].block; }
+  int64_t channel_blocks(int plan = kBlocksInL2) const { return plans_[plan].blocks; }
+  int64_t block_begin(int64_t m, int64_t b, int plan = kBlocksInL2) const {
+    return plans_[plan].begin[m * (plans_[plan].blocks + 1) + b];
+  }
 
  private:
-  void PlanChannelBlocks(const ConvAttributes& attrs);
+  struct BlockPlan {
+    int64_t block = 1;
+    int64_t blocks = 1;
+    std::vector<int64_t> begin;
+  };
+  BlockPlan PlanChannelBlocks(const ConvAttributes& attrs, int64_t min_nonzeros_per_block) const;
 
   std::vector<int64_t> row_begin_;
   std::vector<float> values_;
   std::vector<Tap> taps_;
   std::vector<PhaseTap> phase_taps_;
   int64_t max_channel_ = -1;
-  int64_t channel_block_ = 1;
-  int64_t channel_blocks_ = 1;
-  std::vector<int64_t> block_begin_;
+  BlockPlan plans_[2];
 };
 
 }  // namespace onnx_sparsify
