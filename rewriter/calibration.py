@@ -1,12 +1,13 @@
 """Calibration: this machine's rates for the cost model (decision.Rates), measured in a few
 seconds by timing ORT's dense Conv and SparseConv on probe layers of each kind at two
-densities, and cached per CPU model, library versions, instruction set and thread count in the
-user's cache folder. A calibration saved to a file on one machine decides for that machine
+densities, and cached per CPU model, library versions, plugin build, instruction set and
+thread count in the user's cache folder. A calibration saved to a file on one machine decides for that machine
 when passed to the rewriter on another (``onnx-sparsify-calibrate -o rates.json`` on the
 target, then ``onnx-sparsify --calibration rates.json``)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -67,13 +68,20 @@ def cpu_model() -> str:
 
 
 def machine_versions() -> dict[str, str]:
-    """What a calibration depends on besides the CPU: the libraries and the kernel variant."""
+    """What a calibration depends on besides the CPU: the libraries, the plugin's build (a
+    digest of its file: a rebuilt kernel is another kernel) and the kernel variant."""
     import onnxruntime
 
-    from ._plugin import build_info
+    from ._plugin import build_info, library_path
     from ._version import __version__
 
-    return {"onnxruntime": onnxruntime.__version__, "onnx_sparsify": __version__, "cpu_isa": build_info()["cpu_isa"]}
+    plugin = hashlib.sha256(Path(library_path()).read_bytes()).hexdigest()[:12]
+    return {
+        "onnxruntime": onnxruntime.__version__,
+        "onnx_sparsify": __version__,
+        "plugin": plugin,
+        "cpu_isa": build_info()["cpu_isa"],
+    }
 
 
 def cache_folder() -> Path:
@@ -85,7 +93,7 @@ def cache_folder() -> Path:
 
 def cache_path(threads: int) -> Path:
     v = machine_versions()
-    key = f"{cpu_model()}-ort{v['onnxruntime']}-{v['onnx_sparsify']}-{v['cpu_isa']}-{threads}t"
+    key = f"{cpu_model()}-ort{v['onnxruntime']}-{v['onnx_sparsify']}-{v['plugin']}-{v['cpu_isa']}-{threads}t"
     return cache_folder() / (re.sub(r"[^A-Za-z0-9.]+", "_", key).strip("_") + ".json")
 
 
