@@ -135,8 +135,14 @@ def layer_traits(
     x, y = _known(x_shape), _known(y_shape)
     positions = int(np.prod([y[0], *y[2:]])) if y else 0
     # The CPU kernel copies a padded or strided input, except on its plane path (unit strides,
-    # at most 6 nonzeros per output channel, output planes of 1024 or more: sparse_conv_cpu.cc).
-    plane_path = not strided and np.count_nonzero(weight) <= 6 * weight.shape[0] and positions >= 1024
+    # few nonzeros per output channel, large output planes: the kernel's thresholds).
+    from . import _core
+
+    plane_path = (
+        not strided
+        and np.count_nonzero(weight) <= _core.CPU_PLANE_PATH_NONZEROS_PER_CHANNEL * weight.shape[0]
+        and positions >= _core.CPU_PLANE_PATH_MIN_PLANE
+    )
     copied = 0
     if (any(pads) or same_padding or strided) and not plane_path and x and len(x) == k + 2:
         padded = [d + pads[i] + pads[i + k] for i, d in enumerate(x[2:])] if len(pads) == 2 * k else x[2:]

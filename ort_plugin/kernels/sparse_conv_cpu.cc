@@ -37,19 +37,15 @@
 namespace onnx_sparsify {
 namespace {
 
-constexpr int kLanes = 16;                   // floats per AVX-512 vector
-constexpr int kMaxVectors = 8;               // accumulators per tile
-constexpr int kTile = kLanes * kMaxVectors;  // virtual positions per tile
+constexpr int kLanes = 16;                                    // floats per AVX-512 vector
+constexpr int kTile = static_cast<int>(kCpuTilePositions);    // virtual positions per tile
+constexpr int kMaxVectors = kTile / kLanes;                   // accumulators per tile
 constexpr int64_t kPositionBlock = kTile;    // virtual positions per task
 constexpr int64_t kZeroWholePlane = 8192;    // FillPlaneBody zeroes channels of at most this many floats first
 constexpr int64_t kChannelBlock = 64;        // output channels per task, at most
 constexpr int64_t kMinTasks = 16;            // tasks per call worth splitting channel blocks for
 constexpr int64_t kGroupBufferBytes = 512 * 1024;  // per-group padding when a group fits this
 constexpr int64_t kBeyondL2Bytes = 1536 * 1024;    // group inputs larger than this: kBlocksBeyondL2
-// SparseConvPlanes where a channel has at most this many nonzeros on average and planes are
-// large enough to amortize its per-nonzero setup (measured crossovers, benchmarks/).
-constexpr int64_t kPlanePathNonzerosPerChannel = 6;
-constexpr int64_t kPlanePathMinPlane = 1024;
 
 #define ONNX_SPARSIFY_BODY __attribute__((always_inline)) inline
 

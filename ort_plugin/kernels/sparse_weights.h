@@ -7,11 +7,17 @@
 
 namespace onnx_sparsify {
 
+// The CPU kernel's layout facts (sparse_conv_cpu.cc), which the packing here is sized for and
+// the rewriter's cost model reads through onnx_sparsify._core:
+// output positions per tile (8 AVX-512 accumulators of 16 floats);
+inline constexpr int64_t kCpuTilePositions = 128;
+// the plane path (shifted plane updates, no copy) where an output channel has at most this many
+// nonzeros on average and output planes have at least this many positions (measured crossovers).
+inline constexpr int64_t kPlanePathNonzerosPerChannel = 6;
+inline constexpr int64_t kPlanePathMinPlane = 1024;
+
 // One nonzero's position inside the C/group x kernel_shape block of its output channel:
 // the CSR column decoded, kernel indices right-aligned into 3 axes.
-// Output positions per CPU kernel tile (sparse_conv_cpu.cc), which the blocking is sized for.
-inline constexpr int64_t kCpuTilePositions = 128;
-
 struct Tap {
   int32_t channel;
   int32_t k[kMaxSpatialRank];
