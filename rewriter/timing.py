@@ -82,13 +82,13 @@ def time_alternating(
 ) -> tuple[list[Timing], list[Callable[[], None]]]:
     """Times each variant in alternating blocks, `rounds` of each, every block in a fresh session
     after warm-up, so that a drift of the machine's speed touches all alike. Only one session
-    lives at a time: an idle session's intra-op threads keep spinning after a run and would take
-    cores from the other. Returns the timings and the last runner of each (to read outputs)."""
+    lives while one is timed: an idle session's intra-op threads keep spinning after a run and
+    take cores from the timed one (with 2 threads, a model ran 2.6x slower beside the other
+    variant's idle session). Returns the timings and a fresh runner of each, made after the
+    timing (to read outputs)."""
     samples: list[list[float]] = [[] for _ in makers]
-    last: list[Callable[[], None] | None] = [None] * len(makers)
     for _ in range(rounds):
         for i, make in enumerate(makers):
-            last[i] = None  # release the previous session and its threads first
             run = make()
             for _ in range(3):
                 run()
@@ -102,9 +102,9 @@ def time_alternating(
                 if t1 - start > block_s and len(block) >= min_runs:
                     break
             samples[i] += block
-            last[i] = run
+            del run  # its session and threads go before the next is made
     timings = [Timing(statistics.median(s), min(s), max(s), len(s)) for s in samples]
-    return timings, last  # type: ignore[return-value]
+    return timings, [make() for make in makers]
 
 
 def time_pair(

@@ -46,6 +46,7 @@ constexpr int64_t kChannelBlock = 64;        // output channels per task, at mos
 constexpr int64_t kMinTasks = 16;            // tasks per call worth splitting channel blocks for
 constexpr int64_t kGroupBufferBytes = 512 * 1024;  // per-group padding when a group fits this
 constexpr int64_t kBeyondL2Bytes = 1536 * 1024;    // group inputs larger than this: kBlocksBeyondL2
+constexpr int64_t kSerialWork = 1 << 17;  // multiply-adds (nnz x output positions) below which a call runs serially
 
 #define ONNX_SPARSIFY_BODY __attribute__((always_inline)) inline
 
@@ -566,9 +567,14 @@ bool SameOffsets(const PhaseLayout& a, const PhaseLayout& b) {
 
 void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, const float* bias,
                    const float* residual, const ConvGeometry& g, const float* x, float* y, CpuIsa isa,
-                   const ParallelFor& parallel_for, const ScratchAllocator& scratch,
+                   const ParallelFor& pool_for, const ScratchAllocator& scratch,
                    const std::vector<int64_t>* offsets) {
   if (g.out_elements == 0) return;
+  // A small layer runs on the calling thread: waking the pool's threads costs more than they
+  // would share (seen with 2 threads on the small layers of MobileNet-like models).
+  const int64_t work = weights.nnz() * (g.out_elements / std::max<int64_t>(g.out_channels, 1));
+  const ParallelFor serial_for = SerialFor;
+  const ParallelFor& parallel_for = work < kSerialWork ? serial_for : pool_for;
   const IsaKernels& k = KernelsFor(isa);
   const PhaseLayout& l = g.layout;
   const bool unit_strides = l.phases == 1;
