@@ -223,6 +223,8 @@ def _measure(
         if cost is not None:
             layer.measured_us = cost.sparse_us + cost.reorder_us
             layer.measured_speedup = cost.speedup
+            if layer.rewritten and cost.speedup is not None and cost.speedup < 1.0:
+                layer.reason += "; measured slower in place, but the model with it reverted measured no faster"
     report.end_to_end = result
     if kept is None:
         return _all_dense(pruned, report, result.verdict)
