@@ -78,14 +78,18 @@ class BoundRun:
 
 
 def time_alternating(
-    makers: Sequence[Callable[[], Callable[[], None]]], rounds: int = 3, block_s: float = 0.3, min_runs: int = 3
+    makers: Sequence[Callable[[], Callable[[], None]]],
+    rounds: int = 3,
+    block_s: float = 0.3,
+    min_runs: int = 3,
+    runners: bool = False,
 ) -> tuple[list[Timing], list[Callable[[], None]]]:
     """Times each variant in alternating blocks, `rounds` of each, every block in a fresh session
     after warm-up, so that a drift of the machine's speed touches all alike. Only one session
     lives while one is timed: an idle session's intra-op threads keep spinning after a run and
     take cores from the timed one (with 2 threads, a model ran 2.6x slower beside the other
-    variant's idle session). Returns the timings and a fresh runner of each, made after the
-    timing (to read outputs)."""
+    variant's idle session). Returns the timings and, with `runners`, a fresh runner of each made
+    after the timing (to read outputs; else an empty list)."""
     samples: list[list[float]] = [[] for _ in makers]
     for _ in range(rounds):
         for i, make in enumerate(makers):
@@ -104,12 +108,14 @@ def time_alternating(
             samples[i] += block
             del run  # its session and threads go before the next is made
     timings = [Timing(statistics.median(s), min(s), max(s), len(s)) for s in samples]
-    return timings, [make() for make in makers]
+    return timings, [make() for make in makers] if runners else []
 
 
 def time_pair(
     make_dense: Callable[[], BoundRun], make_sparse: Callable[[], BoundRun], rounds: int = 3, block_s: float = 0.3
 ) -> tuple[Timing, Timing, BoundRun, BoundRun]:
     """time_alternating for a (dense, sparse) pair."""
-    (dense, sparse), (dense_run, sparse_run) = time_alternating([make_dense, make_sparse], rounds, block_s)
+    (dense, sparse), (dense_run, sparse_run) = time_alternating(
+        [make_dense, make_sparse], rounds, block_s, runners=True
+    )
     return dense, sparse, dense_run, sparse_run  # type: ignore[return-value]

@@ -26,7 +26,13 @@ class Runner:
 
 def test_one_session_lives_while_one_is_timed() -> None:
     Runner.alive, Runner.seen_beside = 0, []
-    timings, last = time_alternating([Runner, Runner, Runner], rounds=2, block_s=0.0, min_runs=3)
+    timings, last = time_alternating([Runner, Runner, Runner], rounds=2, block_s=0.0, min_runs=3, runners=True)
     timed = Runner.seen_beside[:6]  # 3 variants x 2 rounds, then one fresh runner of each
     assert timed == [0] * 6, timed
     assert [t.runs for t in timings] == [6, 6, 6] and len(last) == 3 and Runner.alive == 3
+
+
+def test_without_runners_nothing_stays_alive() -> None:
+    Runner.alive, Runner.seen_beside = 0, []
+    timings, last = time_alternating([Runner, Runner], rounds=2, block_s=0.0, min_runs=3)
+    assert last == [] and Runner.alive == 0 and Runner.seen_beside == [0] * 4

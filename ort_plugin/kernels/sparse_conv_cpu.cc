@@ -572,9 +572,11 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
   if (g.out_elements == 0) return;
   // A small layer runs on the calling thread: waking the pool's threads costs more than they
   // would share (seen with 2 threads on the small layers of MobileNet-like models).
-  const int64_t work = weights.nnz() * (g.out_elements / std::max<int64_t>(g.out_channels, 1));
+  // Both factors below kSerialWork before multiplying: the product cannot overflow.
+  const int64_t positions = g.out_elements / std::max<int64_t>(g.out_channels, 1);
+  const bool small = weights.nnz() < kSerialWork && positions < kSerialWork && weights.nnz() * positions < kSerialWork;
   const ParallelFor serial_for = SerialFor;
-  const ParallelFor& parallel_for = work < kSerialWork ? serial_for : pool_for;
+  const ParallelFor& parallel_for = small ? serial_for : pool_for;
   const IsaKernels& k = KernelsFor(isa);
   const PhaseLayout& l = g.layout;
   const bool unit_strides = l.phases == 1;
