@@ -570,8 +570,8 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
                    const ParallelFor& pool_for, const ScratchAllocator& scratch,
                    const std::vector<int64_t>* offsets) {
   if (g.out_elements == 0) return;
-  // A small layer runs on the calling thread: waking the pool's threads costs more than they
-  // would share (seen with 2 threads on the small layers of MobileNet-like models).
+  // A small layer (under kSerialWork multiply-adds, a few microseconds) runs on the calling
+  // thread: handing it to the pool's threads would cost about as much as the work itself.
   // Both factors below kSerialWork before multiplying: the product cannot overflow.
   const int64_t positions = g.out_elements / std::max<int64_t>(g.out_channels, 1);
   const bool small = weights.nnz() < kSerialWork && positions < kSerialWork && weights.nnz() * positions < kSerialWork;
