@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import pytest
 from onnx_sparsify import _core
 
-ALL_ISAS = ("avx512f", "avx2", "baseline")
+ALL_ISAS = ("avx512f-jit", "avx512f", "avx2", "baseline")
 SUPPORTED = tuple(_core.supported_cpu_isas())
 ENV = _core.CPU_ISA_ENVIRONMENT_VARIABLE
 

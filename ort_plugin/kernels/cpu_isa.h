@@ -1,7 +1,8 @@
 // The CPU kernel's instruction sets. The kernel has one variant of each hot function per
 // instruction set (sparse_conv_cpu.cc) and picks one per kernel instance: the best this CPU
 // runs, or the one the environment variable ONNX_SPARSIFY_CPU_ISA names, so that tests can run
-// every variant on any machine that supports it.
+// every variant on any machine that supports it. "avx512f-jit" is AVX-512 with code generated
+// for each layer's weight (jit_tiles.h) where the layer allows it, the AVX-512 variant elsewhere.
 #pragma once
 #include <string>
 
@@ -11,11 +12,14 @@ namespace onnx_sparsify {
 #define ONNX_SPARSIFY_X86 1
 #endif
 
-enum class CpuIsa { kBaseline, kAvx2, kAvx512 };
+enum class CpuIsa { kBaseline, kAvx2, kAvx512, kAvx512Jit };
+
+// Every instruction set, best first.
+inline constexpr CpuIsa kCpuIsasBestFirst[] = {CpuIsa::kAvx512Jit, CpuIsa::kAvx512, CpuIsa::kAvx2, CpuIsa::kBaseline};
 
 inline constexpr const char* kCpuIsaEnvironmentVariable = "ONNX_SPARSIFY_CPU_ISA";
 
-// "baseline", "avx2" (AVX2 with FMA) or "avx512f".
+// "baseline", "avx2" (AVX2 with FMA), "avx512f" or "avx512f-jit".
 const char* CpuIsaName(CpuIsa isa);
 
 // Whether this CPU runs `isa`.

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "kernels/activation.h"
+#include "kernels/jit_tiles.h"
 
 #ifdef ONNX_SPARSIFY_X86
 #include <immintrin.h>
@@ -46,6 +47,7 @@ constexpr int64_t kChannelBlock = 64;        // output channels per task, at mos
 constexpr int64_t kMinTasks = 16;            // tasks per call worth splitting channel blocks for
 constexpr int64_t kGroupBufferBytes = 512 * 1024;  // per-group padding when a group fits this
 constexpr int64_t kBeyondL2Bytes = 1536 * 1024;    // group inputs larger than this: kBlocksBeyondL2
+constexpr int64_t kJitTaskPositions = 512;  // output positions per task with generated code
 constexpr int64_t kSerialWork = 1 << 17;  // multiply-adds (nnz x output positions) below which a call runs serially
 
 #define ONNX_SPARSIFY_BODY __attribute__((always_inline)) inline
@@ -410,7 +412,7 @@ const IsaKernels& KernelsFor(CpuIsa isa) {
 #ifdef ONNX_SPARSIFY_X86
   static const IsaKernels kAvx2{FillPlaneAvx2, TileAvx2, Axpy2DAvx2, EpilogueAvx2};
   static const IsaKernels kAvx512{FillPlaneAvx512Any, TileAvx512, Axpy2DAvx512, EpilogueAvx512};
-  if (isa == CpuIsa::kAvx512) return kAvx512;
+  if (isa == CpuIsa::kAvx512 || isa == CpuIsa::kAvx512Jit) return kAvx512;
   if (isa == CpuIsa::kAvx2) return kAvx2;
 #endif
   (void)isa;
@@ -491,6 +493,107 @@ void ComputeBlock(const IsaKernels& k, const ConvGeometry& g, const SparseWeight
   }
 }
 
+// How a generated block (jit_tiles.h) walks a layer's outputs. kFlat: virtual positions are
+// output positions, the plane is one row. kRows: output rows (the first two spatial axes
+// flattened), the last vector of each row masked; taken where whole vectors per row waste no
+// more than the phase buffer's own row padding does. kVirtual: tiles of virtual positions
+// into a buffer, then StoreTile drops the positions outside the output (small planes: R4's rows
+// of 7 in rows of 9).
+enum class JitWalk { kFlat, kRows, kVirtual };
+
+JitWalk JitWalkFor(const ConvGeometry& g) {
+  const PhaseLayout& l = g.layout;
+  if (l.extent[1] == g.axes[1].out && l.extent[2] == g.axes[2].out) return JitWalk::kFlat;
+  return (g.axes[2].out + kLanes - 1) / kLanes * kLanes <= l.extent[2] ? JitWalk::kRows : JitWalk::kVirtual;
+}
+
+// Output channels jb of image n over rows [row_begin, row_end) and columns [col_begin, col_end)
+// (kFlat, kRows): the block writes conv + bias into Y, then Z and the epilogue are applied to
+// what it wrote, still in cache. `length` is a channel's virtual row in `in`; unless `whole` (a
+// padded copy with slack), rows whose last vector would read past it run ComputeBlock instead.
+void ComputeRowsJit(const IsaKernels& k, const ConvGeometry& g, const SparseWeights& w, const int64_t* offsets,
+                    const JitTiles::Block& jb, JitWalk walk, const float* bias, const float* residual,
+                    const ConvAttributes& attrs, const float* in, bool whole, int64_t length, int64_t n,
+                    int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end, float* y) {
+  alignas(64) static const float kNoBias[kJitMaxChannels] = {};
+  const PhaseLayout& l = g.layout;
+  const bool flat = walk == JitWalk::kFlat;
+  // Row r is row r % per_slice of slice r / per_slice; strides in elements.
+  const int64_t per_slice = flat ? 1 : g.axes[1].out;
+  const int64_t in_row = flat ? 0 : l.extent[2], out_row = flat ? 0 : g.axes[2].out;
+  const int64_t in_slice = flat ? 0 : l.extent[1] * l.extent[2], out_slice = flat ? 0 : g.axes[1].out * g.axes[2].out;
+  const int64_t columns = col_end - col_begin;
+  const int64_t vectors = (columns + kLanes - 1) / kLanes;
+  const int64_t tail = columns - (vectors - 1) * kLanes;
+  const Epilogue* epilogue = attrs.epilogue.empty() ? nullptr : &attrs.epilogue;
+  const int64_t block_plane = (n * g.out_channels + jb.m_begin) * g.out_plane;
+  for (int64_t r = row_begin; r < row_end;) {
+    const int64_t slice = r / per_slice, i0 = r % per_slice;
+    const int64_t rows = std::min(row_end - r, per_slice - i0);  // within one slice: uniform strides
+    const int64_t in_pos = slice * in_slice + i0 * in_row + col_begin;
+    const int64_t out_pos = slice * out_slice + i0 * out_row + col_begin;
+    r += rows;
+    if (!whole && in_pos + (rows - 1) * in_row + vectors * kLanes > length) {
+      for (int64_t i = 0; i < rows; ++i) {
+        ComputeBlock(k, g, w, offsets, bias, residual, attrs, in, whole, SparseWeights::kBlocksInL2, n, jb.m_begin,
+                     jb.m_end, in_pos + i * in_row, in_pos + i * in_row + columns, y);
+      }
+      continue;
+    }
+    const JitArgs args{in + in_pos,
+                       jb.values,
+                       y + block_plane + out_pos,
+                       bias ? bias + jb.m_begin : kNoBias,
+                       rows,
+                       vectors,
+                       in_row * int64_t{sizeof(float)},
+                       out_row * int64_t{sizeof(float)},
+                       tail >= kLanes ? 0xFFFFu : (1u << tail) - 1};
+    jb.fn(&args);
+    if (!residual && !epilogue) continue;
+    for (int64_t m = jb.m_begin; m < jb.m_end; ++m) {
+      const int64_t plane = (n * g.out_channels + m) * g.out_plane;
+      for (int64_t i = 0; i < rows; ++i) {
+        float* dst = y + plane + out_pos + i * out_row;
+        if (residual) {
+          const float* z = residual + plane + out_pos + i * out_row;
+          for (int64_t c = 0; c < columns; ++c) dst[c] += z[c];
+        }
+        if (epilogue) k.epilogue(*epilogue, attrs.slope(m), dst, columns);
+      }
+    }
+  }
+}
+
+// Output channels jb of image n over virtual positions [p_begin, p_end) (kVirtual), a tile of
+// kTile at a time into a buffer, which StoreTile copies into Y with Z and the epilogue.
+void ComputeVirtualJit(const IsaKernels& k, const ConvGeometry& g, const SparseWeights& w, const int64_t* offsets,
+                       const JitTiles::Block& jb, const float* bias, const float* residual,
+                       const ConvAttributes& attrs, const float* in, bool whole, int64_t length, int64_t n,
+                       int64_t p_begin, int64_t p_end, float* y) {
+  alignas(64) static const float kNoBias[kJitMaxChannels] = {};
+  alignas(64) float acc[kJitMaxChannels * kTile];
+  const Epilogue* epilogue = attrs.epilogue.empty() ? nullptr : &attrs.epilogue;
+  for (int64_t p = p_begin; p < p_end; p += kTile) {
+    const int64_t valid = std::min<int64_t>(kTile, p_end - p);
+    const int64_t vectors = (valid + kLanes - 1) / kLanes;
+    if (!whole && p + vectors * kLanes > length) {
+      ComputeBlock(k, g, w, offsets, bias, residual, attrs, in, whole, SparseWeights::kBlocksInL2, n, jb.m_begin,
+                   jb.m_end, p, p + valid, y);
+      continue;
+    }
+    const JitArgs args{in + p, jb.values, acc, bias ? bias + jb.m_begin : kNoBias, 1, vectors, 0, 0, 0xFFFFu};
+    jb.fn(&args);
+    for (int64_t m = jb.m_begin; m < jb.m_end; ++m) {
+      float* a = acc + (m - jb.m_begin) * kTile;
+      const int64_t plane = (n * g.out_channels + m) * g.out_plane;
+      if (epilogue && !residual) k.epilogue(*epilogue, attrs.slope(m), a, valid);
+      StoreTile(k, g, a, p, valid, y + plane, residual ? residual + plane : nullptr, residual ? epilogue : nullptr,
+                attrs.slope(m));
+    }
+  }
+}
+
 // The output indices o in [0, out) whose input index o + shift lies in [0, in): [lo, hi).
 inline void ClipRange(int64_t shift, int64_t in, int64_t out, int64_t* lo, int64_t* hi) {
   *lo = std::max<int64_t>(0, -shift);
@@ -549,6 +652,13 @@ ConvGeometry PrepareCall(const ConvAttributes& attrs, const SparseWeights& weigh
   return g;
 }
 
+int64_t JitOutStride(const ConvGeometry& g) { return JitWalkFor(g) == JitWalk::kVirtual ? kTile : g.out_plane; }
+
+std::unique_ptr<JitTiles> BuildJitTiles(const SparseWeights& weights, const std::vector<int64_t>& offsets,
+                                        const ConvGeometry& g) {
+  return JitTiles::Build(weights, offsets, g.out_channels_per_group, JitOutStride(g));
+}
+
 std::vector<int64_t> TapOffsets(const SparseWeights& weights, const PhaseLayout& l) {
   std::vector<int64_t> offsets(static_cast<size_t>(weights.nnz()));
   const PhaseTap* taps = weights.phase_taps();
@@ -568,7 +678,7 @@ bool SameOffsets(const PhaseLayout& a, const PhaseLayout& b) {
 void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, const float* bias,
                    const float* residual, const ConvGeometry& g, const float* x, float* y, CpuIsa isa,
                    const ParallelFor& pool_for, const ScratchAllocator& scratch,
-                   const std::vector<int64_t>* offsets) {
+                   const std::vector<int64_t>* offsets, const JitTiles* jit) {
   if (g.out_elements == 0) return;
   // A small layer (under kSerialWork multiply-adds, a few microseconds) runs on the calling
   // thread: handing it to the pool's threads would cost about as much as the work itself.
@@ -589,7 +699,10 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
   if (!offsets || !offsets->size() != !weights.nnz()) {
     call_offsets = TapOffsets(weights, l);
     offsets = &call_offsets;
+    jit = nullptr;  // generated for other offsets
   }
+  const JitWalk walk = JitWalkFor(g);
+  if (isa != CpuIsa::kAvx512Jit || (jit && jit->out_stride() != JitOutStride(g))) jit = nullptr;
   const int64_t* offs = offsets->data();
   const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
   const int64_t length = ((a0.out - 1) * l.extent[1] + (a1.out - 1)) * l.extent[2] + a2.out;
@@ -609,8 +722,22 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
         k.fill_plane(g, x_group + c * in_plane, buffer.data() + c * l.channel_stride);
       }
       const int64_t m_begin = group * g.out_channels_per_group;
-      ComputeBlock(k, g, weights, offs, bias, residual, attrs, buffer.data(), true, SparseWeights::kBlocksInL2, n, m_begin, m_begin + g.out_channels_per_group, 0,
-                   length, y);
+      if (jit) {
+        for (int64_t b = 0; b < jit->blocks_per_group(); ++b) {
+          const JitTiles::Block& jb = jit->block(group * jit->blocks_per_group() + b);
+          if (walk == JitWalk::kVirtual) {
+            ComputeVirtualJit(k, g, weights, offs, jb, bias, residual, attrs, buffer.data(), true, length, n, 0, length,
+                              y);
+          } else {
+            const bool flat = walk == JitWalk::kFlat;
+            ComputeRowsJit(k, g, weights, offs, jb, walk, bias, residual, attrs, buffer.data(), true, length, n, 0,
+                           flat ? 1 : a0.out * a1.out, 0, flat ? g.out_plane : a2.out, y);
+          }
+        }
+        return;
+      }
+      ComputeBlock(k, g, weights, offs, bias, residual, attrs, buffer.data(), true, SparseWeights::kBlocksInL2, n,
+                   m_begin, m_begin + g.out_channels_per_group, 0, length, y);
     });
     return;
   }
@@ -642,6 +769,36 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
     src = buffer;
   }
   const int64_t position_blocks = (length + kPositionBlock - 1) / kPositionBlock;
+  if (jit) {
+    // Tasks of about kJitTaskPositions outputs (kVirtual: kPositionBlock), whole rows or a row
+    // in chunks. Generated blocks vary fastest: consecutive tasks read the same input window.
+    const int64_t blocks = jit->block_count();
+    const bool flat = walk == JitWalk::kFlat, virtual_walk = walk == JitWalk::kVirtual;
+    const int64_t rows = flat || virtual_walk ? 1 : a0.out * a1.out;
+    const int64_t columns = virtual_walk ? length : flat ? g.out_plane : a2.out;
+    const int64_t task_positions = virtual_walk ? kPositionBlock : kJitTaskPositions;
+    const int64_t row_block = std::max<int64_t>(1, task_positions / columns);
+    const int64_t column_block = std::min(columns, task_positions);
+    const int64_t row_blocks = (rows + row_block - 1) / row_block;
+    const int64_t column_blocks = (columns + column_block - 1) / column_block;
+    parallel_for(g.batch * blocks * row_blocks * column_blocks, [&](int64_t task) {
+      const JitTiles::Block& jb = jit->block(task % blocks);
+      int64_t rest = task / blocks;
+      const int64_t cb = rest % column_blocks;
+      rest /= column_blocks;
+      const int64_t rb = rest % row_blocks, n = rest / row_blocks;
+      const int64_t group = jb.m_begin / g.out_channels_per_group;
+      const float* in = src + (n * g.in_channels + group * g.in_channels_per_group) * l.channel_stride;
+      const int64_t c_begin = cb * column_block, c_end = std::min(columns, c_begin + column_block);
+      if (virtual_walk) {
+        ComputeVirtualJit(k, g, weights, offs, jb, bias, residual, attrs, in, l.copy, length, n, c_begin, c_end, y);
+      } else {
+        ComputeRowsJit(k, g, weights, offs, jb, walk, bias, residual, attrs, in, l.copy, length, n, rb * row_block,
+                       std::min(rows, (rb + 1) * row_block), c_begin, c_end, y);
+      }
+    });
+    return;
+  }
   // Large channel blocks reuse each input window most; smaller ones when needed to give the
   // thread pool enough tasks.
   int64_t channel_block = std::min(g.out_channels_per_group, kChannelBlock);

@@ -3,10 +3,12 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "conv_params.h"
 #include "cpu_isa.h"
+#include "jit_tiles.h"
 #include "sparse_weights.h"
 
 namespace onnx_sparsify {
@@ -26,6 +28,15 @@ ConvGeometry PrepareCall(const ConvAttributes& attrs, const SparseWeights& weigh
 // Kernels compute it once for the input shape the model declares.
 std::vector<int64_t> TapOffsets(const SparseWeights& weights, const PhaseLayout& layout);
 
+// The generated code (jit_tiles.h) for a layer of geometry `g` whose nonzeros sit at `offsets`
+// (TapOffsets(weights, g.layout)); null where none can be made. SparseConvCpu runs it for calls
+// of the same geometry.
+std::unique_ptr<JitTiles> BuildJitTiles(const SparseWeights& weights, const std::vector<int64_t>& offsets,
+                                        const ConvGeometry& g);
+
+// The output stride (floats between channels) the generated code for geometry `g` writes with.
+int64_t JitOutStride(const ConvGeometry& g);
+
 // Whether offsets computed for one layout hold for the other.
 bool SameOffsets(const PhaseLayout& a, const PhaseLayout& b);
 
@@ -37,10 +48,12 @@ using ScratchAllocator = std::function<float*(size_t n)>;
 // `geometry` (Z, the residual input, has Y's shape); bias is null or holds M values; residual
 // is null or Z; `geometry` comes from PrepareCall. `offsets` are
 // TapOffsets(weights, geometry.layout), or null to compute them here. `isa` selects the
-// variant of the hot loops; the CPU must support it (CpuSupports). Throws only if `scratch` does.
+// variant of the hot loops; the CPU must support it (CpuSupports). `jit` is null or generated
+// from `offsets` (JitTiles::Build); it runs where `isa` is kAvx512Jit and the layer takes the
+// tile path. Throws only if `scratch` does.
 void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, const float* bias,
                    const float* residual, const ConvGeometry& geometry, const float* x, float* y, CpuIsa isa,
                    const ParallelFor& parallel_for, const ScratchAllocator& scratch,
-                   const std::vector<int64_t>* offsets = nullptr);
+                   const std::vector<int64_t>* offsets = nullptr, const JitTiles* jit = nullptr);
 
 }  // namespace onnx_sparsify

@@ -27,12 +27,16 @@ SparseConvCpuKernel::SparseConvCpuKernel(const OrtApi& api, const OrtKernelInfo*
   NodeSetup setup = ReadNode(api, info);
   attrs_ = setup.attrs;
   weights_ = std::move(setup.weights);
-  const std::vector<int64_t>& x_shape = setup.x_shape;
-  // With the whole input shape declared, the nonzeros' offsets are computed here, not per call.
+  std::vector<int64_t> x_shape = setup.x_shape;
+  // With the input's channels and spatial sizes declared, the nonzeros' offsets (and, for
+  // avx512f-jit, their code) are made here, not per call. The layout does not depend on the
+  // batch size, so a symbolic batch is planned as 1.
+  if (!x_shape.empty() && x_shape[0] < 0) x_shape[0] = 1;
   if (!x_shape.empty() && std::all_of(x_shape.begin(), x_shape.end(), [](int64_t d) { return d >= 0; })) {
     const ConvGeometry geometry = PrepareCall(attrs_, weights_, x_shape);
     planned_layout_ = geometry.layout;
     planned_offsets_ = TapOffsets(weights_, geometry.layout);
+    if (isa_ == CpuIsa::kAvx512Jit) jit_ = BuildJitTiles(weights_, planned_offsets_, geometry);
   }
 
   has_bias_input_ = setup.has_bias;
@@ -91,7 +95,7 @@ void SparseConvCpuKernel::Compute(OrtKernelContext* context) const {
   };
   const bool planned = planned_layout_ && SameOffsets(*planned_layout_, geometry.layout);
   SparseConvCpu(attrs_, weights_, bias, residual, geometry, x.GetTensorData<float>(), y.GetTensorMutableData<float>(), isa_,
-                parallel_for, scratch, planned ? &planned_offsets_ : nullptr);
+                parallel_for, scratch, planned ? &planned_offsets_ : nullptr, planned ? jit_.get() : nullptr);
 }
 
 OrtStatusPtr SparseConvCpuKernel::ComputeV2(OrtKernelContext* context) const {

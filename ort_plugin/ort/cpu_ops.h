@@ -9,6 +9,7 @@
 
 #include "kernels/conv_params.h"
 #include "kernels/cpu_isa.h"
+#include "kernels/jit_tiles.h"
 #include "kernels/sparse_weights.h"
 #include "ort/sparse_conv_op.h"
 
@@ -34,6 +35,7 @@ class SparseConvCpuKernel {
   // Nonzero offsets for the input shape the model declares, computed once (see TapOffsets).
   std::optional<PhaseLayout> planned_layout_;
   std::vector<int64_t> planned_offsets_;
+  std::unique_ptr<JitTiles> jit_;  // code for planned_offsets_ (kAvx512Jit only; null where none)
   std::unique_ptr<Ort::MemoryInfo> cpu_memory_info_;
 };
 

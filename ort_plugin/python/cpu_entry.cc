@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "kernels/cpu_isa.h"
+#include "kernels/jit_tiles.h"
 #include "kernels/sparse_conv_cpu.h"
 #include "python/binding.h"
 
@@ -86,7 +87,15 @@ py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, con
       blocks.emplace_back(n);
       return blocks.back().data();
     };
-    SparseConvCpu(attrs, weights, b, z, g, x.data(), y_data, isa, ThreadedFor(std::max(1, threads)), scratch);
+    // avx512f-jit: the code is generated for this call (the plugin does it once per node).
+    std::vector<int64_t> offsets;
+    std::unique_ptr<JitTiles> jit;
+    if (isa == CpuIsa::kAvx512Jit) {
+      offsets = TapOffsets(weights, g.layout);
+      jit = BuildJitTiles(weights, offsets, g);
+    }
+    SparseConvCpu(attrs, weights, b, z, g, x.data(), y_data, isa, ThreadedFor(std::max(1, threads)), scratch,
+                  jit ? &offsets : nullptr, jit.get());
   }
   return y;
 }

@@ -48,7 +48,7 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("supported_cpu_isas", [] {
     std::vector<std::string> names;
-    for (CpuIsa isa : {CpuIsa::kAvx512, CpuIsa::kAvx2, CpuIsa::kBaseline}) {
+    for (CpuIsa isa : kCpuIsasBestFirst) {
       if (CpuSupports(isa)) names.emplace_back(CpuIsaName(isa));
     }
     return names;
