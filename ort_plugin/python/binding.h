@@ -57,6 +57,11 @@ py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, con
                               int threads, std::optional<py::array> out, const std::optional<std::string>& isa_name,
                               const std::optional<FloatArray>& residual);
 
+// cpu_entry.cc: the code avx512f-jit generates for a layer (jit_tiles.h): its size in bytes
+// and blocks (0 where none is made) and how it walks the outputs.
+py::dict JitInfo(const std::vector<int64_t>& x_shape, const FloatArray& values, const py::array& col_indices,
+                 const py::array& row_ptr, const py::dict& attributes, bool any_size);
+
 // cuda_entry.cc: whether a CUDA device is usable (false in a build without CUDA) and the CUDA
 // kernel on device pointers (CUDA builds only).
 bool CudaAvailable();

@@ -26,9 +26,13 @@ PYBIND11_MODULE(_core, m) {
         py::arg("bias") = py::none(), py::kw_only(), py::arg("attributes") = py::dict(), py::arg("threads") = 1,
         py::arg("out") = py::none(), py::arg("isa") = py::none(), py::arg("residual") = py::none(),
         "SparseConv on the CPU. `attributes` holds SparseConv's ONNX attributes by name (kernel_shape "
-        "required). `residual` (Z, the output's shape) is added before the epilogue. Writes into `out` when given. `isa` forces the instruction set (avx512f, avx2, baseline); "
+        "required). `residual` (Z, the output's shape) is added before the epilogue. Writes into `out` when given. `isa` forces the instruction set (avx512f-jit, avx512f, avx2, baseline; avx512f-jit generates its code per call, for layers of any size); "
         "by default the plugin's choice (ONNX_SPARSIFY_CPU_ISA, else the best). Raises InvalidArgument (a "
         "ValueError) on bad input.");
+  m.def("jit_info", &JitInfo, py::arg("x_shape"), py::arg("values"), py::arg("col_indices"), py::arg("row_ptr"),
+        py::kw_only(), py::arg("attributes") = py::dict(), py::arg("any_size") = false,
+        "The code avx512f-jit generates for this layer and input shape: {'code_bytes', 'blocks', 'walk'} "
+        "(0 bytes where none: no AVX-512, or, unless any_size, output planes too small for it to pay)");
   m.def("cuda_available", &CudaAvailable, "Whether a CUDA device and driver are usable");
 #ifdef ONNX_SPARSIFY_WITH_CUDA
   m.def("sparse_conv_cuda", &SparseConvCuda, py::arg("x_ptr"), py::arg("x_shape"), py::arg("y_ptr"),

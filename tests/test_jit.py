@@ -1,0 +1,80 @@
+"""avx512f-jit, the CPU kernel's code generated per layer (ort_plugin/kernels/jit_tiles.h): code
+is made for each way it walks the outputs (flat planes, rows with a masked last vector, virtual
+tiles), for blocks across groups, where reading X directly forces a fallback on the last rows,
+and for a symbolic batch; each result equals ORT's Conv. The ISA matrix (tests/isa.py) runs
+every conformance, property and residual test under avx512f-jit as well."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from models import assert_sparse_matches_dense, random_sparse_weight
+from onnx_sparsify import _core
+from onnx_sparsify.csr import dense_to_csr
+
+pytestmark = pytest.mark.skipif(
+    "avx512f-jit" not in _core.supported_cpu_isas(),
+    reason="avx512f-jit needs AVX-512 and executable memory, which this machine lacks",
+)
+
+# (id, x shape, weight shape, Conv attributes, expected walk)
+CASES = [
+    ("flat_1x1", (1, 40, 16, 16), (36, 40, 1, 1), {}, "flat"),
+    ("flat_1x1_padded_plane", (2, 24, 14, 14), (30, 24, 1, 1), {}, "flat"),
+    ("rows_3x3", (1, 16, 40, 56), (29, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "rows"),
+    ("rows_strided", (1, 12, 60, 62), (20, 12, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, "rows"),
+    ("rows_1d_chunks", (1, 8, 1300), (10, 8, 5), {"pads": [2, 2]}, "rows"),
+    # X read directly (no padding, unit strides): the last row's last vector would read past X
+    ("rows_direct_x_fallback", (1, 3, 6, 40), (5, 3, 1, 10), {}, "rows"),
+    ("virtual_7x7", (1, 32, 7, 7), (40, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "virtual"),
+    ("virtual_direct_x_fallback", (1, 4, 20, 20), (6, 4, 3, 3), {}, "virtual"),
+    ("grouped_blocks", (1, 64, 20, 56), (64, 32, 3, 3), {"group": 2, "pads": [1, 1, 1, 1]}, "rows"),
+    ("small_groups", (1, 32, 24, 24), (32, 4, 3, 3), {"group": 8, "pads": [1, 1, 1, 1]}, "virtual"),
+    ("3d", (1, 4, 6, 10, 30), (6, 4, 3, 3, 3), {"pads": [1, 1, 1, 1, 1, 1]}, "rows"),
+]
+
+
+def _info(x_shape, w_shape, attrs, any_size: bool, rng: np.random.Generator) -> dict:
+    csr = dense_to_csr(random_sparse_weight(rng, w_shape, 0.8), np.int32)
+    return _core.jit_info(
+        list(x_shape),
+        csr.values,
+        csr.col_indices,
+        csr.row_ptr,
+        attributes=dict(attrs, kernel_shape=list(w_shape[2:])),
+        any_size=any_size,
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("activation", [None, "Relu", "HardSigmoid"])
+def test_each_walk_matches_ort(case, activation) -> None:
+    _, x_shape, w_shape, attrs, walk = case
+    rng = np.random.default_rng(abs(hash((case[0], activation))) % 2**32)
+    info = _info(x_shape, w_shape, attrs, True, rng)
+    assert info["walk"] == walk
+    assert info["code_bytes"] > 0
+    groups = attrs.get("group", 1)
+    per_group = w_shape[0] // groups
+    assert info["blocks"] == groups * -(-per_group // 28)
+    for sparsity in (0.5, 0.9):
+        assert_sparse_matches_dense(rng, x_shape, w_shape, attrs, sparsity=sparsity, activation=activation,
+                                    empty_rows=1, isa="avx512f-jit")
+
+
+def test_plugin_generates_code_only_for_planes_large_enough() -> None:
+    rng = np.random.default_rng(1)
+    small = ((1, 32, 7, 7), (40, 32, 3, 3), {"pads": [1, 1, 1, 1]})
+    large = ((1, 32, 28, 28), (40, 32, 3, 3), {"pads": [1, 1, 1, 1]})
+    assert _info(*small, any_size=False, rng=rng)["code_bytes"] == 0
+    assert _info(*small, any_size=True, rng=rng)["code_bytes"] > 0
+    assert _info(*large, any_size=False, rng=rng)["code_bytes"] > 0
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_symbolic_batch_runs_planned_code(batch) -> None:
+    """A symbolic batch no longer stops the plugin from planning (and generating code) at
+    creation: the layout does not depend on the batch."""
+    rng = np.random.default_rng(batch)
+    assert_sparse_matches_dense(rng, (batch, 16, 24, 24), (24, 16, 3, 3), {"pads": [1, 1, 1, 1]},
+                                symbolic=(True,), threads=2, isa="avx512f-jit")
