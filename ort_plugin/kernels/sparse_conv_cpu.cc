@@ -22,6 +22,10 @@
 // The AVX2 tile is written with intrinsics, not left to the auto-vectorizer: GCC 12.2 at -O3
 // miscompiles the plain-loop tile for AVX2 (the vectorized full-tile loop updates only its first
 // and last 8 lanes; no undefined behaviour involved, see docs/performance.md).
+//
+// avx512f-jit: where the kernel was given code generated for the layer (jit_tiles.h), the tile
+// path runs that instead, in blocks of up to 28 output channels over runs of output positions
+// (JitWalk); the plane path and layers without code are as above.
 #include "sparse_conv_cpu.h"
 
 #include <algorithm>
