@@ -206,7 +206,10 @@ bool JitTiles::Available() {
 std::unique_ptr<JitTiles> JitTiles::Build(const SparseWeights& weights, const std::vector<int64_t>& offsets,
                                           int64_t out_channels_per_group, int64_t out_stride) {
 #ifdef ONNX_SPARSIFY_JIT
-  if (!Available() || out_channels_per_group <= 0 || static_cast<int64_t>(offsets.size()) != weights.nnz()) {
+  // About 8 bytes of code per nonzero: beyond kMaxNonzeros (some 100 MB) the loops run instead.
+  constexpr int64_t kMaxNonzeros = int64_t{1} << 24;
+  if (!Available() || out_channels_per_group <= 0 || static_cast<int64_t>(offsets.size()) != weights.nnz() ||
+      weights.nnz() > kMaxNonzeros) {
     return nullptr;
   }
   // Every displacement must fit 32 bits: the offsets and the stores' channel planes (values:

@@ -26,8 +26,8 @@ inline constexpr int64_t kJitMaxChannels = 28;
 // positions each, for every channel j of the block:
 //   out[j * out_stride + r * out_row + 16 v + lane] = bias[j] + sum over channel j's nonzeros of
 //                                                   value * in[r * in_row + 16 v + lane + offset]
-// with the last vector of each row stored under `tail_mask`. Strides in bytes. `in` is read up
-// to the end of each row's last vector (whole vectors).
+// with the last vector of each row stored under `tail_mask` (in_row and out_row are element
+// strides; JitArgs holds them in bytes). `in` is read up to the end of each row's last vector.
 struct JitArgs {
   const float* in;
   const float* values;  // the block's (JitTiles::Block::values)
@@ -49,9 +49,9 @@ class JitTiles {
 
   // Code for every output channel of `weights`, in blocks of at most kJitMaxChannels channels
   // of one group, reading each nonzero at `offsets` (TapOffsets for one input layout) and
-  // writing channel j of a block at out + j * out_stride (JitArgs::out_plane). Null where no
-  // code can be generated: not x86-64 Linux, no AVX-512, executable memory refused, or a
-  // displacement beyond 32 bits.
+  // writing channel j of a block at out + j * out_stride. Null where no code can be generated:
+  // not x86-64 Linux, no AVX-512, executable memory refused, a displacement beyond 32 bits, or
+  // more than 2^24 nonzeros.
   static std::unique_ptr<JitTiles> Build(const SparseWeights& weights, const std::vector<int64_t>& offsets,
                                          int64_t out_channels_per_group, int64_t out_stride);
 
