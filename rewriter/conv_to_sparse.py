@@ -34,11 +34,14 @@ def sparse_conv_node(
     name: str | None = None,
     epilogue: Sequence[_epilogue.Activation] = (),
     residual: str | None = None,
+    input_shape: Sequence[int | str] | None = None,
 ) -> onnx.NodeProto:
     """A SparseConv node equivalent to ``conv`` whose CSR initializers are named ``csr_names``
     (values, column indices, row pointers), optionally fusing one activation (``activation``,
     ``activation_params``) or a chain of epilogue steps (``epilogue``), after adding the tensor
-    named ``residual`` (SparseConv's input Z, the output's shape)."""
+    named ``residual`` (SparseConv's input Z, the output's shape). ``input_shape``, X's shape as
+    shape inference resolved it, becomes the attribute input_shape_hint when every size but the
+    batch is known, so that the plugin prepares for it even where the model leaves sizes symbolic."""
     values, cols, row_ptr = csr_names
     inputs = [conv.input[0], values, cols, row_ptr] + ([bias] if bias else [])
     if residual:
@@ -49,9 +52,24 @@ def sparse_conv_node(
     if activation:
         epilogue = [_epilogue.Activation(activation, tuple(activation_params)), *epilogue]
     attributes.update(_epilogue.attributes(epilogue))
+    hint = input_shape_hint(input_shape)
+    if hint:
+        attributes["input_shape_hint"] = hint
     return helper.make_node(
         OP_TYPE, inputs, list(conv.output), name=name if name is not None else conv.name, domain=DOMAIN, **attributes
     )
+
+
+def input_shape_hint(shape: Sequence[int | str] | None) -> list[int] | None:
+    """SparseConv's input_shape_hint for X of this shape: the sizes, an unknown batch as 1; None
+    unless every other size is a known positive integer."""
+    if not shape or len(shape) < 3:
+        return None
+    rest = list(shape[1:])
+    if not all(isinstance(d, int) and d > 0 for d in rest):
+        return None
+    batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else 1
+    return [batch, *rest]
 
 
 def ensure_domain(model: onnx.ModelProto) -> None:

@@ -98,6 +98,7 @@ def _rewrite_nodes(graph: onnx.GraphProto, scope: Scope, ctx: Context, as_consta
             bias=bias_name,
             epilogue=plan.activations,
             residual=plan.residual,
+            input_shape=ctx.shapes.get(node.input[0]),
         )
         if as_constants:
             new_nodes += [helper.make_node("Constant", [], [t.name], value=t) for t in tensors]

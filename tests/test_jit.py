@@ -2,13 +2,17 @@
 is made for each way it walks the outputs (flat planes, rows with a masked last vector, virtual
 tiles), for blocks across groups, where reading X directly forces a fallback on the last rows,
 and for a symbolic batch; each result equals ORT's Conv. The ISA matrix (tests/isa.py) runs
-every conformance, property and residual test under avx512f-jit as well."""
+every conformance, property and residual test under avx512f-jit as well. The rewriter's
+input_shape_hint lets the plugin generate code where the model leaves X's sizes symbolic."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from models import assert_sparse_matches_dense, random_sparse_weight
+import onnx_sparsify
+from isa import forced_isa
+from models import assert_sparse_matches_dense, conv_model, dense_reference, random_sparse_weight, rel_l2, run_nan_prefilled, session
+from onnx_sparsify import layer_models
 from onnx_sparsify import _core
 from onnx_sparsify.csr import dense_to_csr
 
@@ -78,3 +82,47 @@ def test_symbolic_batch_runs_planned_code(batch) -> None:
     rng = np.random.default_rng(batch)
     assert_sparse_matches_dense(rng, (batch, 16, 24, 24), (24, 16, 3, 3), {"pads": [1, 1, 1, 1]},
                                 symbolic=(True,), threads=2, isa="avx512f-jit")
+
+
+def _hinted_model(rng: np.random.Generator, hint: list[int] | None):
+    """A 3x3 SparseConv whose X has symbolic N, H and W, with `hint` as its input_shape_hint."""
+    weight = random_sparse_weight(rng, (24, 16, 3, 3), 0.9)
+    bias = rng.standard_normal(24).astype(np.float32)
+    csr = dense_to_csr(weight, np.int32)
+    attrs = {"pads": [1, 1, 1, 1], "kernel_shape": [3, 3], "in_channels_per_group": 16}
+    if hint:
+        attrs["input_shape_hint"] = hint
+    symbolic = (True, False, True, True)
+    model = layer_models.sparse_conv_model((1, 16, 40, 56), csr.values, csr.col_indices, csr.row_ptr, bias, attrs,
+                                           symbolic)
+    dense = conv_model((1, 16, 40, 56), weight, bias, {"pads": [1, 1, 1, 1]}, None, (), symbolic)
+    return model, dense
+
+
+@pytest.mark.parametrize("x_shape", [(1, 16, 40, 56), (2, 16, 40, 56), (1, 16, 23, 31)], ids=["hinted", "batch", "other"])
+def test_input_shape_hint_prepares_without_changing_results(x_shape) -> None:
+    """Symbolic H and W with a hint of 40x56: the hinted shape (and any batch) runs the code made
+    at creation, another shape the per-call path; both equal ORT's Conv."""
+    rng = np.random.default_rng(sum(x_shape))
+    model, dense = _hinted_model(rng, [1, 16, 40, 56])
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    expected = dense_reference(dense, x)
+    with forced_isa("avx512f-jit"):
+        sparse = session(model, plugin=True)
+    actual = run_nan_prefilled(sparse, x, expected.shape)
+    assert rel_l2(actual, expected) <= 1e-5
+
+
+def test_rewriter_writes_the_hint_where_shapes_resolve() -> None:
+    rng = np.random.default_rng(5)
+    weight = random_sparse_weight(rng, (24, 16, 3, 3), 0.9)
+    dense = conv_model((1, 16, 40, 56), weight, None, {"pads": [1, 1, 1, 1]}, None, (), (True, False, True, True))
+    hinted, _ = onnx_sparsify.sparsify(dense, input_shapes={"x": [1, 16, 40, 56]}, measure=False)
+    plain, _ = onnx_sparsify.sparsify(dense, measure=False)
+
+    def hint(model):
+        node = next(n for n in model.graph.node if n.op_type == "SparseConv")
+        return next((list(a.ints) for a in node.attribute if a.name == "input_shape_hint"), None)
+
+    assert hint(hinted) == [1, 16, 40, 56]
+    assert hint(plain) is None  # H and W unknown: no hint

@@ -148,6 +148,15 @@ CASES = {
         row_ptr=ROW_PTR.astype(I64),
     ),
     "bias_wrong_length": case("B must", bias=np.ones(3, np.float32)),
+    "input_shape_hint_rank": case("must have 4 values", attrs={**ATTRS, "input_shape_hint": [1, 2, 6]}),
+    "input_shape_hint_zero": case("out of range", attrs={**ATTRS, "input_shape_hint": [1, 2, 0, 6]}),
+    "input_shape_hint_contradicts": case(
+        "contradicts X's declared shape", attrs={**ATTRS, "input_shape_hint": [1, 2, 6, 7]}, symbolic=(True, False, True)
+    ),
+    "input_shape_hint_channels": case(
+        "channels", attrs={**ATTRS, "in_channels_per_group": 2, "input_shape_hint": [1, 4, 6, 6]},
+        symbolic=(True, True, True, True),
+    ),
 }
 
 

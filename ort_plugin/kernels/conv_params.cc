@@ -193,7 +193,38 @@ ConvAttributes ConvAttributes::Parse(const AttributeSource& src) {
     throw InvalidArgument("attributes 'auto_pad' and 'pads' are both set; ONNX Conv allows only one");
   }
   a.epilogue = ParseEpilogue(src, &a.activation_slopes);
+  if (auto hint = src.Ints("input_shape_hint")) {
+    if (hint->size() != k + 2) {
+      throw InvalidArgument("attribute 'input_shape_hint' " + Join(*hint) + " must have " + std::to_string(k + 2) +
+                            " values (N, C and the spatial sizes)");
+    }
+    for (int64_t d : *hint) {
+      if (d < 1 || d > kMaxAttributeValue) {
+        throw InvalidArgument("attribute 'input_shape_hint' " + Join(*hint) + " has a value out of range [1, " +
+                              std::to_string(kMaxAttributeValue) + "]");
+      }
+    }
+    a.input_shape_hint = *hint;
+  }
   return a;
+}
+
+std::vector<int64_t> ConvAttributes::PlannedInputShape(std::vector<int64_t> declared) const {
+  if (!declared.empty() && declared[0] < 0) declared[0] = 1;
+  const auto known = [](int64_t d) { return d >= 0; };
+  if (!declared.empty() && std::all_of(declared.begin(), declared.end(), known)) return declared;
+  if (input_shape_hint.empty()) return {};
+  bool agrees = declared.empty() || declared.size() == input_shape_hint.size();
+  for (size_t i = 1; agrees && i < declared.size(); ++i) {
+    agrees = declared[i] < 0 || declared[i] == input_shape_hint[i];
+  }
+  if (!agrees) {
+    throw InvalidArgument("attribute 'input_shape_hint' " + Join(input_shape_hint) + " contradicts X's declared shape " +
+                          Join(declared));
+  }
+  std::vector<int64_t> planned = input_shape_hint;
+  planned[0] = 1;
+  return planned;
 }
 
 AxisGeometry ResolveAxis(const ConvAttributes& attrs, int axis, int64_t in) {

@@ -78,6 +78,9 @@ struct ConvAttributes {
   // PRelu's slopes (attribute activation_slopes): one per output channel, or one for all; empty
   // without a PRelu step.
   std::vector<float> activation_slopes;
+  // X's shape as the rewriter resolved it (attribute input_shape_hint), or empty: where the
+  // model leaves X's sizes symbolic, the CPU kernel prepares for this shape at creation.
+  std::vector<int64_t> input_shape_hint;
 
   int spatial_rank() const { return static_cast<int>(kernel_shape.size()); }
   // group x in_channels_per_group: the channels X must have, or -1 when the node does not say.
@@ -94,6 +97,12 @@ struct ConvAttributes {
   std::vector<float> ChannelSlopes(int64_t out_channels) const;
 
   static ConvAttributes Parse(const AttributeSource& source);
+
+  // The shape a kernel prepares for at creation: `declared` (X's type in the model; -1 for an
+  // unknown size, empty for an unknown rank) where every size but the batch is known, else
+  // input_shape_hint where it agrees with every known size (else InvalidArgument), else empty.
+  // An unknown batch is taken as 1: nothing prepared depends on it.
+  std::vector<int64_t> PlannedInputShape(std::vector<int64_t> declared) const;
 };
 
 // One spatial axis after padding is resolved.

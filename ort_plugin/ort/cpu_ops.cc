@@ -27,12 +27,10 @@ SparseConvCpuKernel::SparseConvCpuKernel(const OrtApi& api, const OrtKernelInfo*
   NodeSetup setup = ReadNode(api, info);
   attrs_ = setup.attrs;
   weights_ = std::move(setup.weights);
-  std::vector<int64_t> x_shape = setup.x_shape;
-  // With the input's channels and spatial sizes declared, the nonzeros' offsets (and, for
-  // avx512f-jit, their code) are made here, not per call. The layout does not depend on the
-  // batch size, so a symbolic batch is planned as 1.
-  if (!x_shape.empty() && x_shape[0] < 0) x_shape[0] = 1;
-  if (!x_shape.empty() && std::all_of(x_shape.begin(), x_shape.end(), [](int64_t d) { return d >= 0; })) {
+  // For the input shape the model declares (or the rewriter's hint), the nonzeros' offsets
+  // (and, for avx512f-jit, their code) are made here, not per call.
+  const std::vector<int64_t> x_shape = attrs_.PlannedInputShape(setup.x_shape);
+  if (!x_shape.empty()) {
     const ConvGeometry geometry = PrepareCall(attrs_, weights_, x_shape);
     planned_layout_ = geometry.layout;
     planned_offsets_ = TapOffsets(weights_, geometry.layout);
