@@ -509,6 +509,9 @@ void ComputeBlock(const IsaKernels& k, const ConvGeometry& g, const SparseWeight
 // of 7 in rows of 9).
 enum class JitWalk { kFlat, kRows, kVirtual };
 
+// A generated block's biases when the layer has none.
+alignas(64) constexpr float kNoBias[kJitMaxChannels] = {};
+
 JitWalk JitWalkFor(const ConvGeometry& g) {
   const PhaseLayout& l = g.layout;
   if (l.extent[1] == g.axes[1].out && l.extent[2] == g.axes[2].out) return JitWalk::kFlat;
@@ -523,7 +526,6 @@ void ComputeRowsJit(const IsaKernels& k, const ConvGeometry& g, const SparseWeig
                     const JitTiles::Block& jb, JitWalk walk, const float* bias, const float* residual,
                     const ConvAttributes& attrs, const float* in, bool whole, int64_t length, int64_t n,
                     int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end, float* y) {
-  alignas(64) static const float kNoBias[kJitMaxChannels] = {};
   const PhaseLayout& l = g.layout;
   const bool flat = walk == JitWalk::kFlat;
   // Row r is row r % per_slice of slice r / per_slice; strides in elements.
@@ -579,7 +581,6 @@ void ComputeVirtualJit(const IsaKernels& k, const ConvGeometry& g, const SparseW
                        const JitTiles::Block& jb, const float* bias, const float* residual,
                        const ConvAttributes& attrs, const float* in, bool whole, int64_t length, int64_t n,
                        int64_t p_begin, int64_t p_end, float* y) {
-  alignas(64) static const float kNoBias[kJitMaxChannels] = {};
   alignas(64) float acc[kJitMaxChannels * kTile];
   const Epilogue* epilogue = attrs.epilogue.empty() ? nullptr : &attrs.epilogue;
   for (int64_t p = p_begin; p < p_end; p += kTile) {
