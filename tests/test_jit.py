@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import isa as isas
 import onnx_sparsify
 from isa import forced_isa
 from models import assert_sparse_matches_dense, conv_model, dense_reference, random_sparse_weight, rel_l2, run_nan_prefilled, session
@@ -16,7 +17,7 @@ from onnx_sparsify import layer_models
 from onnx_sparsify import _core
 from onnx_sparsify.csr import dense_to_csr
 
-pytestmark = pytest.mark.skipif(
+needs_jit = pytest.mark.skipif(
     "avx512f-jit" not in _core.supported_cpu_isas(),
     reason="avx512f-jit needs AVX-512 and executable memory, which this machine lacks",
 )
@@ -50,6 +51,7 @@ def _info(x_shape, w_shape, attrs, any_size: bool, rng: np.random.Generator) -> 
     )
 
 
+@needs_jit
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("activation", [None, "Relu", "HardSigmoid"])
 def test_each_walk_matches_ort(case, activation) -> None:
@@ -66,6 +68,7 @@ def test_each_walk_matches_ort(case, activation) -> None:
                                     empty_rows=1, isa="avx512f-jit")
 
 
+@needs_jit
 def test_plugin_generates_code_only_for_planes_large_enough() -> None:
     rng = np.random.default_rng(1)
     small = ((1, 32, 7, 7), (40, 32, 3, 3), {"pads": [1, 1, 1, 1]})
@@ -75,6 +78,7 @@ def test_plugin_generates_code_only_for_planes_large_enough() -> None:
     assert _info(*large, any_size=False, rng=rng)["code_bytes"] > 0
 
 
+@needs_jit
 @pytest.mark.parametrize("batch", [1, 3])
 def test_symbolic_batch_runs_planned_code(batch) -> None:
     """A symbolic batch no longer stops the plugin from planning (and generating code) at
@@ -99,15 +103,17 @@ def _hinted_model(rng: np.random.Generator, hint: list[int] | None):
     return model, dense
 
 
+@pytest.mark.parametrize("isa", isas.PARAMS)
 @pytest.mark.parametrize("x_shape", [(1, 16, 40, 56), (2, 16, 40, 56), (1, 16, 23, 31)], ids=["hinted", "batch", "other"])
-def test_input_shape_hint_prepares_without_changing_results(x_shape) -> None:
-    """Symbolic H and W with a hint of 40x56: the hinted shape (and any batch) runs the code made
-    at creation, another shape the per-call path; both equal ORT's Conv."""
+def test_input_shape_hint_prepares_without_changing_results(x_shape, isa) -> None:
+    """Symbolic H and W with a hint of 40x56: the hinted shape (and any batch) runs the offsets
+    (and avx512f-jit's code) made at creation, another shape the per-call path; every
+    instruction set equals ORT's Conv."""
     rng = np.random.default_rng(sum(x_shape))
     model, dense = _hinted_model(rng, [1, 16, 40, 56])
     x = rng.standard_normal(x_shape).astype(np.float32)
     expected = dense_reference(dense, x)
-    with forced_isa("avx512f-jit"):
+    with forced_isa(isa):
         sparse = session(model, plugin=True)
     actual = run_nan_prefilled(sparse, x, expected.shape)
     assert rel_l2(actual, expected) <= 1e-5

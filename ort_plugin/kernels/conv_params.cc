@@ -210,18 +210,20 @@ ConvAttributes ConvAttributes::Parse(const AttributeSource& src) {
 }
 
 std::vector<int64_t> ConvAttributes::PlannedInputShape(std::vector<int64_t> declared) const {
+  if (!input_shape_hint.empty()) {
+    bool agrees = declared.empty() || declared.size() == input_shape_hint.size();
+    for (size_t i = 1; agrees && i < declared.size(); ++i) {
+      agrees = declared[i] < 0 || declared[i] == input_shape_hint[i];
+    }
+    if (!agrees) {
+      throw InvalidArgument("attribute 'input_shape_hint' " + Join(input_shape_hint) +
+                            " contradicts X's declared shape " + Join(declared));
+    }
+  }
   if (!declared.empty() && declared[0] < 0) declared[0] = 1;
   const auto known = [](int64_t d) { return d >= 0; };
   if (!declared.empty() && std::all_of(declared.begin(), declared.end(), known)) return declared;
   if (input_shape_hint.empty()) return {};
-  bool agrees = declared.empty() || declared.size() == input_shape_hint.size();
-  for (size_t i = 1; agrees && i < declared.size(); ++i) {
-    agrees = declared[i] < 0 || declared[i] == input_shape_hint[i];
-  }
-  if (!agrees) {
-    throw InvalidArgument("attribute 'input_shape_hint' " + Join(input_shape_hint) + " contradicts X's declared shape " +
-                          Join(declared));
-  }
   std::vector<int64_t> planned = input_shape_hint;
   planned[0] = 1;
   return planned;

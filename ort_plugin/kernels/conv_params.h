@@ -100,8 +100,8 @@ struct ConvAttributes {
 
   // The shape a kernel prepares for at creation: `declared` (X's type in the model; -1 for an
   // unknown size, empty for an unknown rank) where every size but the batch is known, else
-  // input_shape_hint where it agrees with every known size (else InvalidArgument), else empty.
-  // An unknown batch is taken as 1: nothing prepared depends on it.
+  // input_shape_hint, else empty. An unknown batch is taken as 1: nothing prepared depends on
+  // it. Throws InvalidArgument when the hint contradicts a declared size.
   std::vector<int64_t> PlannedInputShape(std::vector<int64_t> declared) const;
 };
 

@@ -603,6 +603,35 @@ void ComputeVirtualJit(const IsaKernels& k, const ConvGeometry& g, const SparseW
   }
 }
 
+// The outputs a generated block walks, as rows x columns: kFlat one row of the plane, kRows the
+// output rows, kVirtual one row of the `length` virtual positions.
+struct JitGrid {
+  int64_t rows, columns;
+};
+
+JitGrid JitGridFor(const ConvGeometry& g, JitWalk walk, int64_t length) {
+  switch (walk) {
+    case JitWalk::kFlat: return {1, g.out_plane};
+    case JitWalk::kRows: return {g.axes[0].out * g.axes[1].out, g.axes[2].out};
+    case JitWalk::kVirtual: return {1, length};
+  }
+  return {1, length};
+}
+
+// Generated block jb over rows [row_begin, row_end) and columns [col_begin, col_end) of its
+// JitGrid, by the walk's function.
+void ComputeJit(const IsaKernels& k, const ConvGeometry& g, const SparseWeights& w, const int64_t* offsets,
+                const JitTiles::Block& jb, JitWalk walk, const float* bias, const float* residual,
+                const ConvAttributes& attrs, const float* in, bool whole, int64_t length, int64_t n, int64_t row_begin,
+                int64_t row_end, int64_t col_begin, int64_t col_end, float* y) {
+  if (walk == JitWalk::kVirtual) {
+    ComputeVirtualJit(k, g, w, offsets, jb, bias, residual, attrs, in, whole, length, n, col_begin, col_end, y);
+  } else {
+    ComputeRowsJit(k, g, w, offsets, jb, walk, bias, residual, attrs, in, whole, length, n, row_begin, row_end,
+                   col_begin, col_end, y);
+  }
+}
+
 // The output indices o in [0, out) whose input index o + shift lies in [0, in): [lo, hi).
 inline void ClipRange(int64_t shift, int64_t in, int64_t out, int64_t* lo, int64_t* hi) {
   *lo = std::max<int64_t>(0, -shift);
@@ -742,16 +771,10 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
       }
       const int64_t m_begin = group * g.out_channels_per_group;
       if (jit) {
+        const JitGrid grid = JitGridFor(g, walk, length);
         for (int64_t b = 0; b < jit->blocks_per_group(); ++b) {
-          const JitTiles::Block& jb = jit->block(group * jit->blocks_per_group() + b);
-          if (walk == JitWalk::kVirtual) {
-            ComputeVirtualJit(k, g, weights, offs, jb, bias, residual, attrs, buffer.data(), true, length, n, 0, length,
-                              y);
-          } else {
-            const bool flat = walk == JitWalk::kFlat;
-            ComputeRowsJit(k, g, weights, offs, jb, walk, bias, residual, attrs, buffer.data(), true, length, n, 0,
-                           flat ? 1 : a0.out * a1.out, 0, flat ? g.out_plane : a2.out, y);
-          }
+          ComputeJit(k, g, weights, offs, jit->block(group * jit->blocks_per_group() + b), walk, bias, residual, attrs,
+                     buffer.data(), true, length, n, 0, grid.rows, 0, grid.columns, y);
         }
         return;
       }
@@ -792,10 +815,9 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
     // Tasks of about kJitTaskPositions outputs (kVirtual: kPositionBlock), whole rows or a row
     // in chunks. Generated blocks vary fastest: consecutive tasks read the same input window.
     const int64_t blocks = jit->block_count();
-    const bool flat = walk == JitWalk::kFlat, virtual_walk = walk == JitWalk::kVirtual;
-    const int64_t rows = flat || virtual_walk ? 1 : a0.out * a1.out;
-    const int64_t columns = virtual_walk ? length : flat ? g.out_plane : a2.out;
-    const int64_t task_positions = virtual_walk ? kPositionBlock : kJitTaskPositions;
+    const JitGrid grid = JitGridFor(g, walk, length);
+    const int64_t rows = grid.rows, columns = grid.columns;
+    const int64_t task_positions = walk == JitWalk::kVirtual ? kPositionBlock : kJitTaskPositions;
     const int64_t row_block = std::max<int64_t>(1, task_positions / columns);
     const int64_t column_block = std::min(columns, task_positions);
     const int64_t row_blocks = (rows + row_block - 1) / row_block;
@@ -809,12 +831,8 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
       const int64_t group = jb.m_begin / g.out_channels_per_group;
       const float* in = src + (n * g.in_channels + group * g.in_channels_per_group) * l.channel_stride;
       const int64_t c_begin = cb * column_block, c_end = std::min(columns, c_begin + column_block);
-      if (virtual_walk) {
-        ComputeVirtualJit(k, g, weights, offs, jb, bias, residual, attrs, in, l.copy, length, n, c_begin, c_end, y);
-      } else {
-        ComputeRowsJit(k, g, weights, offs, jb, walk, bias, residual, attrs, in, l.copy, length, n, rb * row_block,
-                       std::min(rows, (rb + 1) * row_block), c_begin, c_end, y);
-      }
+      ComputeJit(k, g, weights, offs, jb, walk, bias, residual, attrs, in, l.copy, length, n, rb * row_block,
+                 std::min(rows, (rb + 1) * row_block), c_begin, c_end, y);
     });
     return;
   }

@@ -97,7 +97,7 @@ py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, con
       jit = BuildJitTiles(weights, offsets, g, /*any_size=*/true);
     }
     SparseConvCpu(attrs, weights, b, z, g, x.data(), y_data, isa, ThreadedFor(std::max(1, threads)), scratch,
-                  jit ? &offsets : nullptr, jit.get());
+                  isa == CpuIsa::kAvx512Jit ? &offsets : nullptr, jit.get());
   }
   return y;
 }
