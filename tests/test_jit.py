@@ -1,6 +1,6 @@
 """avx512f-jit, the CPU kernel's code generated per layer (ort_plugin/kernels/jit_tiles.h): code
 is made for each way it walks the outputs (flat planes, rows with a masked last vector, virtual
-tiles), for blocks across groups, where reading X directly forces a fallback on the last rows,
+tiles, windows of a 1-D row padded per task), for blocks across groups, where reading X directly forces a fallback on the last rows,
 and for a symbolic batch; each result equals ORT's Conv. The ISA matrix (tests/isa.py) runs
 every conformance, property and residual test under avx512f-jit as well. The rewriter's
 input_shape_hint lets the plugin generate code where the model leaves X's sizes symbolic."""
@@ -28,7 +28,13 @@ CASES = [
     ("flat_1x1_padded_plane", (2, 24, 14, 14), (30, 24, 1, 1), {}, "flat"),
     ("rows_3x3", (1, 16, 40, 56), (29, 16, 3, 3), {"pads": [1, 1, 1, 1]}, "rows"),
     ("rows_strided", (1, 12, 60, 62), (20, 12, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, "rows"),
-    ("rows_1d_chunks", (1, 8, 1300), (10, 8, 5), {"pads": [2, 2]}, "rows"),
+    # one padded input row per channel: padded in windows of 512 outputs, the last one partial
+    ("windows_1d", (1, 8, 1300), (10, 8, 5), {"pads": [2, 2]}, "windows"),
+    ("windows_1d_dilated_uneven_pads", (2, 6, 700), (33, 6, 4), {"pads": [9, 1], "dilations": [3]}, "windows"),
+    ("windows_1d_one_short_window", (1, 5, 40), (7, 5, 3), {"pads": [1, 1]}, "windows"),
+    ("windows_1d_grouped", (1, 60, 1100), (60, 20, 3), {"group": 3, "pads": [1, 1]}, "windows"),
+    ("windows_height_1", (1, 6, 1, 600), (9, 6, 1, 7), {"pads": [0, 3, 0, 3]}, "windows"),
+    ("rows_1d_strided", (1, 8, 1300), (10, 8, 5), {"strides": [2], "pads": [2, 2]}, "rows"),
     # X read directly (no padding, unit strides): the last row's last vector would read past X
     ("rows_direct_x_fallback", (1, 3, 6, 40), (5, 3, 1, 10), {}, "rows"),
     ("virtual_7x7", (1, 32, 7, 7), (40, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "virtual"),

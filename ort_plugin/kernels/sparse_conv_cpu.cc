@@ -506,16 +506,49 @@ void ComputeBlock(const IsaKernels& k, const ConvGeometry& g, const SparseWeight
 // flattened), the last vector of each row masked; taken where whole vectors per row waste no
 // more than the phase buffer's own row padding does. kVirtual: tiles of virtual positions
 // into a buffer, then StoreTile drops the positions outside the output (small planes: R4's rows
-// of 7 in rows of 9).
-enum class JitWalk { kFlat, kRows, kVirtual };
+// of 7 in rows of 9). kWindows: a single padded input row per channel (1-D layers, unit
+// stride) is not copied whole; each task pads the inputs of kJitTaskPositions outputs into its
+// thread's buffer, one window per channel (JitWindowStride apart), and runs the group's blocks
+// on it: the input is read from L1/L2 instead of a copy of X, A1 1.xx faster (performance.md).
+enum class JitWalk { kFlat, kRows, kVirtual, kWindows };
 
 // A generated block's biases when the layer has none.
 alignas(64) constexpr float kNoBias[kJitMaxChannels] = {};
 
 JitWalk JitWalkFor(const ConvGeometry& g) {
   const PhaseLayout& l = g.layout;
+  if (l.copy && l.phases == 1 && l.extent[0] * l.extent[1] == 1) return JitWalk::kWindows;
   if (l.extent[1] == g.axes[1].out && l.extent[2] == g.axes[2].out) return JitWalk::kFlat;
   return (g.axes[2].out + kLanes - 1) / kLanes * kLanes <= l.extent[2] ? JitWalk::kRows : JitWalk::kVirtual;
+}
+
+// kWindows: floats per channel in a window buffer, a whole number of cache lines holding the
+// inputs of kJitTaskPositions outputs (the last vector's read included).
+int64_t JitWindowStride(const ConvGeometry& g) {
+  const int64_t span = kJitTaskPositions + (g.axes[2].kernel - 1) * g.axes[2].dilation;
+  return (span + kLanes - 1) / kLanes * kLanes;
+}
+
+// The layout the generated code reads: g.layout, or for kWindows one window per channel.
+PhaseLayout JitLayout(const ConvGeometry& g) {
+  PhaseLayout l = g.layout;
+  if (JitWalkFor(g) == JitWalk::kWindows) l.channel_stride = JitWindowStride(g);
+  return l;
+}
+
+// p rounded up to a cache line (kLanes floats).
+float* AlignToLine(float* p) {
+  constexpr uintptr_t kLine = kLanes * sizeof(float);
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + kLine - 1) & ~(kLine - 1));
+}
+
+// kWindows: padded positions [q0, q0 + count) of one channel's row `src` (axis a), zeros outside X.
+void FillWindow(const AxisGeometry& a, const float* src, int64_t q0, int64_t count, float* dst) {
+  const int64_t begin = std::clamp<int64_t>(a.pad_begin - q0, 0, count);
+  const int64_t end = std::clamp<int64_t>(a.pad_begin + a.in - q0, begin, count);
+  std::fill(dst, dst + begin, 0.0f);
+  if (end > begin) std::memcpy(dst + begin, src + q0 + begin - a.pad_begin, static_cast<size_t>(end - begin) * sizeof(float));
+  std::fill(dst + end, dst + count, 0.0f);
 }
 
 // Output channels jb of image n over rows [row_begin, row_end) and columns [col_begin, col_end)
@@ -614,6 +647,7 @@ JitGrid JitGridFor(const ConvGeometry& g, JitWalk walk, int64_t length) {
     case JitWalk::kFlat: return {1, g.out_plane};
     case JitWalk::kRows: return {g.axes[0].out * g.axes[1].out, g.axes[2].out};
     case JitWalk::kVirtual: return {1, length};
+    case JitWalk::kWindows: return {1, g.axes[2].out};
   }
   return {1, length};
 }
@@ -695,16 +729,16 @@ const char* JitWalkName(const ConvGeometry& g) {
     case JitWalk::kFlat: return "flat";
     case JitWalk::kRows: return "rows";
     case JitWalk::kVirtual: return "virtual";
+    case JitWalk::kWindows: return "windows";
   }
   return "virtual";
 }
 
 int64_t JitOutStride(const ConvGeometry& g) { return JitWalkFor(g) == JitWalk::kVirtual ? kTile : g.out_plane; }
 
-std::unique_ptr<JitTiles> BuildJitTiles(const SparseWeights& weights, const std::vector<int64_t>& offsets,
-                                        const ConvGeometry& g, bool any_size) {
+std::unique_ptr<JitTiles> BuildJitTiles(const SparseWeights& weights, const ConvGeometry& g, bool any_size) {
   if (!any_size && g.out_plane < kJitMinPositions) return nullptr;
-  return JitTiles::Build(weights, offsets, g.out_channels_per_group, JitOutStride(g));
+  return JitTiles::Build(weights, TapOffsets(weights, JitLayout(g)), g.out_channels_per_group, JitOutStride(g));
 }
 
 std::vector<int64_t> TapOffsets(const SparseWeights& weights, const PhaseLayout& l) {
@@ -757,6 +791,33 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
   const int64_t in_plane = a0.in * a1.in * a2.in;
   const int64_t group_bytes = g.in_channels_per_group * l.channel_stride * int64_t{sizeof(float)};
 
+  if (jit && walk == JitWalk::kWindows) {
+    // One task per window of kJitTaskPositions outputs, of one group of one image.
+    const int64_t stride = JitWindowStride(g), columns = a2.out;
+    const int64_t windows = (columns + kJitTaskPositions - 1) / kJitTaskPositions;
+    parallel_for(g.batch * g.group * windows, [&](int64_t task) {
+      const int64_t w = task % windows, group = (task / windows) % g.group, n = task / (windows * g.group);
+      thread_local std::vector<float> buffer;
+      // A cache line of room to align the windows, and kLanes floats of slack for the last
+      // window's whole-vector loads (they reach at most kLanes - 1 floats past it).
+      const int64_t used = g.in_channels_per_group * stride + kLanes;
+      buffer.resize(static_cast<size_t>(used + kLanes));
+      float* windows_buffer = AlignToLine(buffer.data());
+      std::fill(windows_buffer + used - kLanes, windows_buffer + used, 0.0f);
+      const int64_t c_begin = w * kJitTaskPositions, c_end = std::min(columns, c_begin + kJitTaskPositions);
+      const float* x_group = x + (n * g.in_channels + group * g.in_channels_per_group) * in_plane;
+      for (int64_t c = 0; c < g.in_channels_per_group; ++c) {
+        FillWindow(a2, x_group + c * in_plane, c_begin, stride, windows_buffer + c * stride);
+      }
+      // The window starts at output column c_begin: Y and Z are passed from there on.
+      for (int64_t b = 0; b < jit->blocks_per_group(); ++b) {
+        ComputeRowsJit(k, g, weights, offs, jit->block(group * jit->blocks_per_group() + b), JitWalk::kRows, bias,
+                       residual ? residual + c_begin : nullptr, attrs, windows_buffer, true, stride, n, 0, 1, 0,
+                       c_end - c_begin, y + c_begin);
+      }
+    });
+    return;
+  }
   if (l.copy && g.group > 1 && group_bytes <= kGroupBufferBytes) {
     // Small groups: each task pads one group into its thread's buffer and computes its outputs.
     parallel_for(g.batch * g.group, [&](int64_t task) {

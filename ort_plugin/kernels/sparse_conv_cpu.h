@@ -28,17 +28,16 @@ ConvGeometry PrepareCall(const ConvAttributes& attrs, const SparseWeights& weigh
 // Kernels compute it once for the input shape the model declares.
 std::vector<int64_t> TapOffsets(const SparseWeights& weights, const PhaseLayout& layout);
 
-// The generated code (jit_tiles.h) for a layer of geometry `g` whose nonzeros sit at `offsets`
-// (TapOffsets(weights, g.layout)); null where none can be made or, unless `any_size`, where the
-// layer's output planes are too small for it to pay. SparseConvCpu runs it for calls of the
-// same geometry.
-std::unique_ptr<JitTiles> BuildJitTiles(const SparseWeights& weights, const std::vector<int64_t>& offsets,
-                                        const ConvGeometry& g, bool any_size = false);
+// The generated code (jit_tiles.h) for a layer of geometry `g`; null where none can be made
+// or, unless `any_size`, where the layer's output planes are too small for it to pay.
+// SparseConvCpu runs it for calls of the same geometry.
+std::unique_ptr<JitTiles> BuildJitTiles(const SparseWeights& weights, const ConvGeometry& g, bool any_size = false);
 
 // The output stride (floats between channels) the generated code for geometry `g` writes with.
 int64_t JitOutStride(const ConvGeometry& g);
 
-// How that code walks the outputs: "flat", "rows" or "virtual" (sparse_conv_cpu.cc, JitWalk).
+// How that code walks the outputs: "flat", "rows", "virtual" or "windows" (sparse_conv_cpu.cc,
+// JitWalk).
 const char* JitWalkName(const ConvGeometry& g);
 
 // Whether offsets computed for one layout hold for the other.

@@ -34,7 +34,7 @@ SparseConvCpuKernel::SparseConvCpuKernel(const OrtApi& api, const OrtKernelInfo*
     const ConvGeometry geometry = PrepareCall(attrs_, weights_, x_shape);
     planned_layout_ = geometry.layout;
     planned_offsets_ = TapOffsets(weights_, geometry.layout);
-    if (isa_ == CpuIsa::kAvx512Jit) jit_ = BuildJitTiles(weights_, planned_offsets_, geometry);
+    if (isa_ == CpuIsa::kAvx512Jit) jit_ = BuildJitTiles(weights_, geometry);
   }
 
   has_bias_input_ = setup.has_bias;

@@ -94,7 +94,7 @@ py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, con
     std::unique_ptr<JitTiles> jit;
     if (isa == CpuIsa::kAvx512Jit) {
       offsets = TapOffsets(weights, g.layout);
-      jit = BuildJitTiles(weights, offsets, g, /*any_size=*/true);
+      jit = BuildJitTiles(weights, g, /*any_size=*/true);
     }
     SparseConvCpu(attrs, weights, b, z, g, x.data(), y_data, isa, ThreadedFor(std::max(1, threads)), scratch,
                   isa == CpuIsa::kAvx512Jit ? &offsets : nullptr, jit.get());
@@ -107,7 +107,7 @@ py::dict JitInfo(const std::vector<int64_t>& x_shape, const FloatArray& values, 
   const ConvAttributes attrs = ConvAttributes::Parse(DictAttributes(attributes));
   const SparseWeights weights = PackWeights(values, col_indices, row_ptr, attrs);
   const ConvGeometry g = PrepareCall(attrs, weights, x_shape);
-  const std::unique_ptr<JitTiles> jit = BuildJitTiles(weights, TapOffsets(weights, g.layout), g, any_size);
+  const std::unique_ptr<JitTiles> jit = BuildJitTiles(weights, g, any_size);
   py::dict d;
   d["code_bytes"] = jit ? jit->code_bytes() : 0;
   d["blocks"] = jit ? jit->block_count() : 0;
