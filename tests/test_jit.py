@@ -35,6 +35,8 @@ CASES = [
     ("windows_1d_grouped", (1, 60, 1100), (60, 20, 3), {"group": 3, "pads": [1, 1]}, "windows"),
     ("windows_height_1", (1, 6, 1, 600), (9, 6, 1, 7), {"pads": [0, 3, 0, 3]}, "windows"),
     ("rows_1d_strided", (1, 8, 1300), (10, 8, 5), {"strides": [2], "pads": [2, 2]}, "rows"),
+    # windows would exceed the 8 MB buffer bound (kWindowBufferBytes): the whole padded copy
+    ("rows_1d_windows_too_large", (1, 4, 2**21 + 100), (5, 4, 3), {"dilations": [2**20], "pads": [1, 1]}, "rows"),
     # X read directly (no padding, unit strides): the last row's last vector would read past X
     ("rows_direct_x_fallback", (1, 3, 6, 40), (5, 3, 1, 10), {}, "rows"),
     ("virtual_7x7", (1, 32, 7, 7), (40, 32, 3, 3), {"pads": [1, 1, 1, 1]}, "virtual"),

@@ -143,6 +143,12 @@ CASES = {
     ),
     "huge_dilated_kernel_window": case(
         "larger than the padded input",
+        attrs={"kernel_shape": [2**24, 2**24], "dilations": [1, 64]},
+        cols=np.array([0, 2**40, 4], I64),
+        row_ptr=ROW_PTR.astype(I64),
+    ),
+    "dilated_kernel_extent_2_31": case(
+        "exceeds 2^31",
         attrs={"kernel_shape": [2**24, 2**24], "dilations": [1, 2**24]},
         cols=np.array([0, 2**40, 4], I64),
         row_ptr=ROW_PTR.astype(I64),

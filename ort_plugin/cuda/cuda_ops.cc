@@ -6,7 +6,7 @@
 #include "cuda/sparse_conv_cuda.h"
 #include "kernels/contract.h"
 #include "kernels/errors.h"
-#include "kernels/sparse_conv_cpu.h"
+#include "kernels/sparse_weights.h"
 #include "ort/kernel_setup.h"
 #include "ort/ort_attributes.h"
 #include "ort/ort_status.h"

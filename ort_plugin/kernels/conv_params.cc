@@ -165,6 +165,14 @@ ConvAttributes ConvAttributes::Parse(const AttributeSource& src) {
   a.strides = SpatialInts(src, "strides", k, 1, 1);
   a.dilations = SpatialInts(src, "dilations", k, 1, 1);
   a.pads = SpatialInts(src, "pads", 2 * k, 0, 0);
+  for (size_t i = 0; i < k; ++i) {
+    // Kernels keep positions inside the dilated kernel in 32 bits (cpu_weights.h).
+    const int64_t extent = (a.kernel_shape[i] - 1) * a.dilations[i];  // < 2^48 by the bounds above
+    if (extent >= (int64_t{1} << 31)) {
+      throw InvalidArgument("dilated kernel extent " + std::to_string(extent) + " on axis " + std::to_string(i) +
+                            " exceeds 2^31");
+    }
+  }
   a.group = src.Int("group").value_or(1);
   if (a.group < 1 || a.group > kMaxAttributeValue) {
     throw InvalidArgument("attribute 'group' must be at least 1, got " + std::to_string(a.group));

@@ -50,6 +50,7 @@ constexpr int64_t kZeroWholePlane = 8192;    // FillPlaneBody zeroes channels of
 constexpr int64_t kChannelBlock = 64;        // output channels per task, at most
 constexpr int64_t kMinTasks = 16;            // tasks per call worth splitting channel blocks for
 constexpr int64_t kGroupBufferBytes = 512 * 1024;  // per-group padding when a group fits this
+constexpr int64_t kWindowBufferBytes = 8 << 20;     // avx512f-jit's windows of one group: at most this
 constexpr int64_t kBeyondL2Bytes = 1536 * 1024;    // group inputs larger than this: kBlocksBeyondL2
 constexpr int64_t kJitTaskPositions = 512;  // output positions per task with generated code
 // Output positions per channel below which no code is generated: each block's code then runs
@@ -464,7 +465,7 @@ void StoreTile(const IsaKernels& k, const ConvGeometry& g, const float* acc, int
 // `in` is the phase buffer of the channels' group. With input-channel blocking, each tile runs
 // block by block over a few channels at once, keeping partial sums in `partial`, so the input
 // window read by a block stays in L1 across the channels.
-void ComputeBlock(const IsaKernels& k, const ConvGeometry& g, const SparseWeights& w, const int64_t* offsets,
+void ComputeBlock(const IsaKernels& k, const ConvGeometry& g, const CpuWeights& w, const int64_t* offsets,
                   const float* bias, const float* residual, const ConvAttributes& attrs, const float* in, bool whole,
                   int block_plan, int64_t n, int64_t m_begin, int64_t m_end, int64_t p_begin, int64_t p_end,
                   float* y) {
@@ -509,24 +510,28 @@ void ComputeBlock(const IsaKernels& k, const ConvGeometry& g, const SparseWeight
 // of 7 in rows of 9). kWindows: a single padded input row per channel (1-D layers, unit
 // stride) is not copied whole; each task pads the inputs of kJitTaskPositions outputs into its
 // thread's buffer, one window per channel (JitWindowStride apart), and runs the group's blocks
-// on it: the input is read from L1/L2 instead of a copy of X, A1 1.xx faster (performance.md).
+// on it: no pass over all of X, and the blocks read their input from L1/L2, not L3 (A1: 13% of
+// its time was the copy; docs/performance.md row 28).
 enum class JitWalk { kFlat, kRows, kVirtual, kWindows };
 
 // A generated block's biases when the layer has none.
 alignas(64) constexpr float kNoBias[kJitMaxChannels] = {};
 
-JitWalk JitWalkFor(const ConvGeometry& g) {
-  const PhaseLayout& l = g.layout;
-  if (l.copy && l.phases == 1 && l.extent[0] * l.extent[1] == 1) return JitWalk::kWindows;
-  if (l.extent[1] == g.axes[1].out && l.extent[2] == g.axes[2].out) return JitWalk::kFlat;
-  return (g.axes[2].out + kLanes - 1) / kLanes * kLanes <= l.extent[2] ? JitWalk::kRows : JitWalk::kVirtual;
-}
-
 // kWindows: floats per channel in a window buffer, a whole number of cache lines holding the
 // inputs of kJitTaskPositions outputs (the last vector's read included).
 int64_t JitWindowStride(const ConvGeometry& g) {
-  const int64_t span = kJitTaskPositions + (g.axes[2].kernel - 1) * g.axes[2].dilation;
+  const int64_t span = kJitTaskPositions + (g.axes[2].kernel - 1) * g.axes[2].dilation;  // < 2^32 (Parse)
   return (span + kLanes - 1) / kLanes * kLanes;
+}
+
+JitWalk JitWalkFor(const ConvGeometry& g) {
+  const PhaseLayout& l = g.layout;
+  if (l.copy && l.phases == 1 && l.extent[0] * l.extent[1] == 1 &&
+      g.in_channels_per_group <= kWindowBufferBytes / int64_t{sizeof(float)} / JitWindowStride(g)) {
+    return JitWalk::kWindows;
+  }
+  if (l.extent[1] == g.axes[1].out && l.extent[2] == g.axes[2].out) return JitWalk::kFlat;
+  return (g.axes[2].out + kLanes - 1) / kLanes * kLanes <= l.extent[2] ? JitWalk::kRows : JitWalk::kVirtual;
 }
 
 // The layout the generated code reads: g.layout, or for kWindows one window per channel.
@@ -555,7 +560,7 @@ void FillWindow(const AxisGeometry& a, const float* src, int64_t q0, int64_t cou
 // (kFlat, kRows): the block writes conv + bias into Y, then Z and the epilogue are applied to
 // what it wrote, still in cache. `length` is a channel's virtual row in `in`; unless `whole` (a
 // padded copy with slack), rows whose last vector would read past it run ComputeBlock instead.
-void ComputeRowsJit(const IsaKernels& k, const ConvGeometry& g, const SparseWeights& w, const int64_t* offsets,
+void ComputeRowsJit(const IsaKernels& k, const ConvGeometry& g, const CpuWeights& w, const int64_t* offsets,
                     const JitTiles::Block& jb, JitWalk walk, const float* bias, const float* residual,
                     const ConvAttributes& attrs, const float* in, bool whole, int64_t length, int64_t n,
                     int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end, float* y) {
@@ -578,7 +583,7 @@ void ComputeRowsJit(const IsaKernels& k, const ConvGeometry& g, const SparseWeig
     r += rows;
     if (!whole && in_pos + (rows - 1) * in_row + vectors * kLanes > length) {
       for (int64_t i = 0; i < rows; ++i) {
-        ComputeBlock(k, g, w, offsets, bias, residual, attrs, in, whole, SparseWeights::kBlocksInL2, n, jb.m_begin,
+        ComputeBlock(k, g, w, offsets, bias, residual, attrs, in, whole, CpuWeights::kBlocksInL2, n, jb.m_begin,
                      jb.m_end, in_pos + i * in_row, in_pos + i * in_row + columns, y);
       }
       continue;
@@ -610,7 +615,7 @@ void ComputeRowsJit(const IsaKernels& k, const ConvGeometry& g, const SparseWeig
 
 // Output channels jb of image n over virtual positions [p_begin, p_end) (kVirtual), a tile of
 // kTile at a time into a buffer, which StoreTile copies into Y with Z and the epilogue.
-void ComputeVirtualJit(const IsaKernels& k, const ConvGeometry& g, const SparseWeights& w, const int64_t* offsets,
+void ComputeVirtualJit(const IsaKernels& k, const ConvGeometry& g, const CpuWeights& w, const int64_t* offsets,
                        const JitTiles::Block& jb, const float* bias, const float* residual,
                        const ConvAttributes& attrs, const float* in, bool whole, int64_t length, int64_t n,
                        int64_t p_begin, int64_t p_end, float* y) {
@@ -620,7 +625,7 @@ void ComputeVirtualJit(const IsaKernels& k, const ConvGeometry& g, const SparseW
     const int64_t valid = std::min<int64_t>(kTile, p_end - p);
     const int64_t vectors = (valid + kLanes - 1) / kLanes;
     if (!whole && p + vectors * kLanes > length) {
-      ComputeBlock(k, g, w, offsets, bias, residual, attrs, in, whole, SparseWeights::kBlocksInL2, n, jb.m_begin,
+      ComputeBlock(k, g, w, offsets, bias, residual, attrs, in, whole, CpuWeights::kBlocksInL2, n, jb.m_begin,
                    jb.m_end, p, p + valid, y);
       continue;
     }
@@ -654,7 +659,7 @@ JitGrid JitGridFor(const ConvGeometry& g, JitWalk walk, int64_t length) {
 
 // Generated block jb over rows [row_begin, row_end) and columns [col_begin, col_end) of its
 // JitGrid, by the walk's function.
-void ComputeJit(const IsaKernels& k, const ConvGeometry& g, const SparseWeights& w, const int64_t* offsets,
+void ComputeJit(const IsaKernels& k, const ConvGeometry& g, const CpuWeights& w, const int64_t* offsets,
                 const JitTiles::Block& jb, JitWalk walk, const float* bias, const float* residual,
                 const ConvAttributes& attrs, const float* in, bool whole, int64_t length, int64_t n, int64_t row_begin,
                 int64_t row_end, int64_t col_begin, int64_t col_end, float* y) {
@@ -675,7 +680,7 @@ inline void ClipRange(int64_t shift, int64_t in, int64_t out, int64_t* lo, int64
 // Unit strides and very few nonzeros per channel (depthwise layers, mostly): the output plane
 // starts at the bias and takes one scaled, shifted copy of an input plane per nonzero, read
 // straight from X with the padding clipped away. No padded copy, no wasted positions.
-void SparseConvPlanes(const IsaKernels& k, const ConvGeometry& g, const SparseWeights& w, const float* bias,
+void SparseConvPlanes(const IsaKernels& k, const ConvGeometry& g, const CpuWeights& w, const float* bias,
                       const float* residual, const ConvAttributes& attrs, const float* x, float* y,
                       const ParallelFor& parallel_for) {
   const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
@@ -717,13 +722,6 @@ void SerialFor(int64_t total, const std::function<void(int64_t)>& body) {
   for (int64_t i = 0; i < total; ++i) body(i);
 }
 
-ConvGeometry PrepareCall(const ConvAttributes& attrs, const SparseWeights& weights,
-                         const std::vector<int64_t>& x_shape) {
-  ConvGeometry g = ResolveGeometry(attrs, x_shape, weights.out_channels());
-  weights.CheckInputChannels(g.in_channels, g.group);
-  return g;
-}
-
 const char* JitWalkName(const ConvGeometry& g) {
   switch (JitWalkFor(g)) {
     case JitWalk::kFlat: return "flat";
@@ -736,12 +734,12 @@ const char* JitWalkName(const ConvGeometry& g) {
 
 int64_t JitOutStride(const ConvGeometry& g) { return JitWalkFor(g) == JitWalk::kVirtual ? kTile : g.out_plane; }
 
-std::unique_ptr<JitTiles> BuildJitTiles(const SparseWeights& weights, const ConvGeometry& g, bool any_size) {
+std::unique_ptr<JitTiles> BuildJitTiles(const CpuWeights& weights, const ConvGeometry& g, bool any_size) {
   if (!any_size && g.out_plane < kJitMinPositions) return nullptr;
   return JitTiles::Build(weights, TapOffsets(weights, JitLayout(g)), g.out_channels_per_group, JitOutStride(g));
 }
 
-std::vector<int64_t> TapOffsets(const SparseWeights& weights, const PhaseLayout& l) {
+std::vector<int64_t> TapOffsets(const CpuWeights& weights, const PhaseLayout& l) {
   std::vector<int64_t> offsets(static_cast<size_t>(weights.nnz()));
   const PhaseTap* taps = weights.phase_taps();
   for (int64_t j = 0; j < weights.nnz(); ++j) {
@@ -757,7 +755,7 @@ bool SameOffsets(const PhaseLayout& a, const PhaseLayout& b) {
   return a.stride == b.stride && a.extent == b.extent && a.phase_plane == b.phase_plane;
 }
 
-void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, const float* bias,
+void SparseConvCpu(const ConvAttributes& attrs, const CpuWeights& weights, const float* bias,
                    const float* residual, const ConvGeometry& g, const float* x, float* y, CpuIsa isa,
                    const ParallelFor& pool_for, const ScratchAllocator& scratch,
                    const std::vector<int64_t>* offsets, const JitTiles* jit) {
@@ -839,7 +837,7 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
         }
         return;
       }
-      ComputeBlock(k, g, weights, offs, bias, residual, attrs, buffer.data(), true, SparseWeights::kBlocksInL2, n,
+      ComputeBlock(k, g, weights, offs, bias, residual, attrs, buffer.data(), true, CpuWeights::kBlocksInL2, n,
                    m_begin, m_begin + g.out_channels_per_group, 0, length, y);
     });
     return;
@@ -909,7 +907,7 @@ void SparseConvCpu(const ConvAttributes& attrs, const SparseWeights& weights, co
   // Finer input-channel blocks where a group's input exceeds L2 (R2 at 70% zeros: 1.3-1.46x; at
   // 90% the plans agree); elsewhere they cost more partial sums than they save (R4: 0.88x).
   const int block_plan =
-      group_bytes > kBeyondL2Bytes ? SparseWeights::kBlocksBeyondL2 : SparseWeights::kBlocksInL2;
+      group_bytes > kBeyondL2Bytes ? CpuWeights::kBlocksBeyondL2 : CpuWeights::kBlocksInL2;
   const int64_t channel_blocks = g.group * blocks_per_group;
   parallel_for(g.batch * channel_blocks * position_blocks, [&](int64_t task) {
     // Channel blocks vary fastest: consecutive tasks read the same input window from cache.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <numeric>
+#include <vector>
 #include <string>
 
 #include "errors.h"
@@ -76,66 +77,8 @@ SparseWeights SparseWeights::Pack(const CsrView<Index>& csr, const ConvAttribute
       w.max_channel_ = std::max(w.max_channel_, channel);
     }
   }
-  w.phase_taps_.resize(nnz);
-  for (int64_t j = 0; j < nnz; ++j) {
-    const Tap& tap = w.taps_[j];
-    PhaseTap& pt = w.phase_taps_[j];
-    pt.channel = tap.channel;
-    for (int a = 0; a < kMaxSpatialRank; ++a) {
-      const int i = a - (kMaxSpatialRank - k);  // attribute index, < 0 for the padding axes
-      const int64_t stride = i >= 0 ? attrs.strides[i] : 1, dilation = i >= 0 ? attrs.dilations[i] : 1;
-      const int64_t pos = tap.k[a] * dilation;  // < 2^48 by the attribute bounds
-      if (pos >= (int64_t{1} << 31)) {
-        throw InvalidArgument("dilated kernel extent " + std::to_string(pos) + " on axis " + std::to_string(i) +
-                              " exceeds 2^31");
-      }
-      // Strides longer than the padded input behave as a stride equal to it (one output), so
-      // residues are kept below 2^31 too: pos < padded size.
-      pt.residue[a] = static_cast<int32_t>(pos % stride);
-      pt.t[a] = static_cast<int32_t>(pos / stride);
-    }
-  }
-  w.plans_[kBlocksInL2] = w.PlanChannelBlocks(attrs, 48);
-  w.plans_[kBlocksBeyondL2] = w.PlanChannelBlocks(attrs, 16);
   if (in_channels > 0) w.CheckInputChannels(in_channels, attrs.group);
   return w;
-}
-
-SparseWeights::BlockPlan SparseWeights::PlanChannelBlocks(const ConvAttributes& attrs,
-                                                         int64_t min_nonzeros_per_block) const {
-  // A channel's input window for one tile: the kernel's rows, each a tile plus the kernel's
-  // width (and a vector of slack for unaligned loads).
-  constexpr int64_t kL1Budget = 24 * 1024;
-  // Sizes come from the model: products saturate (a heuristic needs no exact huge values).
-  const auto mul = [](int64_t a, int64_t b) {
-    int64_t r = 0;
-    return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
-  };
-  const int64_t width = attrs.kernel_shape.back(), dilation = attrs.dilations.back();
-  const int64_t rows_per_channel = attrs.kernel_volume() / width;
-  const int64_t row_bytes = mul(kCpuTilePositions + (width - 1) * dilation + 16, int64_t{sizeof(float)});
-  const int64_t window = mul(rows_per_channel, row_bytes);
-  const int64_t channels = max_channel_ + 1;
-  const int64_t rows = out_channels();
-  const int64_t fit = std::max<int64_t>(1, kL1Budget / std::max<int64_t>(1, window));
-  const int64_t wanted = mul(mul(min_nonzeros_per_block, channels), rows);
-  const int64_t work = nnz() > 0 ? wanted / nnz() + (wanted % nnz() != 0) : channels;
-  BlockPlan plan;
-  plan.block = std::max<int64_t>({1, fit, work});
-  // As many blocks as whole blocks of that size fit, evened out: a last, short block would be
-  // a pass of its own (partial sums stored and reloaded) for a handful of nonzeros.
-  plan.blocks = std::max<int64_t>(1, channels / plan.block);
-  plan.block = (channels + plan.blocks - 1) / plan.blocks;
-  plan.begin.resize(rows * (plan.blocks + 1));
-  for (int64_t m = 0; m < rows; ++m) {
-    int64_t j = row_begin_[m];
-    for (int64_t b = 0; b <= plan.blocks; ++b) {
-      const int64_t limit = b == plan.blocks ? INT64_MAX : b * plan.block;
-      while (j < row_begin_[m + 1] && taps_[j].channel < limit) ++j;
-      plan.begin[m * (plan.blocks + 1) + b] = j;
-    }
-  }
-  return plan;
 }
 
 void SparseWeights::CheckInputChannels(int64_t in_channels, int64_t group) const {
@@ -145,6 +88,13 @@ void SparseWeights::CheckInputChannels(int64_t in_channels, int64_t group) const
                           " of its group, but X has " + std::to_string(in_channels) + " channels in " +
                           std::to_string(group) + " group(s), so columns must be below C/group * prod(kernel_shape)");
   }
+}
+
+ConvGeometry PrepareCall(const ConvAttributes& attrs, const SparseWeights& weights,
+                         const std::vector<int64_t>& x_shape) {
+  ConvGeometry g = ResolveGeometry(attrs, x_shape, weights.out_channels());
+  weights.CheckInputChannels(g.in_channels, g.group);
+  return g;
 }
 
 template SparseWeights SparseWeights::Pack<int32_t>(const CsrView<int32_t>&, const ConvAttributes&, int64_t);

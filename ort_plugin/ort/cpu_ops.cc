@@ -26,7 +26,7 @@ SparseConvCpuKernel::SparseConvCpuKernel(const OrtApi& api, const OrtKernelInfo*
   isa_ = SelectedCpuIsa();
   NodeSetup setup = ReadNode(api, info);
   attrs_ = setup.attrs;
-  weights_ = std::move(setup.weights);
+  weights_ = CpuWeights(std::move(setup.weights), attrs_);
   // For the input shape the model declares (or the rewriter's hint), the nonzeros' offsets
   // (and, for avx512f-jit, their code) are made here, not per call.
   const std::vector<int64_t> x_shape = attrs_.PlannedInputShape(setup.x_shape);

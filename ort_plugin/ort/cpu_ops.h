@@ -10,7 +10,7 @@
 #include "kernels/conv_params.h"
 #include "kernels/cpu_isa.h"
 #include "kernels/jit_tiles.h"
-#include "kernels/sparse_weights.h"
+#include "kernels/cpu_weights.h"
 #include "ort/sparse_conv_op.h"
 
 namespace onnx_sparsify {
@@ -29,7 +29,7 @@ class SparseConvCpuKernel {
   std::string node_name_;
   CpuIsa isa_ = CpuIsa::kBaseline;  // chosen at creation (ONNX_SPARSIFY_CPU_ISA or the best)
   ConvAttributes attrs_;
-  SparseWeights weights_;
+  CpuWeights weights_;
   bool has_bias_input_ = false;
   std::optional<std::vector<float>> constant_bias_;
   // Nonzero offsets for the input shape the model declares, computed once (see TapOffsets).

@@ -56,7 +56,7 @@ py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, con
                               const std::optional<FloatArray>& residual) {
   const CpuIsa isa = CallIsa(isa_name);
   const ConvAttributes attrs = ConvAttributes::Parse(DictAttributes(attributes));
-  const SparseWeights weights = PackWeights(values, col_indices, row_ptr, attrs);
+  const CpuWeights weights(PackWeights(values, col_indices, row_ptr, attrs), attrs);
   const std::vector<int64_t> x_shape(x.shape(), x.shape() + x.ndim());
   const ConvGeometry g = PrepareCall(attrs, weights, x_shape);
   if (bias && (bias->ndim() != 1 || bias->shape(0) != weights.out_channels())) {
@@ -105,7 +105,7 @@ py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, con
 py::dict JitInfo(const std::vector<int64_t>& x_shape, const FloatArray& values, const py::array& col_indices,
                  const py::array& row_ptr, const py::dict& attributes, bool any_size) {
   const ConvAttributes attrs = ConvAttributes::Parse(DictAttributes(attributes));
-  const SparseWeights weights = PackWeights(values, col_indices, row_ptr, attrs);
+  const CpuWeights weights(PackWeights(values, col_indices, row_ptr, attrs), attrs);
   const ConvGeometry g = PrepareCall(attrs, weights, x_shape);
   const std::unique_ptr<JitTiles> jit = BuildJitTiles(weights, g, any_size);
   py::dict d;

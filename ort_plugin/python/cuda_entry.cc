@@ -8,7 +8,6 @@
 #include <stdexcept>
 
 #include "cuda/sparse_conv_cuda.h"
-#include "kernels/sparse_conv_cpu.h"  // PrepareCall
 #endif
 
 namespace onnx_sparsify::python {

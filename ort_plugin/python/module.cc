@@ -4,7 +4,7 @@
 #include "kernels/build_info.h"
 #include "kernels/contract.h"
 #include "kernels/cpu_isa.h"
-#include "kernels/sparse_weights.h"
+#include "kernels/cpu_weights.h"
 #include "python/binding.h"
 
 namespace py = pybind11;

@@ -13,7 +13,7 @@
 
 #include "cuda/sparse_conv_cuda.h"
 #include "kernels/errors.h"
-#include "kernels/sparse_conv_cpu.h"
+#include "kernels/sparse_weights.h"
 
 using namespace onnx_sparsify;
 

@@ -28,9 +28,6 @@ CXX_SOURCES = [
     HERE / "driver.cc",
     PLUGIN / "kernels" / "conv_params.cc",
     PLUGIN / "kernels" / "sparse_weights.cc",
-    PLUGIN / "kernels" / "sparse_conv_cpu.cc",
-    PLUGIN / "kernels" / "cpu_isa.cc",
-    PLUGIN / "kernels" / "jit_tiles.cc",
 ]
 HEADERS = [*sorted(HERE.glob("*.h")), *sorted((PLUGIN / "cuda").glob("*.h")), *sorted((PLUGIN / "kernels").glob("*.h"))]
 
