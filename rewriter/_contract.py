@@ -1,5 +1,5 @@
 """The SparseConv operator contract (docs/operator.md). The C++ side keeps the same values in
-ort_plugin/kernels/contract.h and conv_params.cc; tests check that the two agree."""
+ort_plugin/kernels/contract.h and epilogue.cc; tests check that the two agree."""
 
 import math
 

@@ -194,8 +194,8 @@ def test_gelu_with_unknown_approximation_stays() -> None:
 
 
 def test_contract_activations_match_the_cpp_table() -> None:
-    """rewriter/_contract.py's ACTIVATIONS are exactly the names ParseEpilogue (conv_params.cc)
-    accepts: each one runs, and the error for an unknown name lists the same set."""
+    """rewriter/_contract.py's ACTIVATIONS are exactly the names ParseEpilogue
+    accepts (epilogue.cc): each one runs, and the error for an unknown name lists the same set."""
     from onnx_sparsify import _contract
 
     x = np.linspace(-3, 3, 8, dtype=np.float32)

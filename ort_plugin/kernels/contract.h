@@ -19,4 +19,8 @@ enum SparseConvInput : int {
 };
 inline constexpr int kNumInputs = 6;
 
+// The most spatial axes (kernel_shape has 1 to 3 values) and epilogue steps SparseConv takes.
+inline constexpr int kMaxSpatialRank = 3;
+inline constexpr int kMaxEpilogueSteps = 4;
+
 }  // namespace onnx_sparsify

@@ -37,96 +37,6 @@ std::vector<int64_t> SpatialInts(const AttributeSource& src, const char* name, s
   return *v;
 }
 
-struct StepSpec {
-  const char* name;
-  Activation kind;
-  size_t num_params;
-  float default_alpha, default_beta;
-};
-
-// Every step SparseConv knows, with its parameters' defaults (docs/operator.md).
-constexpr float kInf = std::numeric_limits<float>::infinity();
-constexpr StepSpec kStepSpecs[] = {
-    {"Relu", Activation::kRelu, 0, 0.f, 0.f},
-    {"LeakyRelu", Activation::kLeakyRelu, 1, 0.01f, 0.f},
-    {"Clip", Activation::kClip, 2, -kInf, kInf},
-    {"Sigmoid", Activation::kSigmoid, 0, 0.f, 0.f},
-    {"HardSigmoid", Activation::kHardSigmoid, 2, 0.2f, 0.5f},
-    {"HardSwish", Activation::kHardSwish, 0, 0.f, 0.f},
-    {"SiLU", Activation::kSiLU, 0, 0.f, 0.f},
-    {"Tanh", Activation::kTanh, 0, 0.f, 0.f},
-    {"Gelu", Activation::kGelu, 0, 0.f, 0.f},
-    {"GeluTanh", Activation::kGeluTanh, 0, 0.f, 0.f},
-    {"QuickGelu", Activation::kQuickGelu, 1, 1.702f, 0.f},
-    {"Mish", Activation::kMish, 0, 0.f, 0.f},
-    {"PRelu", Activation::kPRelu, 0, 0.f, 0.f},
-};
-
-const StepSpec& FindStep(const std::string& name) {
-  for (const StepSpec& s : kStepSpecs) {
-    if (name == s.name) return s;
-  }
-  std::string known;
-  for (const StepSpec& s : kStepSpecs) known += std::string(known.empty() ? "" : ", ") + s.name;
-  throw InvalidArgument("unknown activation '" + name + "' (expected none or steps among " + known +
-                        ", separated by commas)");
-}
-
-// `activation` names the steps in order, separated by commas ("LeakyRelu,Clip"); empty or
-// "none" for none. `activation_params` is empty (every step takes its defaults) or holds every
-// step's parameters in order.
-Epilogue ParseEpilogue(const AttributeSource& src, std::vector<float>* slopes) {
-  const std::string names = src.String("activation").value_or("");
-  const std::vector<float> params = src.Floats("activation_params").value_or(std::vector<float>{});
-  *slopes = src.Floats("activation_slopes").value_or(std::vector<float>{});
-  for (float p : params) {
-    if (std::isnan(p)) throw InvalidArgument("activation_params contains NaN");
-  }
-  std::vector<const StepSpec*> specs;
-  if (!names.empty() && names != "none") {
-    for (size_t begin = 0;;) {
-      const size_t comma = names.find(',', begin);
-      specs.push_back(&FindStep(names.substr(begin, comma == std::string::npos ? comma : comma - begin)));
-      if (comma == std::string::npos) break;
-      begin = comma + 1;
-    }
-  }
-  if (specs.size() > kMaxEpilogueSteps) {
-    throw InvalidArgument("activation '" + names + "' has " + std::to_string(specs.size()) +
-                          " steps; at most " + std::to_string(kMaxEpilogueSteps) + " are supported");
-  }
-  size_t wanted = 0, prelus = 0;
-  for (const StepSpec* spec : specs) {
-    wanted += spec->num_params;
-    prelus += spec->kind == Activation::kPRelu;
-  }
-  if (!params.empty() && params.size() != wanted) {
-    throw InvalidArgument("activation '" + names + "' takes " + std::to_string(wanted) +
-                          " activation_params, got " + std::to_string(params.size()));
-  }
-  if (prelus > 1) throw InvalidArgument("activation '" + names + "' has more than one PRelu step");
-  if (prelus == 1 && slopes->empty()) {
-    throw InvalidArgument("activation '" + names + "' has a PRelu step but no activation_slopes");
-  }
-  if (prelus == 0 && !slopes->empty()) {
-    throw InvalidArgument("activation_slopes is set but activation '" + names + "' has no PRelu step");
-  }
-  for (float s : *slopes) {
-    if (std::isnan(s)) throw InvalidArgument("activation_slopes contains NaN");
-  }
-  Epilogue e;
-  size_t next = 0;
-  for (const StepSpec* spec : specs) {
-    EpilogueStep& step = e.steps[e.count++];
-    step = {spec->kind, spec->default_alpha, spec->default_beta};
-    if (params.empty()) continue;
-    if (spec->num_params >= 1) step.alpha = params[next];
-    if (spec->num_params >= 2) step.beta = params[next + 1];
-    next += spec->num_params;
-  }
-  return e;
-}
-
 }  // namespace
 
 int64_t ConvAttributes::kernel_volume() const {
@@ -328,43 +238,7 @@ ConvGeometry ResolveGeometry(const ConvAttributes& attrs, const std::vector<int6
     g.padded_plane = CheckedMul(g.padded_plane, ax.padded(), "padded input");
     g.out_plane = CheckedMul(g.out_plane, ax.out, "output Y");
   }
-  PhaseLayout& l = g.layout;
-  bool unit = true;
-  for (int a = 0; a < kMaxSpatialRank; ++a) {
-    const AxisGeometry& ax = g.axes[a];
-    l.stride[a] = std::min(ax.stride, ax.padded());
-    l.extent[a] = ax.padded() / l.stride[a] + (ax.padded() % l.stride[a] != 0);
-    l.phases = CheckedMul(l.phases, l.stride[a], "strided input");
-    unit = unit && ax.stride == 1;
-  }
-  for (int a = 0; a < kMaxSpatialRank; ++a) l.phase_plane = CheckedMul(l.phase_plane, l.extent[a], "strided input");
-  // Alignment to cache lines (kPlaneAlignment floats), for the tiles' loads: with a tile's
-  // positions aligned, a nonzero whose offset in its channel is a multiple of 16 loads whole
-  // cache lines, which Intel cores serve about twice as fast as loads split across two lines
-  // (docs/performance.md, rows 12 and 15).
-  // - In a padded copy, rows are padded to whole lines when that adds at most 1/8 to the
-  //   positions computed (R1: 58 -> 64, R3's phases: 15 -> 16), so that every kernel column
-  //   whose offset is a whole number of rows (column 0; with stride 2, columns 0 and 1) loads
-  //   whole lines.
-  // - Phase planes start on a line in any copy, and 1x1 layers get a copy for that alone when
-  //   their planes would not (then every load is aligned). Planes under 16 floats are left as
-  //   they are.
-  const bool copy = g.has_padding || !unit;
-  if (copy && attrs.kernel_volume() > 1 && l.extent[2] >= kPlaneAlignment) {
-    const int64_t row = CheckedAdd(l.extent[2], (kPlaneAlignment - l.extent[2] % kPlaneAlignment) % kPlaneAlignment,
-                                   "strided input");
-    if (row * 8 <= l.extent[2] * 9) {
-      l.phase_plane = CheckedMul(l.phase_plane / l.extent[2], row, "strided input");
-      l.extent[2] = row;
-    }
-  }
-  if ((copy || attrs.kernel_volume() == 1) && l.phase_plane >= kPlaneAlignment) {
-    l.phase_plane = CheckedAdd(l.phase_plane, (kPlaneAlignment - l.phase_plane % kPlaneAlignment) % kPlaneAlignment,
-                               "strided input");
-  }
-  l.channel_stride = CheckedMul(l.phases, l.phase_plane, "strided input");
-  CheckedMul(CheckedMul(g.batch, g.in_channels, "strided input"), l.channel_stride, "strided input");
-  l.copy = g.has_padding || !unit || l.channel_stride != in_plane;
+  g.layout = ResolvePhaseLayout(g, attrs.kernel_volume());
   g.in_image = CheckedMul(g.in_channels, in_plane, "input X");
   CheckedMul(g.batch, g.in_image, "input X");
   CheckedMul(CheckedMul(g.batch, g.in_channels, "padded input"), g.padded_plane, "padded input");

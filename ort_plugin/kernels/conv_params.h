@@ -7,33 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "contract.h"
+#include "epilogue.h"
+#include "phase_layout.h"
+
 namespace onnx_sparsify {
 
-inline constexpr int kMaxSpatialRank = 3;
-
 enum class AutoPad { kNotSet, kSameUpper, kSameLower, kValid };
-enum class Activation {
-  kNone,
-  kRelu,
-  kLeakyRelu,
-  kClip,
-  kSigmoid,
-  kHardSigmoid,
-  kHardSwish,
-  kSiLU,
-  kTanh,
-  kGelu,       // exact: 0.5 v (1 + erf(v / sqrt(2)))
-  kGeluTanh,   // ONNX Gelu approximate="tanh"
-  kQuickGelu,  // v sigmoid(alpha v) (ORT's com.microsoft QuickGelu; Swish with beta = alpha)
-  kMish,       // v tanh(softplus(v))
-  kPRelu,      // v < 0 ? slope[m] v : v, slopes per output channel (ConvAttributes::activation_slopes)
-};
-
-// The most steps an epilogue chain has (docs/operator.md).
-inline constexpr int kMaxEpilogueSteps = 4;
-
-// Floats per cache line: phase planes of the CPU kernel's padded copy start on one.
-inline constexpr int64_t kPlaneAlignment = 16;
 
 // Reads one node's attributes. Each accessor returns nullopt when the attribute is absent and
 // throws InvalidArgument when it is present with another type.
@@ -44,22 +24,6 @@ class AttributeSource {
   virtual std::optional<std::vector<int64_t>> Ints(const char* name) const = 0;
   virtual std::optional<std::vector<float>> Floats(const char* name) const = 0;
   virtual std::optional<std::string> String(const char* name) const = 0;
-};
-
-// One step of the epilogue.
-struct EpilogueStep {
-  Activation kind = Activation::kNone;
-  float alpha = 0.0f;  // LeakyRelu alpha, HardSigmoid alpha, Clip min, QuickGelu alpha
-  float beta = 0.0f;   // HardSigmoid beta, Clip max
-};
-
-// The epilogue applied after bias, its steps in order: y = f_n(...f_1(conv + b)). Trivially
-// copyable (CUDA kernels take it by value); PRelu's per-channel slopes live in ConvAttributes
-// and reach the formulas as one `slope` per output channel.
-struct Epilogue {
-  EpilogueStep steps[kMaxEpilogueSteps];
-  int count = 0;
-  bool empty() const { return count == 0; }
 };
 
 // Validated attributes. Spatial vectors have kernel_shape.size() entries; pads has twice that
@@ -114,19 +78,6 @@ struct AxisGeometry {
 // Output size and pads of one axis, exactly as ONNX Conv defines them; throws when the
 // (dilated) kernel does not fit in the padded input.
 AxisGeometry ResolveAxis(const ConvAttributes& attrs, int axis, int64_t in);
-
-// The CPU kernel's view of the input (sparse_conv_cpu.cc): padded and split into one phase per
-// stride residue on each axis, so that every nonzero reads contiguous elements.
-struct PhaseLayout {
-  std::array<int64_t, kMaxSpatialRank> stride{1, 1, 1};  // min(stride, padded size): same outputs
-  // Elements per phase along each axis: ceil(padded / stride), the last axis rounded up to
-  // whole cache lines in a copy where that is cheap (ResolveGeometry).
-  std::array<int64_t, kMaxSpatialRank> extent{1, 1, 1};
-  int64_t phases = 1;                                     // prod(stride)
-  int64_t phase_plane = 1;  // prod(extent), rounded up to kPlaneAlignment in a copy and for 1x1 (ResolveGeometry)
-  int64_t channel_stride = 1;                             // phases * phase_plane
-  bool copy = false;  // false when X itself has this layout (no padding, unit strides; 1x1: aligned planes)
-};
 
 // Everything one call needs, spatial axes right-aligned into 3 (leading axes of size 1).
 struct ConvGeometry {

@@ -27,6 +27,8 @@ CUDA_SOURCES = [PLUGIN / "cuda" / "sparse_conv_cuda.cu"]
 CXX_SOURCES = [
     HERE / "driver.cc",
     PLUGIN / "kernels" / "conv_params.cc",
+    PLUGIN / "kernels" / "epilogue.cc",
+    PLUGIN / "kernels" / "phase_layout.cc",
     PLUGIN / "kernels" / "sparse_weights.cc",
 ]
 HEADERS = [*sorted(HERE.glob("*.h")), *sorted((PLUGIN / "cuda").glob("*.h")), *sorted((PLUGIN / "kernels").glob("*.h"))]
