@@ -25,6 +25,7 @@ class Timing:
     min_ms: float
     max_ms: float
     runs: int
+    round_medians_ms: tuple[float, ...] = ()  # each alternating round's own median
 
 
 def make_session(
@@ -91,6 +92,7 @@ def time_alternating(
     variant's idle session). Returns the timings and, with `runners`, a fresh runner of each made
     after the timing (to read outputs; else an empty list)."""
     samples: list[list[float]] = [[] for _ in makers]
+    round_medians: list[list[float]] = [[] for _ in makers]
     for _ in range(rounds):
         for i, make in enumerate(makers):
             run = make()
@@ -106,8 +108,11 @@ def time_alternating(
                 if t1 - start > block_s and len(block) >= min_runs:
                     break
             samples[i] += block
+            round_medians[i].append(statistics.median(block))
             del run  # its session and threads go before the next is made
-    timings = [Timing(statistics.median(s), min(s), max(s), len(s)) for s in samples]
+    timings = [
+        Timing(statistics.median(s), min(s), max(s), len(s), tuple(r)) for s, r in zip(samples, round_medians)
+    ]
     return timings, [make() for make in makers] if runners else []
 
 

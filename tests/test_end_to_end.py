@@ -5,6 +5,8 @@ runs the real profiler to check what the attribution assumes about ORT's optimiz
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import onnx
 import onnx_sparsify
@@ -14,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx_sparsify import cli, end_to_end
 from onnx_sparsify._contract import DOMAIN, OP_TYPE
 from onnx_sparsify.end_to_end import LayerCost, attribute_reorders, dense_scale, losers
+from onnx_sparsify.timing import Timing
 
 
 def _model(size: int = 32, dims=None) -> onnx.ModelProto:
@@ -26,13 +29,20 @@ def _ops(model: onnx.ModelProto) -> list[str]:
     return [n.op_type for n in model.graph.node]
 
 
+def _timing(median_ms: float, rounds: Sequence[float] | None = None) -> Timing:
+    """A model timing: `median_ms` overall, each round's median `rounds` (default: all equal)."""
+    rounds = tuple(rounds) if rounds is not None else (median_ms,) * end_to_end.MODEL_ROUNDS
+    return Timing(median_ms, min(rounds), max(rounds), len(rounds), rounds)
+
+
 class Injected:
     """Stands in for the profiler and the model timer: `layer_us` is each SparseConv's time by
     layer name, `dense_conv_us` the dense model's Convs in total, `medians` what time_models
-    returns (original first, then each candidate)."""
+    returns (original first, then each candidate: medians, or Timings with their rounds)."""
 
-    def __init__(self, monkeypatch, layer_us: dict[str, float], dense_conv_us: float, medians: list[float]):
-        self.layer_us, self.dense_conv_us, self.medians = layer_us, dense_conv_us, medians
+    def __init__(self, monkeypatch, layer_us: dict[str, float], dense_conv_us: float, medians: list):
+        self.layer_us, self.dense_conv_us = layer_us, dense_conv_us
+        self.medians = [m if isinstance(m, Timing) else _timing(m) for m in medians]
         self.timed: list[list[list[str]]] = []
         monkeypatch.setattr(end_to_end, "_profile", self.profile)
         monkeypatch.setattr(end_to_end, "time_models", self.time_models)
@@ -148,10 +158,42 @@ def test_unknown_sizes_keep_the_model_dense_and_say_how_to_measure(monkeypatch) 
     assert report.rewritten == 2 and report.end_to_end is None and "measure=False" in report.end_to_end_skipped
 
 
+def test_a_rewrite_must_win_every_timing_round(monkeypatch) -> None:
+    """1.25x faster overall but slower in one of the rounds: not a consistent gain, so the model
+    stays dense and the verdict says why; winning every round keeps the rewrite."""
+    rounds = end_to_end.MODEL_ROUNDS
+    original = _timing(1.0, [1.0] * rounds)
+    lost_one = _timing(0.8, [0.8] * (rounds - 1) + [1.05])
+    Injected(monkeypatch, {"conv1": 1.0, "conv2": 1.0}, 100.0, [original, lost_one])
+    source = _model()
+    model, report = onnx_sparsify.sparsify(source)
+    assert model.graph == source.graph and not report.rewritten
+    assert f"lost 1 of {rounds} timing rounds" in report.end_to_end.verdict
+    won_all = _timing(0.8, [0.8] * (rounds - 1) + [0.99])
+    Injected(monkeypatch, {"conv1": 1.0, "conv2": 1.0}, 100.0, [original, won_all])
+    _, report = onnx_sparsify.sparsify(source)
+    assert report.rewritten == 2 and "1.25x faster" in report.end_to_end.verdict
+
+
+def test_the_model_timing_records_each_round(monkeypatch) -> None:
+    """time_alternating gives each round's median, which the check compares round by round."""
+    from onnx_sparsify import timing
+
+    clock = iter(range(10**6))
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: next(clock) * 1e-3)  # 1 ms per reading
+    made = []
+    timings, _ = timing.time_alternating([lambda: made.append(1) or (lambda: None)] * 2, rounds=4, block_s=0.0)
+    assert len(made) == 8
+    assert all(len(t.round_medians_ms) == 4 for t in timings)
+    assert all(r == pytest.approx(1.0) for t in timings for r in t.round_medians_ms)
+
+
 def test_sample_inputs_are_what_is_timed(monkeypatch) -> None:
     seen = []
     Injected(monkeypatch, {"conv1": 1.0, "conv2": 1.0}, 100.0, [1.0, 0.5])
-    monkeypatch.setattr(end_to_end, "time_models", lambda o, c, feeds, t: seen.append(feeds) or [1.0, 0.5])
+    monkeypatch.setattr(
+        end_to_end, "time_models", lambda o, c, feeds, t: seen.append(feeds) or [_timing(1.0), _timing(0.5)]
+    )
     x = np.full((1, 32, 40, 40), 0.5, np.float32)
     _, report = onnx_sparsify.sparsify(_model(dims=["N", 32, "H", "W"]), sample_inputs={"x": x})
     assert report.rewritten == 2 and seen[0]["x"] is x
