@@ -138,11 +138,8 @@ def layer_traits(
     # few nonzeros per output channel, large output planes: the kernel's thresholds).
     from . import _core
 
-    plane_path = (
-        not strided
-        and np.count_nonzero(weight) <= _core.CPU_PLANE_PATH_NONZEROS_PER_CHANNEL * weight.shape[0]
-        and positions >= _core.CPU_PLANE_PATH_MIN_PLANE
-    )
+    out_plane = int(np.prod(y[2:])) if y else 0  # one image's, as the kernel decides
+    plane_path = _core.cpu_plane_path(not strided, int(np.count_nonzero(weight)), int(weight.shape[0]), out_plane)
     copied = 0
     if (any(pads) or same_padding or strided) and not plane_path and x and len(x) == k + 2:
         padded = [d + pads[i] + pads[i + k] for i, d in enumerate(x[2:])] if len(pads) == 2 * k else x[2:]

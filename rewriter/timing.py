@@ -110,9 +110,7 @@ def time_alternating(
             samples[i] += block
             round_medians[i].append(statistics.median(block))
             del run  # its session and threads go before the next is made
-    timings = [
-        Timing(statistics.median(s), min(s), max(s), len(s), tuple(r)) for s, r in zip(samples, round_medians)
-    ]
+    timings = [Timing(statistics.median(s), min(s), max(s), len(s), tuple(r)) for s, r in zip(samples, round_medians)]
     return timings, [make() for make in makers] if runners else []
 
 

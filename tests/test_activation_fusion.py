@@ -203,7 +203,12 @@ def test_contract_activations_match_the_cpp_table() -> None:
         slopes = {"activation_slopes": [0.5]} if name == "PRelu" else {}
         _through_kernel(x, name, None, **slopes)
         if defaults:
-            _through_kernel(x, name, None, activation_params=[0.5] * len(defaults), **slopes)
+            # the C++ defaults are the contract's: leaving the parameters out changes nothing
+            implicit = _through_kernel(x, name, None, **slopes)
+            explicit = _through_kernel(x, name, None, activation_params=list(defaults), **slopes)
+            np.testing.assert_array_equal(implicit, explicit)
+            other = _through_kernel(x, name, None, activation_params=[0.5] * len(defaults), **slopes)
+            assert not np.array_equal(implicit, other)
             with pytest.raises(Exception, match=f"takes {len(defaults)} activation_params"):
                 _through_kernel(x, name, None, activation_params=[0.5] * (len(defaults) + 1), **slopes)
     with pytest.raises(Exception, match="unknown activation") as raised:

@@ -13,7 +13,7 @@ import onnx
 import onnx_sparsify
 import pytest
 from onnx_sparsify import calibration, cli
-from onnx_sparsify.decision import KINDS, REFERENCE, LayerTraits, Rates, decide, predicted_speedup
+from onnx_sparsify.decision import KINDS, REFERENCE, LayerTraits, Rates, decide, layer_traits, predicted_speedup
 from test_end_to_end import _model
 
 # Rates the synthetic timings are made from: the fit must give them back.
@@ -116,6 +116,21 @@ def test_predictions_follow_the_rates_and_count_partial_tiles() -> None:
         big, 0.9, dataclasses.replace(REFERENCE, sparse_call_us=0)
     )
     assert ratio == pytest.approx((49 / tile) / (3136 / (math.ceil(3136 / tile) * tile)))
+
+
+def test_the_cost_model_counts_the_padded_copy_where_the_kernel_makes_one() -> None:
+    """The plane path (no copy) is the kernel's own rule, read through _core: a padded
+    depthwise layer with few nonzeros copies nothing on a 32x32 plane (1024 positions, the
+    threshold) and copies its padded input on a 31x31 one, whatever the batch."""
+    weight = np.zeros((8, 1, 3, 3), np.float32)
+    weight[:, 0, 1, 1] = 1.0  # 1 nonzero per channel
+    for batch in (1, 4):
+        big = layer_traits(weight, 8, [1, 1], [1, 1, 1, 1], False, [batch, 8, 32, 32], [batch, 8, 32, 32])
+        small = layer_traits(weight, 8, [1, 1], [1, 1, 1, 1], False, [batch, 8, 31, 31], [batch, 8, 31, 31])
+        assert big.copied_input_elements == 0 and small.copied_input_elements == 8 * 33 * 33  # per image
+    assert onnx_sparsify._core.cpu_plane_path(True, 8, 8, 1024)
+    assert not onnx_sparsify._core.cpu_plane_path(False, 8, 8, 1024)
+    assert not onnx_sparsify._core.cpu_plane_path(True, 8 * 7, 8, 4096)
 
 
 def test_a_calibration_file_from_another_machine_decides_without_timing_here(tmp_path, monkeypatch) -> None:

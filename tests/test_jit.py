@@ -1,20 +1,28 @@
 """avx512f-jit, the CPU kernel's code generated per layer (ort_plugin/kernels/jit_tiles.h): code
 is made for each way it walks the outputs (flat planes, rows with a masked last vector, virtual
-tiles, windows of a 1-D row padded per task), for blocks across groups, where reading X directly forces a fallback on the last rows,
-and for a symbolic batch; each result equals ORT's Conv. The ISA matrix (tests/isa.py) runs
-every conformance, property and residual test under avx512f-jit as well. The rewriter's
-input_shape_hint lets the plugin generate code where the model leaves X's sizes symbolic."""
+tiles, windows of a 1-D row padded per task), for blocks across groups, where reading X
+directly forces a fallback on the last rows, and for a symbolic batch; each result equals ORT's
+Conv. The ISA matrix (tests/isa.py) runs every conformance, property and residual test under
+avx512f-jit as well. The rewriter's input_shape_hint lets the plugin generate code where the
+model leaves X's sizes symbolic."""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
 import isa as isas
+import numpy as np
 import onnx_sparsify
+import pytest
 from isa import forced_isa
-from models import assert_sparse_matches_dense, conv_model, dense_reference, random_sparse_weight, rel_l2, run_nan_prefilled, session
-from onnx_sparsify import layer_models
-from onnx_sparsify import _core
+from models import (
+    assert_sparse_matches_dense,
+    conv_model,
+    dense_reference,
+    random_sparse_weight,
+    rel_l2,
+    run_nan_prefilled,
+    session,
+)
+from onnx_sparsify import _core, layer_models
 from onnx_sparsify.csr import dense_to_csr
 
 needs_jit = pytest.mark.skipif(
@@ -72,8 +80,9 @@ def test_each_walk_matches_ort(case, activation) -> None:
     per_group = w_shape[0] // groups
     assert info["blocks"] == groups * -(-per_group // 28)
     for sparsity in (0.5, 0.9):
-        assert_sparse_matches_dense(rng, x_shape, w_shape, attrs, sparsity=sparsity, activation=activation,
-                                    empty_rows=1, isa="avx512f-jit")
+        assert_sparse_matches_dense(
+            rng, x_shape, w_shape, attrs, sparsity=sparsity, activation=activation, empty_rows=1, isa="avx512f-jit"
+        )
 
 
 @needs_jit
@@ -92,8 +101,9 @@ def test_symbolic_batch_runs_planned_code(batch) -> None:
     """A symbolic batch no longer stops the plugin from planning (and generating code) at
     creation: the layout does not depend on the batch."""
     rng = np.random.default_rng(batch)
-    assert_sparse_matches_dense(rng, (batch, 16, 24, 24), (24, 16, 3, 3), {"pads": [1, 1, 1, 1]},
-                                symbolic=(True,), threads=2, isa="avx512f-jit")
+    assert_sparse_matches_dense(
+        rng, (batch, 16, 24, 24), (24, 16, 3, 3), {"pads": [1, 1, 1, 1]}, symbolic=(True,), threads=2, isa="avx512f-jit"
+    )
 
 
 def _hinted_model(rng: np.random.Generator, hint: list[int] | None):
@@ -105,14 +115,17 @@ def _hinted_model(rng: np.random.Generator, hint: list[int] | None):
     if hint:
         attrs["input_shape_hint"] = hint
     symbolic = (True, False, True, True)
-    model = layer_models.sparse_conv_model((1, 16, 40, 56), csr.values, csr.col_indices, csr.row_ptr, bias, attrs,
-                                           symbolic)
+    model = layer_models.sparse_conv_model(
+        (1, 16, 40, 56), csr.values, csr.col_indices, csr.row_ptr, bias, attrs, symbolic
+    )
     dense = conv_model((1, 16, 40, 56), weight, bias, {"pads": [1, 1, 1, 1]}, None, (), symbolic)
     return model, dense
 
 
 @pytest.mark.parametrize("isa", isas.PARAMS)
-@pytest.mark.parametrize("x_shape", [(1, 16, 40, 56), (2, 16, 40, 56), (1, 16, 23, 31)], ids=["hinted", "batch", "other"])
+@pytest.mark.parametrize(
+    "x_shape", [(1, 16, 40, 56), (2, 16, 40, 56), (1, 16, 23, 31)], ids=["hinted", "batch", "other"]
+)
 def test_input_shape_hint_prepares_without_changing_results(x_shape, isa) -> None:
     """Symbolic H and W with a hint of 40x56: the hinted shape (and any batch) runs the offsets
     (and avx512f-jit's code) made at creation, another shape the per-call path; every

@@ -157,13 +157,16 @@ CASES = {
     "input_shape_hint_rank": case("must have 4 values", attrs={**ATTRS, "input_shape_hint": [1, 2, 6]}),
     "input_shape_hint_zero": case("out of range", attrs={**ATTRS, "input_shape_hint": [1, 2, 0, 6]}),
     "input_shape_hint_contradicts": case(
-        "contradicts X's declared shape", attrs={**ATTRS, "input_shape_hint": [1, 2, 6, 7]}, symbolic=(True, False, True)
+        "contradicts X's declared shape",
+        attrs={**ATTRS, "input_shape_hint": [1, 2, 6, 7]},
+        symbolic=(True, False, True),
     ),
     "input_shape_hint_contradicts_static": case(
         "contradicts X's declared shape", attrs={**ATTRS, "input_shape_hint": [1, 2, 6, 7]}
     ),
     "input_shape_hint_channels": case(
-        "channels", attrs={**ATTRS, "in_channels_per_group": 2, "input_shape_hint": [1, 4, 6, 6]},
+        "channels",
+        attrs={**ATTRS, "in_channels_per_group": 2, "input_shape_hint": [1, 4, 6, 6]},
         symbolic=(True, True, True, True),
     ),
 }

@@ -18,6 +18,11 @@ inline constexpr int64_t kCpuTilePositions = 128;
 // nonzeros on average and output planes have at least this many positions (measured crossovers).
 inline constexpr int64_t kPlanePathNonzerosPerChannel = 6;
 inline constexpr int64_t kPlanePathMinPlane = 1024;
+// Whether a layer takes the plane path: unit strides, nnz nonzeros over out_channels, output
+// planes (one image, one channel) of out_plane positions.
+inline bool UsesPlanePath(bool unit_strides, int64_t nnz, int64_t out_channels, int64_t out_plane) {
+  return unit_strides && nnz <= kPlanePathNonzerosPerChannel * out_channels && out_plane >= kPlanePathMinPlane;
+}
 
 // A nonzero's place in the phase-decomposed input: per axis, the stride residue of its dilated
 // kernel position and its index inside that phase. Depends only on the attributes.

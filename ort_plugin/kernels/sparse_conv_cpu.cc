@@ -770,8 +770,7 @@ void SparseConvCpu(const ConvAttributes& attrs, const CpuWeights& weights, const
   const IsaKernels& k = KernelsFor(isa);
   const PhaseLayout& l = g.layout;
   const bool unit_strides = l.phases == 1;
-  if (unit_strides && weights.nnz() <= kPlanePathNonzerosPerChannel * g.out_channels &&
-      g.out_plane >= kPlanePathMinPlane) {
+  if (UsesPlanePath(unit_strides, weights.nnz(), g.out_channels, g.out_plane)) {
     SparseConvPlanes(k, g, weights, bias, residual, attrs, x, y, parallel_for);
     return;
   }

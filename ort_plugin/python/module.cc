@@ -17,11 +17,12 @@ PYBIND11_MODULE(_core, m) {
   m.attr("DOMAIN") = kDomain;
   m.attr("OP_TYPE") = kOpType;
   m.attr("OP_VERSION") = kOpVersion;
-  // The CPU kernel's layout facts the cost model reads (sparse_weights.h): the positions of one
+  // The CPU kernel's layout facts the cost model reads (cpu_weights.h): the positions of one
   // tile (it counts a layer's last, partial tile) and when the plane path runs (no input copy).
   m.attr("CPU_TILE_POSITIONS") = kCpuTilePositions;
-  m.attr("CPU_PLANE_PATH_NONZEROS_PER_CHANNEL") = kPlanePathNonzerosPerChannel;
-  m.attr("CPU_PLANE_PATH_MIN_PLANE") = kPlanePathMinPlane;
+  m.def("cpu_plane_path", &UsesPlanePath, py::arg("unit_strides"), py::arg("nnz"), py::arg("out_channels"),
+        py::arg("out_plane"),
+        "Whether the CPU kernel runs a layer on its plane path (shifted plane updates, no input copy).");
   m.def("sparse_conv", &SparseConv, py::arg("x"), py::arg("values"), py::arg("col_indices"), py::arg("row_ptr"),
         py::arg("bias") = py::none(), py::kw_only(), py::arg("attributes") = py::dict(), py::arg("threads") = 1,
         py::arg("out") = py::none(), py::arg("isa") = py::none(), py::arg("residual") = py::none(),
