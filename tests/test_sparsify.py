@@ -346,7 +346,9 @@ def test_autotune_times_both_variants() -> None:
     timed = re.search(r"autotune: dense ([0-9.]+) ms, sparse ([0-9.]+) ms", layer.reason)
     assert timed, layer.reason
     dense_ms, sparse_ms = map(float, timed.groups())
-    assert layer.rewritten == (sparse_ms * AUTOTUNE_MARGIN < dense_ms)  # the faster one is kept
+    # The faster one is kept (the reason prints 3 decimals: a tie within rounding decides nothing).
+    if abs(sparse_ms * AUTOTUNE_MARGIN - dense_ms) > 0.002:
+        assert layer.rewritten == (sparse_ms * AUTOTUNE_MARGIN < dense_ms)
     assert layer.rewritten == ("SparseConv" in _ops(rewritten))
 
 
