@@ -153,3 +153,27 @@ def test_rewriter_writes_the_hint_where_shapes_resolve() -> None:
 
     assert hint(hinted) == [1, 16, 40, 56]
     assert hint(plain) is None  # H and W unknown: no hint
+
+
+@needs_jit
+def test_code_for_windows_is_not_run_on_a_call_that_walks_rows() -> None:
+    """A model that leaves X's channels symbolic (no in_channels_per_group) is planned for its
+    hint's 3971 channels, whose windows just fit the 8 MB bound; a call with one channel more
+    takes the rows walk over the whole copy, so the code generated for windows must not run."""
+    rng = np.random.default_rng(5)
+    planned, called, length = 3971, 3972, 130
+    weight = random_sparse_weight(rng, (4, planned, 3), 0.99)
+    csr = dense_to_csr(weight, np.int32)
+    attrs = {"kernel_shape": [3], "pads": [1, 1], "input_shape_hint": [1, planned, length]}
+    model = layer_models.sparse_conv_model(
+        (1, planned, length), csr.values, csr.col_indices, csr.row_ptr, None, attrs, symbolic=(True, True, True)
+    )
+    with forced_isa("avx512f-jit"):
+        sparse = session(model, plugin=True)
+    for channels in (planned, called):
+        x = rng.standard_normal((1, channels, length)).astype(np.float32)
+        padded = np.zeros((4, channels, 3), np.float32)
+        padded[:, :planned] = weight
+        expected = dense_reference(conv_model((1, channels, length), padded, None, {"pads": [1, 1]}), x)
+        actual = run_nan_prefilled(sparse, x, expected.shape)
+        assert rel_l2(actual, expected) <= 1e-5, channels

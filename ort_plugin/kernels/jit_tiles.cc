@@ -204,7 +204,7 @@ bool JitTiles::Available() {
 }
 
 std::unique_ptr<JitTiles> JitTiles::Build(const SparseWeights& weights, const std::vector<int64_t>& offsets,
-                                          int64_t out_channels_per_group, int64_t out_stride) {
+                                          int64_t in_stride, int64_t out_channels_per_group, int64_t out_stride) {
 #ifdef ONNX_SPARSIFY_JIT
   // About 8 bytes of code per nonzero: beyond kMaxNonzeros (some 100 MB) the loops run instead.
   constexpr int64_t kMaxNonzeros = int64_t{1} << 24;
@@ -225,6 +225,7 @@ std::unique_ptr<JitTiles> JitTiles::Build(const SparseWeights& weights, const st
 
   std::unique_ptr<JitTiles> jit(new JitTiles());
   jit->blocks_per_group_ = per_group;
+  jit->in_stride_ = in_stride;
   jit->out_stride_ = out_stride;
   Emitter e;
   std::vector<size_t> code_starts, value_starts;
@@ -269,6 +270,7 @@ std::unique_ptr<JitTiles> JitTiles::Build(const SparseWeights& weights, const st
   (void)weights;
   (void)offsets;
   (void)out_channels_per_group;
+  (void)in_stride;
   (void)out_stride;
   return nullptr;
 #endif

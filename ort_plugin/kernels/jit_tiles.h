@@ -52,8 +52,10 @@ class JitTiles {
   // writing channel j of a block at out + j * out_stride. Null where no code can be generated:
   // not x86-64 Linux, no AVX-512, executable memory refused, a displacement beyond 32 bits, or
   // more than 2^24 nonzeros.
+  // `in_stride` is the channel stride of the layout the offsets address (recorded, for callers
+  // to check that a call's layout matches).
   static std::unique_ptr<JitTiles> Build(const SparseWeights& weights, const std::vector<int64_t>& offsets,
-                                         int64_t out_channels_per_group, int64_t out_stride);
+                                         int64_t in_stride, int64_t out_channels_per_group, int64_t out_stride);
 
   // Whether this machine runs generated code: AVX-512 and executable memory granted.
   static bool Available();
@@ -66,6 +68,7 @@ class JitTiles {
   int64_t blocks_per_group() const { return blocks_per_group_; }
   int64_t block_count() const { return static_cast<int64_t>(blocks_.size()); }
   const Block& block(int64_t i) const { return blocks_[static_cast<size_t>(i)]; }
+  int64_t in_stride() const { return in_stride_; }
   int64_t out_stride() const { return out_stride_; }
   size_t code_bytes() const { return code_bytes_; }
 
@@ -76,7 +79,7 @@ class JitTiles {
   std::vector<float> values_;
   void* code_ = nullptr;
   size_t mapped_bytes_ = 0, code_bytes_ = 0;
-  int64_t blocks_per_group_ = 0, out_stride_ = 0;
+  int64_t blocks_per_group_ = 0, in_stride_ = 0, out_stride_ = 0;
 };
 
 }  // namespace onnx_sparsify

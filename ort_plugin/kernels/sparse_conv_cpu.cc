@@ -552,7 +552,9 @@ void FillWindow(const AxisGeometry& a, const float* src, int64_t q0, int64_t cou
   const int64_t begin = std::clamp<int64_t>(a.pad_begin - q0, 0, count);
   const int64_t end = std::clamp<int64_t>(a.pad_begin + a.in - q0, begin, count);
   std::fill(dst, dst + begin, 0.0f);
-  if (end > begin) std::memcpy(dst + begin, src + q0 + begin - a.pad_begin, static_cast<size_t>(end - begin) * sizeof(float));
+  if (end > begin) {
+    std::memcpy(dst + begin, src + q0 + begin - a.pad_begin, static_cast<size_t>(end - begin) * sizeof(float));
+  }
   std::fill(dst + end, dst + count, 0.0f);
 }
 
@@ -736,7 +738,9 @@ int64_t JitOutStride(const ConvGeometry& g) { return JitWalkFor(g) == JitWalk::k
 
 std::unique_ptr<JitTiles> BuildJitTiles(const CpuWeights& weights, const ConvGeometry& g, bool any_size) {
   if (!any_size && g.out_plane < kJitMinPositions) return nullptr;
-  return JitTiles::Build(weights, TapOffsets(weights, JitLayout(g)), g.out_channels_per_group, JitOutStride(g));
+  const PhaseLayout layout = JitLayout(g);
+  return JitTiles::Build(weights, TapOffsets(weights, layout), layout.channel_stride, g.out_channels_per_group,
+                         JitOutStride(g));
 }
 
 std::vector<int64_t> TapOffsets(const CpuWeights& weights, const PhaseLayout& l) {
@@ -781,7 +785,11 @@ void SparseConvCpu(const ConvAttributes& attrs, const CpuWeights& weights, const
     jit = nullptr;  // generated for other offsets
   }
   const JitWalk walk = JitWalkFor(g);
-  if (isa != CpuIsa::kAvx512Jit || (jit && jit->out_stride() != JitOutStride(g))) jit = nullptr;
+  // Code made for another walk (the windows bound depends on X's channels) or layout is not run.
+  if (isa != CpuIsa::kAvx512Jit ||
+      (jit && (jit->out_stride() != JitOutStride(g) || jit->in_stride() != JitLayout(g).channel_stride))) {
+    jit = nullptr;
+  }
   const int64_t* offs = offsets->data();
   const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
   const int64_t length = ((a0.out - 1) * l.extent[1] + (a1.out - 1)) * l.extent[2] + a2.out;
