@@ -220,11 +220,15 @@ def time_models(
     return timings
 
 
+def rounds_lost(original: Timing, candidate: Timing) -> int:
+    """The timing rounds in which `candidate` was not faster than `original`."""
+    return sum(o <= c for o, c in zip(original.round_medians_ms, candidate.round_medians_ms))
+
+
 def wins(original: Timing, candidate: Timing) -> bool:
     """Whether `candidate` is at least MODEL_MARGIN faster than `original` overall and faster in
     every round they were timed in."""
-    rounds = zip(original.round_medians_ms, candidate.round_medians_ms)
-    return original.median_ms >= candidate.median_ms * MODEL_MARGIN and all(o > c for o, c in rounds)
+    return original.median_ms >= candidate.median_ms * MODEL_MARGIN and rounds_lost(original, candidate) == 0
 
 
 def check(
@@ -283,8 +287,7 @@ def check(
     if original_ms >= best_ms * MODEL_MARGIN:
         result.verdict = (
             f"kept dense: the rewrite measured {original_ms / best_ms:.2f}x the original's speed but lost "
-            f"{sum(o <= c for o, c in zip(original_t.round_medians_ms, candidate_t[best].round_medians_ms))} "
-            f"of {len(original_t.round_medians_ms)} timing rounds"
+            f"{rounds_lost(original_t, candidate_t[best])} of {len(original_t.round_medians_ms)} timing rounds"
         )
     else:
         result.verdict = (

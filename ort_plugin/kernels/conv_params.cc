@@ -1,8 +1,7 @@
 #include "conv_params.h"
 
 #include <algorithm>
-#include <cmath>
-#include <limits>
+#include <string>
 
 #include "errors.h"
 
