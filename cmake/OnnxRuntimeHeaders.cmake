@@ -49,8 +49,8 @@ function(_ort_from_debian out_var)
     return()
   endif()
   execute_process(
-    COMMAND "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/fetch_debian_ort_headers.sh"
-            "${ORT_HEADERS_DOWNLOAD_DIR}/debian" "${ORT_HEADERS_DEBIAN_SUITE}" "${ORT_HEADERS_VERSION}"
+    COMMAND "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/fetch_debian_package.sh" "${ORT_HEADERS_DOWNLOAD_DIR}/debian"
+            "${ORT_HEADERS_DEBIAN_SUITE}" libonnxruntime-dev "${ORT_HEADERS_VERSION}"
     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(NOT rc EQUAL 0)
     message(STATUS "Debian libonnxruntime-dev route failed: ${err}")

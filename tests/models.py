@@ -4,7 +4,7 @@ ORT's own kernel) and once as SparseConv (run by the plugin)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -13,6 +13,9 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from onnx_sparsify import layer_models
 from onnx_sparsify._contract import ACTIVATIONS as CONTRACT_ACTIVATIONS
+
+if TYPE_CHECKING:
+    from isa import Variant
 from onnx_sparsify.check import relative_l2
 from onnx_sparsify.csr import dense_to_csr
 from onnx_sparsify.epilogue import Activation, attributes
@@ -221,12 +224,12 @@ def assert_sparse_matches_dense(
     index_dtype: type = np.int32,
     threads: int = 1,
     empty_rows: int = 0,
-    isa: str | None = None,
+    isa: Variant | None = None,
 ) -> None:
     """SparseConv through the plugin (and through the pybind11 module) equals ORT's Conv with
     the same dense weight, within float32 rounding; every output element is written. `isa`
-    forces the CPU kernel's instruction-set variant (tests/isa.py)."""
-    from isa import forced_isa
+    forces the CPU kernel's variant (tests/isa.py)."""
+    from isa import core_args, forced_isa
     from onnx_sparsify import _core
 
     weight = random_sparse_weight(rng, w_shape, sparsity, empty_rows)
@@ -249,7 +252,7 @@ def assert_sparse_matches_dense(
     direct_attrs = dict(attrs, kernel_shape=list(w_shape[2:]), **epilogue_attributes(activation, params, w_shape[0]))
     out = np.full(expected.shape, np.nan, np.float32)
     _core.sparse_conv(
-        x, csr.values, csr.col_indices, csr.row_ptr, b, attributes=direct_attrs, threads=threads, out=out, isa=isa
+        x, csr.values, csr.col_indices, csr.row_ptr, b, attributes=direct_attrs, threads=threads, out=out, **core_args(isa)
     )
     assert not np.isnan(out).any(), "pybind11 kernel left output elements unwritten"
     err = rel_l2(out, expected)

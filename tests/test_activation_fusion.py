@@ -52,12 +52,12 @@ def _sweep() -> np.ndarray:
     return np.unique(np.concatenate([dense, wide, -wide, [0.0]])).astype(np.float32)
 
 
-def _through_kernel(x: np.ndarray, name: str, isa: str | None, **extra) -> np.ndarray:
+def _through_kernel(x: np.ndarray, name: str, isa: isas.Variant | None, **extra) -> np.ndarray:
     """x (1-D) through a SparseConv whose weight is the 1x1 identity, activation `name`."""
     csr = dense_to_csr(np.ones((1, 1, 1, 1), np.float32))
     attrs = {"kernel_shape": [1, 1], "activation": name, **extra}
     out = _core.sparse_conv(
-        x.reshape(1, 1, 1, -1), csr.values, csr.col_indices, csr.row_ptr, None, attributes=attrs, isa=isa
+        x.reshape(1, 1, 1, -1), csr.values, csr.col_indices, csr.row_ptr, None, attributes=attrs, **isas.core_args(isa)
     )
     return np.asarray(out).ravel()
 

@@ -204,7 +204,7 @@ def test_nan_and_inf_propagate_as_in_ort(activation, isa) -> None:
 
     csr = dense_to_csr(weight)
     direct = {**attrs, "kernel_shape": [1, 3], **epilogue_attributes(activation, params, weight.shape[0])}
-    out = _core.sparse_conv(x, csr.values, csr.col_indices, csr.row_ptr, bias, attributes=direct, isa=isa)
+    out = _core.sparse_conv(x, csr.values, csr.col_indices, csr.row_ptr, bias, attributes=direct, **isas.core_args(isa))
     np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
 
 

@@ -1,18 +1,20 @@
-"""avx512f-jit, the CPU kernel's code generated per layer (ort_plugin/kernels/jit_tiles.h): code
-is made for each way it walks the outputs (flat planes, rows with a masked last vector, virtual
-tiles, windows of a 1-D row padded per task), for blocks across groups, where reading X
-directly forces a fallback on the last rows, and for a symbolic batch; each result equals ORT's
-Conv. The ISA matrix (tests/isa.py) runs every conformance, property and residual test under
-avx512f-jit as well. The rewriter's input_shape_hint lets the plugin generate code where the
-model leaves X's sizes symbolic."""
+"""The CPU kernel's generated strategy, code made per layer (ort_plugin/kernels/jit_tiles.h) by
+each instruction set's generator (AVX-512, AVX2): code is made for each way it walks the outputs
+(flat planes, rows with a masked last vector, virtual tiles, windows of a 1-D row padded per
+task), for blocks across groups, where reading X directly forces a fallback on the last rows, and
+for a symbolic batch; each result equals ORT's Conv. The variant matrix (tests/isa.py) runs every
+conformance, property and residual test with generated code as well. The rewriter's
+input_shape_hint lets the plugin generate code where the model leaves X's sizes symbolic."""
 
 from __future__ import annotations
+
+import zlib
 
 import isa as isas
 import numpy as np
 import onnx_sparsify
 import pytest
-from isa import forced_isa
+from isa import Variant, forced_isa
 from models import (
     assert_sparse_matches_dense,
     conv_model,
@@ -25,10 +27,14 @@ from models import (
 from onnx_sparsify import _core, layer_models
 from onnx_sparsify.csr import dense_to_csr
 
-needs_jit = pytest.mark.skipif(
-    "avx512f-jit" not in _core.supported_cpu_isas(),
-    reason="avx512f-jit needs AVX-512 and executable memory, which this machine lacks",
+# The variants that run generated code, skipped where this machine lacks them.
+GENERATED = [p for p in isas.PARAMS if p.values[0].strategy == "generated"]
+AVX512 = Variant("avx512f", "generated")
+needs_avx512_code = pytest.mark.skipif(
+    not isas.supported(AVX512), reason="generated AVX-512 code needs AVX-512 and executable memory"
 )
+# Output channels per generated block, by the code's vector width (jit_tiles.cc's generators).
+MAX_CHANNELS = {16: 28, 8: 14}
 
 # (id, x shape, weight shape, Conv attributes, expected walk)
 CASES = [
@@ -55,37 +61,62 @@ CASES = [
 ]
 
 
-def _info(x_shape, w_shape, attrs, any_size: bool, rng: np.random.Generator) -> dict:
+def _info(x_shape, w_shape, attrs, any_size: bool, rng: np.random.Generator, variant: Variant = AVX512) -> dict:
     csr = dense_to_csr(random_sparse_weight(rng, w_shape, 0.8), np.int32)
-    return _core.jit_info(
+    return _core.cpu_plan_info(
         list(x_shape),
         csr.values,
         csr.col_indices,
         csr.row_ptr,
         attributes=dict(attrs, kernel_shape=list(w_shape[2:])),
         any_size=any_size,
+        isa=variant.isa,
+        strategy=variant.strategy,
     )
 
 
-@needs_jit
+@pytest.mark.parametrize("variant", GENERATED)
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("activation", [None, "Relu", "HardSigmoid"])
-def test_each_walk_matches_ort(case, activation) -> None:
+def test_each_walk_matches_ort(case, activation, variant) -> None:
     _, x_shape, w_shape, attrs, walk = case
-    rng = np.random.default_rng(abs(hash((case[0], activation))) % 2**32)
-    info = _info(x_shape, w_shape, attrs, True, rng)
-    assert info["walk"] == walk
+    rng = np.random.default_rng(zlib.crc32(repr((case[0], activation)).encode()))
+    info = _info(x_shape, w_shape, attrs, True, rng, variant)
+    assert (info["isa"], info["strategy"], info["walk"]) == (variant.isa, "generated", walk)
     assert info["code_bytes"] > 0
     groups = attrs.get("group", 1)
     per_group = w_shape[0] // groups
-    assert info["blocks"] == groups * -(-per_group // 28)
+    assert info["blocks"] == groups * -(-per_group // MAX_CHANNELS[info["lanes"]])
     for sparsity in (0.5, 0.9):
         assert_sparse_matches_dense(
-            rng, x_shape, w_shape, attrs, sparsity=sparsity, activation=activation, empty_rows=1, isa="avx512f-jit"
+            rng, x_shape, w_shape, attrs, sparsity=sparsity, activation=activation, empty_rows=1, isa=variant
         )
 
 
-@needs_jit
+def test_strategy_is_a_setting_of_its_own() -> None:
+    """avx512vnni plans avx512f's float code; the baseline has no generator, and forcing one is
+    refused with the reason; the retired name avx512f-jit says what replaced it."""
+    rng = np.random.default_rng(3)
+    layer = ((1, 16, 20, 20), (24, 16, 3, 3), {"pads": [1, 1, 1, 1]})
+    if "avx512vnni" in isas.SUPPORTED and isas.supported(AVX512):
+        # The same weight (the same seed) both times.
+        vnni = _info(*layer, True, np.random.default_rng(4), Variant("avx512vnni", "generated"))
+        avx512 = _info(*layer, True, np.random.default_rng(4), AVX512)
+        assert {k: vnni[k] for k in ("lanes", "blocks", "code_bytes")} == {
+            k: avx512[k] for k in ("lanes", "blocks", "code_bytes")
+        }
+    assert _core.supported_cpu_strategies("baseline") == ["loops"]
+    with pytest.raises(ValueError, match="no code generator for baseline"):
+        _info(*layer, True, rng, Variant("baseline", "generated"))
+    with pytest.raises(ValueError, match="ONNX_SPARSIFY_CPU_STRATEGY=generated"):
+        _info(*layer, True, rng, Variant("avx512f-jit", "loops"))
+    with pytest.raises(ValueError, match="not a strategy"):
+        _info(*layer, True, rng, Variant("baseline", "jit"))
+    loops = _info(*layer, True, rng, Variant("baseline", "loops"))
+    assert (loops["code_bytes"], loops["path"]) == (0, "tiles")
+
+
+@needs_avx512_code
 def test_plugin_generates_code_only_for_planes_large_enough() -> None:
     rng = np.random.default_rng(1)
     small = ((1, 32, 7, 7), (40, 32, 3, 3), {"pads": [1, 1, 1, 1]})
@@ -95,14 +126,14 @@ def test_plugin_generates_code_only_for_planes_large_enough() -> None:
     assert _info(*large, any_size=False, rng=rng)["code_bytes"] > 0
 
 
-@needs_jit
+@pytest.mark.parametrize("variant", GENERATED)
 @pytest.mark.parametrize("batch", [1, 3])
-def test_symbolic_batch_runs_planned_code(batch) -> None:
+def test_symbolic_batch_runs_planned_code(batch, variant) -> None:
     """A symbolic batch no longer stops the plugin from planning (and generating code) at
     creation: the layout does not depend on the batch."""
     rng = np.random.default_rng(batch)
     assert_sparse_matches_dense(
-        rng, (batch, 16, 24, 24), (24, 16, 3, 3), {"pads": [1, 1, 1, 1]}, symbolic=(True,), threads=2, isa="avx512f-jit"
+        rng, (batch, 16, 24, 24), (24, 16, 3, 3), {"pads": [1, 1, 1, 1]}, symbolic=(True,), threads=2, isa=variant
     )
 
 
@@ -128,7 +159,7 @@ def _hinted_model(rng: np.random.Generator, hint: list[int] | None):
 )
 def test_input_shape_hint_prepares_without_changing_results(x_shape, isa) -> None:
     """Symbolic H and W with a hint of 40x56: the hinted shape (and any batch) runs the offsets
-    (and avx512f-jit's code) made at creation, another shape the per-call path; every
+    (and generated code) made at creation, another shape the per-call path; every
     instruction set equals ORT's Conv."""
     rng = np.random.default_rng(sum(x_shape))
     model, dense = _hinted_model(rng, [1, 16, 40, 56])
@@ -155,8 +186,8 @@ def test_rewriter_writes_the_hint_where_shapes_resolve() -> None:
     assert hint(plain) is None  # H and W unknown: no hint
 
 
-@needs_jit
-def test_code_for_windows_is_not_run_on_a_call_that_walks_rows() -> None:
+@pytest.mark.parametrize("variant", GENERATED)
+def test_code_for_windows_is_not_run_on_a_call_that_walks_rows(variant) -> None:
     """A model that leaves X's channels symbolic (no in_channels_per_group) is planned for its
     hint's 3971 channels, whose windows just fit the 8 MB bound; a call with one channel more
     takes the rows walk over the whole copy, so the code generated for windows must not run."""
@@ -168,7 +199,7 @@ def test_code_for_windows_is_not_run_on_a_call_that_walks_rows() -> None:
     model = layer_models.sparse_conv_model(
         (1, planned, length), csr.values, csr.col_indices, csr.row_ptr, None, attrs, symbolic=(True, True, True)
     )
-    with forced_isa("avx512f-jit"):
+    with forced_isa(variant):
         sparse = session(model, plugin=True)
     for channels in (planned, called):
         x = rng.standard_normal((1, channels, length)).astype(np.float32)

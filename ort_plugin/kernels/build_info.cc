@@ -17,7 +17,9 @@ BuildInfo GetBuildInfo() {
 #else
   constexpr bool kCuda = false;
 #endif
-  return BuildInfo{ONNX_SPARSIFY_VERSION, ONNX_SPARSIFY_ORT_API, kCuda, CpuIsaName(BestCpuIsa())};
+  const CpuIsa isa = SelectedCpuIsa();
+  return BuildInfo{ONNX_SPARSIFY_VERSION, ONNX_SPARSIFY_ORT_API, kCuda, CpuIsaName(isa),
+                   CpuStrategyName(SelectedCpuStrategy(isa))};
 }
 
 }  // namespace onnx_sparsify

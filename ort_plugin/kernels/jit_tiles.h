@@ -1,41 +1,48 @@
-// Machine code specialised to one weight: the CPU kernel's AVX-512 tiles generated when a kernel
-// is created, for the nonzero pattern and the input layout it will see (x86-64 Linux).
+// Machine code specialised to one weight: the CPU kernel's tiles generated when a kernel is
+// created, for the nonzero pattern and the input layout it will see (x86-64 Linux, through the
+// Xbyak assembler; one generator per instruction set: jit_emit_*.cc).
 //
-// Why: the intrinsic tile (sparse_conv_cpu.cc) keeps one output channel's 128 positions in
-// registers and loads an input vector per nonzero, so a vector is reloaded by every output
-// channel that uses it. Generated code can do the converse, which a compiled loop cannot (which
-// register a nonzero adds into would have to be data): one accumulator per output channel of a
-// block (up to kJitMaxChannels, one vector of 16 positions each), each input vector loaded once
-// per block and multiplied into every channel that has a nonzero there, the weight broadcast
-// from memory by the multiply-add itself, every offset an immediate displacement. The block
-// writes its channels' output rows directly (bias included); Z and the epilogue follow in C++.
+// Why: the compiled tile (tiles_*.cc) keeps one output channel's positions in registers and loads
+// an input vector per nonzero, so a vector is reloaded by every output channel that uses it.
+// Generated code can do the converse, which a compiled loop cannot (which register a nonzero adds
+// into would have to be data): one accumulator per output channel of a block (one vector of
+// positions each), each input vector loaded once per block and multiplied into every channel that
+// has a nonzero there, every offset an immediate displacement. The block writes its channels'
+// output rows directly (bias included); Z and the epilogue follow in C++ (jit_walks.cc).
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "kernels/cpu_isa.h"
 #include "kernels/sparse_weights.h"
 
 namespace onnx_sparsify {
 
-// Output channels per generated block: one accumulator each (zmm0-27); zmm31 holds the input.
+// The most output channels per generated block, over every generator (AVX-512: 28).
 inline constexpr int64_t kJitMaxChannels = 28;
 
-// What one call of a block's code computes: `rows` output rows of `vectors` vectors of 16
-// positions each, for every channel j of the block:
-//   out[j * out_stride + r * out_row + 16 v + lane] = bias[j] + sum over channel j's nonzeros of
-//                                                   value * in[r * in_row + 16 v + lane + offset]
-// with the last vector of each row stored under `tail_mask` (in_row and out_row are element
-// strides; JitArgs holds them in bytes). `in` is read up to the end of each row's last vector.
+// What one call of a block's code computes: `rows` output rows of `vectors` vectors of
+// JitTiles::lanes() positions each, for every channel j of the block:
+//   out[j * out_stride + r * out_row + lanes v + lane] = bias[j] + sum over channel j's nonzeros of
+//                                                      value * in[r * in_row + lanes v + lane + offset]
+// with the last vector of each row stored only in its first `tail` lanes (in_row and out_row are
+// element strides; JitArgs holds them in bytes). `in` is read up to the end of each row's last
+// vector. MakeJitArgs fills in the tail's two encodings.
 struct JitArgs {
   const float* in;
   const float* values;  // the block's (JitTiles::Block::values)
   float* out;
   const float* bias;  // the block's channels' biases (zeros for none)
   int64_t rows, vectors, in_row_bytes, out_row_bytes;
-  uint32_t tail_mask;
+  uint32_t tail_mask;          // AVX-512: bit i set for lane i < tail
+  const int32_t* tail_lanes;   // AVX2: lanes() values, -1 for lane i < tail, else 0
 };
+
+JitArgs MakeJitArgs(const float* in, const float* values, float* out, const float* bias, int64_t rows,
+                    int64_t vectors, int64_t in_row, int64_t out_row, int64_t tail);
 
 class JitTiles {
  public:
@@ -47,18 +54,21 @@ class JitTiles {
     const float* values = nullptr;
   };
 
-  // Code for every output channel of `weights`, in blocks of at most kJitMaxChannels channels
-  // of one group, reading each nonzero at `offsets` (TapOffsets for one input layout) and
-  // writing channel j of a block at out + j * out_stride. Null where no code can be generated:
-  // not x86-64 Linux, no AVX-512, executable memory refused, a displacement beyond 32 bits, or
-  // more than 2^24 nonzeros.
+  // Code in `isa`'s instructions for every output channel of `weights`, in blocks of at most
+  // max_channels(isa) channels of one group, reading each nonzero at `offsets` (TapOffsets for one
+  // input layout) and writing channel j of a block at out + j * out_stride. Null where no code can
+  // be generated: Available(isa) false, a displacement beyond 32 bits, or more than 2^24 nonzeros.
   // `in_stride` is the channel stride of the layout the offsets address (recorded, for callers
   // to check that a call's layout matches).
-  static std::unique_ptr<JitTiles> Build(const SparseWeights& weights, const std::vector<int64_t>& offsets,
+  static std::unique_ptr<JitTiles> Build(CpuIsa isa, const SparseWeights& weights, const std::vector<int64_t>& offsets,
                                          int64_t in_stride, int64_t out_channels_per_group, int64_t out_stride);
 
-  // Whether this machine runs generated code: AVX-512 and executable memory granted.
-  static bool Available();
+  // Whether this machine runs code generated for `isa`: a generator for it, the CPU supports it,
+  // and executable memory is granted; if not, why, in a few words.
+  static bool Available(CpuIsa isa);
+  static std::string Unavailability(CpuIsa isa);
+  // Whether generated code is the default strategy for `isa` (measured faster than its loops).
+  static bool RunsByDefault(CpuIsa isa);
 
   JitTiles(const JitTiles&) = delete;
   JitTiles& operator=(const JitTiles&) = delete;
@@ -68,18 +78,20 @@ class JitTiles {
   int64_t blocks_per_group() const { return blocks_per_group_; }
   int64_t block_count() const { return static_cast<int64_t>(blocks_.size()); }
   const Block& block(int64_t i) const { return blocks_[static_cast<size_t>(i)]; }
+  int64_t lanes() const { return lanes_; }  // floats per vector
   int64_t in_stride() const { return in_stride_; }
   int64_t out_stride() const { return out_stride_; }
   size_t code_bytes() const { return code_bytes_; }
 
  private:
-  JitTiles() = default;
+  struct Code;  // the assembler holding the executable memory (jit_tiles.cc)
+  JitTiles();
 
   std::vector<Block> blocks_;
   std::vector<float> values_;
-  void* code_ = nullptr;
-  size_t mapped_bytes_ = 0, code_bytes_ = 0;
-  int64_t blocks_per_group_ = 0, in_stride_ = 0, out_stride_ = 0;
+  std::unique_ptr<Code> code_;
+  size_t code_bytes_ = 0;
+  int64_t blocks_per_group_ = 0, lanes_ = 0, in_stride_ = 0, out_stride_ = 0;
 };
 
 }  // namespace onnx_sparsify

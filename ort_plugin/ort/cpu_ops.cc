@@ -23,20 +23,11 @@ void ParallelTrampoline(void* data, size_t i) {
 SparseConvCpuKernel::SparseConvCpuKernel(const OrtApi& api, const OrtKernelInfo* info, std::string node_name)
     : api_(api), node_name_(std::move(node_name)) {
   cpu_memory_info_ = std::make_unique<Ort::MemoryInfo>(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault));
-  isa_ = SelectedCpuIsa();
   NodeSetup setup = ReadNode(api, info);
   attrs_ = setup.attrs;
   weights_ = CpuWeights(std::move(setup.weights), attrs_);
-  // For the input shape the model declares (or the rewriter's hint), the nonzeros' offsets
-  // (and, for avx512f-jit, their code) are made here, not per call.
-  const std::vector<int64_t> x_shape = attrs_.PlannedInputShape(setup.x_shape);
-  if (!x_shape.empty()) {
-    const ConvGeometry geometry = PrepareCall(attrs_, weights_, x_shape);
-    planned_layout_ = geometry.layout;
-    planned_offsets_ = TapOffsets(weights_, geometry.layout);
-    if (isa_ == CpuIsa::kAvx512Jit) jit_ = BuildJitTiles(weights_, geometry);
-  }
-
+  const CpuIsa isa = SelectedCpuIsa();
+  plan_ = CpuPlan::Make(attrs_, weights_, isa, SelectedCpuStrategy(isa), attrs_.PlannedInputShape(setup.x_shape));
   has_bias_input_ = setup.has_bias;
   constant_bias_ = std::move(setup.constant_bias);
 }
@@ -91,9 +82,8 @@ void SparseConvCpuKernel::Compute(OrtKernelContext* context) const {
     blocks.push_back(p);
     return static_cast<float*>(p);
   };
-  const bool planned = planned_layout_ && SameOffsets(*planned_layout_, geometry.layout);
-  SparseConvCpu(attrs_, weights_, bias, residual, geometry, x.GetTensorData<float>(), y.GetTensorMutableData<float>(), isa_,
-                parallel_for, scratch, planned ? &planned_offsets_ : nullptr, planned ? jit_.get() : nullptr);
+  SparseConvCpu(plan_, attrs_, weights_, bias, residual, geometry, x.GetTensorData<float>(),
+                y.GetTensorMutableData<float>(), parallel_for, scratch);
 }
 
 OrtStatusPtr SparseConvCpuKernel::ComputeV2(OrtKernelContext* context) const {

@@ -8,8 +8,7 @@
 #include <vector>
 
 #include "kernels/conv_params.h"
-#include "kernels/cpu_isa.h"
-#include "kernels/jit_tiles.h"
+#include "kernels/cpu_plan.h"
 #include "kernels/cpu_weights.h"
 #include "ort/sparse_conv_op.h"
 
@@ -27,15 +26,13 @@ class SparseConvCpuKernel {
 
   const OrtApi& api_;
   std::string node_name_;
-  CpuIsa isa_ = CpuIsa::kBaseline;  // chosen at creation (ONNX_SPARSIFY_CPU_ISA or the best)
   ConvAttributes attrs_;
   CpuWeights weights_;
+  // Made at creation for the input shape the model declares (or the rewriter's hint), with the
+  // instruction set and strategy chosen then (ONNX_SPARSIFY_CPU_ISA / _STRATEGY, or the best).
+  CpuPlan plan_;
   bool has_bias_input_ = false;
   std::optional<std::vector<float>> constant_bias_;
-  // Nonzero offsets for the input shape the model declares, computed once (see TapOffsets).
-  std::optional<PhaseLayout> planned_layout_;
-  std::vector<int64_t> planned_offsets_;
-  std::unique_ptr<JitTiles> jit_;  // code for planned_offsets_ (kAvx512Jit only; null where none)
   std::unique_ptr<Ort::MemoryInfo> cpu_memory_info_;
 };
 

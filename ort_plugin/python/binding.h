@@ -55,12 +55,15 @@ inline SparseWeights PackFrom(const FloatArray& values, const py::array& cols, c
 py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, const py::array& col_indices,
                               const py::array& row_ptr, const std::optional<FloatArray>& bias, const py::dict& attributes,
                               int threads, std::optional<py::array> out, const std::optional<std::string>& isa_name,
+                              const std::optional<std::string>& strategy_name,
                               const std::optional<FloatArray>& residual);
 
-// cpu_entry.cc: the code avx512f-jit generates for a layer (jit_tiles.h): its size in bytes
-// and blocks (0 where none is made) and how it walks the outputs.
-py::dict JitInfo(const std::vector<int64_t>& x_shape, const FloatArray& values, const py::array& col_indices,
-                 const py::array& row_ptr, const py::dict& attributes, bool any_size);
+// cpu_entry.cc: the CPU plan (cpu_plan.h) made for a layer and input shape: its instruction set
+// and strategy, the path a call takes, its generated code's size in bytes, blocks and lanes (0
+// where none is made) and how that code walks the outputs.
+py::dict PlanInfo(const std::vector<int64_t>& x_shape, const FloatArray& values, const py::array& col_indices,
+                  const py::array& row_ptr, const py::dict& attributes, bool any_size,
+                  const std::optional<std::string>& isa_name, const std::optional<std::string>& strategy_name);
 
 // cuda_entry.cc: whether a CUDA device is usable (false in a build without CUDA) and the CUDA
 // kernel on device pointers (CUDA builds only).

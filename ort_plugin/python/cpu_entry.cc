@@ -6,7 +6,8 @@
 #include <thread>
 
 #include "kernels/cpu_isa.h"
-#include "kernels/jit_tiles.h"
+#include "kernels/cpu_plan.h"
+#include "kernels/jit_walks.h"
 #include "kernels/sparse_conv_cpu.h"
 #include "python/binding.h"
 
@@ -29,9 +30,14 @@ ParallelFor ThreadedFor(int threads) {
   };
 }
 
-// The instruction set a call runs: `isa` when given, else as the plugin chooses (cpu_isa.h).
+// The instruction set and strategy a call runs: the arguments where given, else as the plugin
+// chooses (cpu_isa.h).
 CpuIsa CallIsa(const std::optional<std::string>& isa) {
   return isa ? CpuIsaNamed(*isa, "isa='" + *isa + "'") : SelectedCpuIsa();
+}
+
+CpuStrategy CallStrategy(const std::optional<std::string>& strategy, CpuIsa isa) {
+  return strategy ? CpuStrategyNamed(*strategy, isa, "strategy='" + *strategy + "'") : SelectedCpuStrategy(isa);
 }
 
 // The CSR inputs packed as the plugin packs them.
@@ -53,8 +59,10 @@ SparseWeights PackWeights(const FloatArray& values, const py::array& col_indices
 py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, const py::array& col_indices,
                               const py::array& row_ptr, const std::optional<FloatArray>& bias, const py::dict& attributes,
                               int threads, std::optional<py::array> out, const std::optional<std::string>& isa_name,
+                              const std::optional<std::string>& strategy_name,
                               const std::optional<FloatArray>& residual) {
   const CpuIsa isa = CallIsa(isa_name);
+  const CpuStrategy strategy = CallStrategy(strategy_name, isa);
   const ConvAttributes attrs = ConvAttributes::Parse(DictAttributes(attributes));
   const CpuWeights weights(PackWeights(values, col_indices, row_ptr, attrs), attrs);
   const std::vector<int64_t> x_shape(x.shape(), x.shape() + x.ndim());
@@ -88,30 +96,32 @@ py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, con
       blocks.emplace_back(n);
       return blocks.back().data();
     };
-    // avx512f-jit: the code is generated for this call (the plugin does it once per node), for
-    // a layer of any size, so that tests reach it on small layers too (the plugin skips those).
-    std::vector<int64_t> offsets;
-    std::unique_ptr<JitTiles> jit;
-    if (isa == CpuIsa::kAvx512Jit) {
-      offsets = TapOffsets(weights, g.layout);
-      jit = BuildJitTiles(weights, g, /*any_size=*/true);
-    }
-    SparseConvCpu(attrs, weights, b, z, g, x.data(), y_data, isa, ThreadedFor(std::max(1, threads)), scratch,
-                  isa == CpuIsa::kAvx512Jit ? &offsets : nullptr, jit.get());
+    // The plan is made for this call, with code for a layer of any size, so that tests reach
+    // the generated code on small layers too (the plugin skips those).
+    const CpuPlan plan = CpuPlan::Make(attrs, weights, isa, strategy, x_shape, /*any_size=*/true);
+    SparseConvCpu(plan, attrs, weights, b, z, g, x.data(), y_data, ThreadedFor(std::max(1, threads)), scratch);
   }
   return y;
 }
 
-py::dict JitInfo(const std::vector<int64_t>& x_shape, const FloatArray& values, const py::array& col_indices,
-                 const py::array& row_ptr, const py::dict& attributes, bool any_size) {
+py::dict PlanInfo(const std::vector<int64_t>& x_shape, const FloatArray& values, const py::array& col_indices,
+                  const py::array& row_ptr, const py::dict& attributes, bool any_size,
+                  const std::optional<std::string>& isa_name, const std::optional<std::string>& strategy_name) {
+  const CpuIsa isa = CallIsa(isa_name);
+  const CpuStrategy strategy = CallStrategy(strategy_name, isa);
   const ConvAttributes attrs = ConvAttributes::Parse(DictAttributes(attributes));
   const CpuWeights weights(PackWeights(values, col_indices, row_ptr, attrs), attrs);
   const ConvGeometry g = PrepareCall(attrs, weights, x_shape);
-  const std::unique_ptr<JitTiles> jit = BuildJitTiles(weights, g, any_size);
+  const CpuPlan plan = CpuPlan::Make(attrs, weights, isa, strategy, x_shape, any_size);
+  const JitTiles* code = plan.CodeFor(g);
   py::dict d;
-  d["code_bytes"] = jit ? jit->code_bytes() : 0;
-  d["blocks"] = jit ? jit->block_count() : 0;
-  d["walk"] = JitWalkName(g);
+  d["isa"] = CpuIsaName(isa);
+  d["strategy"] = CpuStrategyName(strategy);
+  d["path"] = CpuPathName(ChooseCpuPath(g, weights, code));
+  d["code_bytes"] = code ? code->code_bytes() : 0;
+  d["blocks"] = code ? code->block_count() : 0;
+  d["lanes"] = code ? code->lanes() : 0;
+  d["walk"] = JitWalkName(JitWalkFor(g));
   return d;
 }
 

@@ -25,15 +25,20 @@ PYBIND11_MODULE(_core, m) {
         "Whether the CPU kernel runs a layer on its plane path (shifted plane updates, no input copy).");
   m.def("sparse_conv", &SparseConv, py::arg("x"), py::arg("values"), py::arg("col_indices"), py::arg("row_ptr"),
         py::arg("bias") = py::none(), py::kw_only(), py::arg("attributes") = py::dict(), py::arg("threads") = 1,
-        py::arg("out") = py::none(), py::arg("isa") = py::none(), py::arg("residual") = py::none(),
+        py::arg("out") = py::none(), py::arg("isa") = py::none(), py::arg("strategy") = py::none(),
+        py::arg("residual") = py::none(),
         "SparseConv on the CPU. `attributes` holds SparseConv's ONNX attributes by name (kernel_shape "
-        "required). `residual` (Z, the output's shape) is added before the epilogue. Writes into `out` when given. `isa` forces the instruction set (avx512f-jit, avx512f, avx2, baseline; avx512f-jit generates its code per call, for layers of any size); "
-        "by default the plugin's choice (ONNX_SPARSIFY_CPU_ISA, else the best). Raises InvalidArgument (a "
-        "ValueError) on bad input.");
-  m.def("jit_info", &JitInfo, py::arg("x_shape"), py::arg("values"), py::arg("col_indices"), py::arg("row_ptr"),
-        py::kw_only(), py::arg("attributes") = py::dict(), py::arg("any_size") = false,
-        "The code avx512f-jit generates for this layer and input shape: {'code_bytes', 'blocks', 'walk'} "
-        "(0 bytes where none: no AVX-512, or, unless any_size, output planes too small for it to pay)");
+        "required). `residual` (Z, the output's shape) is added before the epilogue. Writes into `out` when "
+        "given. `isa` (avx512vnni, avx512f, avx2, baseline) and `strategy` (generated, loops) force the "
+        "instruction set and strategy, by default the plugin's choice (ONNX_SPARSIFY_CPU_ISA and "
+        "ONNX_SPARSIFY_CPU_STRATEGY, else the best); generated code is made per call here, for layers of any "
+        "size. Raises InvalidArgument (a ValueError) on bad input.");
+  m.def("cpu_plan_info", &PlanInfo, py::arg("x_shape"), py::arg("values"), py::arg("col_indices"),
+        py::arg("row_ptr"), py::kw_only(), py::arg("attributes") = py::dict(), py::arg("any_size") = false,
+        py::arg("isa") = py::none(), py::arg("strategy") = py::none(),
+        "The CPU kernel's plan for this layer and input shape, as the plugin makes it at session creation "
+        "(any_size: code for small layers too): {'isa', 'strategy', 'path', 'code_bytes', 'blocks', 'lanes', "
+        "'walk'}; code_bytes 0 where no code is made.");
   m.def("cuda_available", &CudaAvailable, "Whether a CUDA device and driver are usable");
 #ifdef ONNX_SPARSIFY_WITH_CUDA
   m.def("sparse_conv_cuda", &SparseConvCuda, py::arg("x_ptr"), py::arg("x_shape"), py::arg("y_ptr"),
@@ -49,6 +54,7 @@ PYBIND11_MODULE(_core, m) {
     d["ort_api_version"] = info.ort_api_version;
     d["cuda_compiled"] = info.cuda_compiled;
     d["cpu_isa"] = info.cpu_isa;
+    d["cpu_strategy"] = info.cpu_strategy;
     return d;
   });
   m.def("supported_cpu_isas", [] {
@@ -58,5 +64,17 @@ PYBIND11_MODULE(_core, m) {
     }
     return names;
   }, "The CPU kernel's instruction sets this CPU runs, best first");
+  m.def("supported_cpu_strategies", [](const std::string& isa_name) {
+    const CpuIsa isa = CpuIsaNamed(isa_name, "isa='" + isa_name + "'");
+    std::vector<std::string> names;
+    for (CpuStrategy strategy : kCpuStrategiesBestFirst) {
+      if (CpuSupports(isa, strategy)) names.emplace_back(CpuStrategyName(strategy));
+    }
+    return names;
+  }, py::arg("isa"), "The strategies this machine runs with instruction set `isa`, best first");
+  m.def("default_cpu_strategy", [](const std::string& isa_name) {
+    return CpuStrategyName(BestCpuStrategy(CpuIsaNamed(isa_name, "isa='" + isa_name + "'")));
+  }, py::arg("isa"), "The strategy the plugin runs with instruction set `isa` unless one is forced");
   m.attr("CPU_ISA_ENVIRONMENT_VARIABLE") = kCpuIsaEnvironmentVariable;
+  m.attr("CPU_STRATEGY_ENVIRONMENT_VARIABLE") = kCpuStrategyEnvironmentVariable;
 }

@@ -1,10 +1,10 @@
 #!/bin/sh
-# Fetches Debian's libonnxruntime-dev (headers only, about 85 KB) into DEST without touching the
-# system's apt configuration: a private apt state folder with one source line for SUITE, built
-# from the mirror this machine's apt already uses.
-# Usage: fetch_debian_ort_headers.sh DEST SUITE VERSION
+# Fetches one Debian package (a headers-only -dev package: ONNX Runtime's, Xbyak's) and unpacks it
+# into DEST/root without touching the system's apt configuration: a private apt state folder with
+# one source line for SUITE, built from the mirror this machine's apt already uses.
+# Usage: fetch_debian_package.sh DEST SUITE PACKAGE VERSION
 set -eu
-dest=$1 suite=$2 version=$3
+dest=$1 suite=$2 package=$3 version=$4
 mkdir -p "$dest/etc/sources.list.d" "$dest/etc/preferences.d" "$dest/state/lists/partial" \
          "$dest/cache/archives/partial" "$dest/deb" "$dest/root"
 
@@ -23,5 +23,5 @@ apt_opts="-o Dir::Etc::sourcelist=$dest/etc/sources.list -o Dir::Etc::sourcepart
 apt-get $apt_opts -qq update >&2
 cd "$dest/deb"
 # shellcheck disable=SC2086
-apt-get $apt_opts -qq download "libonnxruntime-dev=${version}*" >&2
-dpkg-deb -x libonnxruntime-dev_*.deb "$dest/root"
+apt-get $apt_opts -qq download "${package}=${version}*" >&2
+dpkg-deb -x "${package}"_*.deb "$dest/root"
