@@ -1,6 +1,7 @@
 """Run under `valgrind --tool=none`, whose virtual CPU has no AVX-512 (tests/test_valgrind.py):
-the plugin must dispatch to its AVX2 variant on its own and give ORT's answers there, on layers
-whose rows fill whole tiles and on a third-party model rewritten end to end.
+the plugin must dispatch to its AVX2 variant on its own and give ORT's answers there with both
+strategies (compiled loops, generated AVX2 code), on layers whose rows fill whole tiles, and with
+its default strategy on a third-party model rewritten end to end.
 
 usage: python no_avx512_check.py [MODEL.onnx INPUT_SHAPE]   (INPUT_SHAPE like 1,3,48,192)
 Prints one line per check; exit 0 when all agree, 1 otherwise.
@@ -8,6 +9,7 @@ Prints one line per check; exit 0 when all agree, 1 otherwise.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -22,6 +24,8 @@ from models import (
     session,
     sparse_conv_from_dense,
 )
+from isa import STRATEGIES, STRATEGY_ENV
+from onnx_sparsify import _core
 from onnx_sparsify.check import check
 
 # (x_shape, w_shape, attrs): whole 128-position tiles, padding, strides, groups, the plane path.
@@ -68,12 +72,22 @@ def check_model(path: str, shape: list[int]) -> bool:
 
 
 def main() -> int:
-    isa = onnx_sparsify.build_info()["cpu_isa"]
-    print(f"CPU kernel instruction set: {isa}")
-    if isa.startswith("avx512f"):
+    info = onnx_sparsify.build_info()
+    isa = info["cpu_isa"]
+    print(f"CPU kernel instruction set: {isa}, strategy {info['cpu_strategy']}")
+    if isa.startswith("avx512"):
         print("this CPU has AVX-512: run under valgrind --tool=none")
         return 1
-    ok = check_layers()
+    ok = True
+    for strategy in STRATEGIES:
+        if strategy not in _core.supported_cpu_strategies(isa):
+            print(f"strategy {strategy}: not run on this machine")
+            ok = False
+            continue
+        print(f"strategy {strategy}:")
+        os.environ[STRATEGY_ENV] = strategy
+        ok &= check_layers()
+    del os.environ[STRATEGY_ENV]
     if len(sys.argv) == 3:
         ok &= check_model(sys.argv[1], [int(d) for d in sys.argv[2].split(",")])
     return 0 if ok else 1

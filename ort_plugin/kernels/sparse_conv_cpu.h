@@ -1,6 +1,19 @@
 // SparseConv on the CPU: direct convolution over the nonzeros, output positions as the vector
 // dimension. Knows nothing of ONNX Runtime; the caller supplies the thread pool.
 //
+// Layout: a call stages X once into a zero-padded, phase-decomposed buffer (one phase per stride
+// residue on each axis; PhaseLayout), unless X already has that layout (no padding, unit
+// strides). There every output position of a channel is a "virtual position"
+// p = (o0 * E1 + o1) * E2 + o2 (E = phase extents), and every nonzero (c, k) reads element
+// p + offset(c, k): a contiguous, unit-stride load whatever the stride, dilation and padding. A
+// channel's virtual row includes a few positions outside the output (o1 >= O1 or o2 >= O2); they
+// are computed and dropped.
+//
+// Tiles: for one output channel and up to kTile consecutive virtual positions, the accumulators
+// stay in registers while the channel's nonzeros stream by (one broadcast and one multiply-add per
+// vector and nonzero). Generated code turns this around: one accumulator per channel of a block,
+// each input vector loaded once per block (jit_tiles.h).
+//
 // A call's path through the files: CpuPlan (cpu_plan.h: offsets and generated code, made once)
 // -> ChooseCpuPath (here: which of five paths runs) -> input staging (input_staging.h) -> the
 // tiles of the plan's instruction set (cpu_loops.h over tiles_*.cc) or its generated code
