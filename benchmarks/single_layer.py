@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,18 +28,34 @@ def conv_model(layer: Layer, weight: np.ndarray, bias: np.ndarray) -> onnx.Model
     return layer_models.conv_model(layer.x_shape, weight, bias, layer.attrs, name=layer.name)
 
 
+@dataclass(frozen=True)
+class LayerModels:
+    """One layer's dense Conv model, its SparseConv rewrite (every Conv rewritten), the weight and
+    a random input, from one seed."""
+
+    dense: onnx.ModelProto
+    sparse: onnx.ModelProto
+    weight: np.ndarray
+    feeds: dict[str, np.ndarray]
+
+
+def layer_models_for(layer: Layer, seed: int = 0) -> LayerModels:
+    rng = np.random.default_rng(seed)
+    weight = random_weight(rng, layer.w_shape, layer.sparsity)
+    bias = rng.standard_normal(layer.out_channels).astype(np.float32)
+    dense = conv_model(layer, weight, bias)
+    sparse, _ = onnx_sparsify.sparsify(dense, min_sparsity=0)
+    return LayerModels(dense, sparse, weight, {"x": rng.standard_normal(layer.x_shape).astype(np.float32)})
+
+
 def bench_layer(
     layer: Layer, threads: int, budget_s: float, seed: int = 0, provider: str = "cpu", peers: Sequence[Any] = ()
 ) -> dict[str, Any]:
     """ORT's dense Conv and SparseConv timed side by side (benchmarks.timing.time_pair), then each
     peer engine (benchmarks.peers) on the same dense model file, input and thread count, one after
     the other once the ORT sessions are gone: row[peer.name] holds its figures."""
-    rng = np.random.default_rng(seed)
-    weight = random_weight(rng, layer.w_shape, layer.sparsity)
-    bias = rng.standard_normal(layer.out_channels).astype(np.float32)
-    dense_model = conv_model(layer, weight, bias)
-    sparse_model, _ = onnx_sparsify.sparsify(dense_model, min_sparsity=0)
-    x = {"x": rng.standard_normal(layer.x_shape).astype(np.float32)}
+    models = layer_models_for(layer, seed)
+    dense_model, sparse_model, weight, x = models.dense, models.sparse, models.weight, models.feeds
     d, s, dense, sparse = time_pair(
         lambda: BoundRun(make_session(dense_model, plugin=False, threads=threads, provider=provider), x, provider),
         lambda: BoundRun(make_session(sparse_model, plugin=True, threads=threads, provider=provider), x, provider),

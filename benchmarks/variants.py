@@ -28,7 +28,7 @@ from onnx_sparsify.timing import BoundRun, make_session, time_alternating
 
 from .__main__ import machine
 from .layers import TARGETS, Layer
-from .single_layer import conv_model, random_weight
+from .single_layer import layer_models_for
 
 log = logging.getLogger("benchmarks.variants")
 
@@ -73,12 +73,8 @@ def _sparse_maker(model, feeds, column: Column, threads: int) -> Callable[[], Bo
 
 
 def compare(layer: Layer, columns: Sequence[Column], threads: int, block_s: float, seed: int = 0) -> dict:
-    rng = np.random.default_rng(seed)
-    weight = random_weight(rng, layer.w_shape, layer.sparsity)
-    bias = rng.standard_normal(layer.out_channels).astype(np.float32)
-    dense = conv_model(layer, weight, bias)
-    sparse, _ = onnx_sparsify.sparsify(dense, min_sparsity=0)
-    feeds = {"x": rng.standard_normal(layer.x_shape).astype(np.float32)}
+    models = layer_models_for(layer, seed)
+    dense, sparse, feeds = models.dense, models.sparse, models.feeds
     makers = [lambda: BoundRun(make_session(dense, plugin=False, threads=threads), feeds)]
     makers += [_sparse_maker(sparse, feeds, c, threads) for c in columns]
     timings, runners = time_alternating(makers, rounds=5, block_s=block_s, runners=True)

@@ -252,7 +252,15 @@ def assert_sparse_matches_dense(
     direct_attrs = dict(attrs, kernel_shape=list(w_shape[2:]), **epilogue_attributes(activation, params, w_shape[0]))
     out = np.full(expected.shape, np.nan, np.float32)
     _core.sparse_conv(
-        x, csr.values, csr.col_indices, csr.row_ptr, b, attributes=direct_attrs, threads=threads, out=out, **core_args(isa)
+        x,
+        csr.values,
+        csr.col_indices,
+        csr.row_ptr,
+        b,
+        attributes=direct_attrs,
+        threads=threads,
+        out=out,
+        **core_args(isa),
     )
     assert not np.isnan(out).any(), "pybind11 kernel left output elements unwritten"
     err = rel_l2(out, expected)

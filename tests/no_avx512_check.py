@@ -15,6 +15,7 @@ import sys
 import numpy as np
 import onnx
 import onnx_sparsify
+from isa import STRATEGIES, STRATEGY_ENV
 from models import (
     conv_model,
     params_for,
@@ -24,7 +25,6 @@ from models import (
     session,
     sparse_conv_from_dense,
 )
-from isa import STRATEGIES, STRATEGY_ENV
 from onnx_sparsify import _core
 from onnx_sparsify.check import check
 

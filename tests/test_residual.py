@@ -122,7 +122,16 @@ def test_residual_equals_conv_add(layout, bias, activation, isa) -> None:
     direct.update(epilogue_attributes(activation, params_for(activation), weight.shape[0]))
     out = np.full(expected.shape, np.nan, np.float32)
     _core.sparse_conv(
-        x, csr.values, csr.col_indices, csr.row_ptr, b, attributes=direct, out=out, residual=z, **isas.core_args(isa), threads=2
+        x,
+        csr.values,
+        csr.col_indices,
+        csr.row_ptr,
+        b,
+        attributes=direct,
+        out=out,
+        residual=z,
+        **isas.core_args(isa),
+        threads=2,
     )
     assert rel_l2(out, expected) <= 1e-5
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include <xbyak/xbyak.h>
@@ -41,6 +42,21 @@ inline constexpr int kArgIn = offsetof(JitArgs, in), kArgValues = offsetof(JitAr
                      kArgRows = offsetof(JitArgs, rows), kArgVectors = offsetof(JitArgs, vectors),
                      kArgInRow = offsetof(JitArgs, in_row_bytes), kArgOutRow = offsetof(JitArgs, out_row_bytes),
                      kArgTailMask = offsetof(JitArgs, tail_mask), kArgTailLanes = offsetof(JitArgs, tail_lanes);
+
+// Registers of every block's function, all caller-saved in the System V ABI: kArgs holds the
+// JitArgs pointer throughout; kInRow / kOutRow this row's input and output, kIn / kOut this
+// vector's, kBias the block's biases, kRowsLeft and kVectorsLeft the counters, kValues the
+// block's values (advanced by ValueCursor).
+inline const Xbyak::Reg64 kArgs = Xbyak::util::rdi, kInRow = Xbyak::util::r8, kOutRow = Xbyak::util::r9,
+                          kBias = Xbyak::util::r10, kRowsLeft = Xbyak::util::r11, kIn = Xbyak::util::rdx,
+                          kOut = Xbyak::util::rcx, kVectorsLeft = Xbyak::util::rax, kValues = Xbyak::util::rsi;
+
+// The loop every generator's block shares (JitArgs): for each of `rows` rows, for each of
+// `vectors` vectors of `vector_bytes`, `accumulate` (the bias and the terms into the
+// accumulators), then `store` the accumulators (last: the row's last vector, under the tail).
+// `prologue` runs once, after the row registers are loaded.
+void EmitRowsOfVectors(Xbyak::CodeGenerator& c, int vector_bytes, const std::function<void()>& prologue,
+                       const std::function<void()>& accumulate, const std::function<void(bool last)>& store);
 
 // Walks a block's values through a register that advances, so that each value's displacement
 // fits the instruction set's short (8-bit) form: `window` values either side of the register.
