@@ -10,7 +10,7 @@ each failing case is saved (model, input, description) under pytest's tmp_path.
 
 Budget: ONNX_SPARSIFY_FUZZ_EXAMPLES cases (default 600; e.g. 20000 for a long run). Under CI
 (the CI environment variable) the draws are derandomized; ONNX_SPARSIFY_FUZZ_SEED pins the seed
-of a local run. The worker inherits the environment, so ONNX_SPARSIFY_CPU_ISA reaches it, and
+of a local run. The worker inherits the environment, so ONNX_SPARSIFY_CPU_ISA and _STRATEGY reach it, and
 ONNX_SPARSIFY_FUZZ_PLUGIN=path/to/libonnx_sparsify_ort.so fuzzes another build (older, sanitized).
 Run with -s to see the outcome counts.
 """
@@ -996,8 +996,9 @@ def test_fuzz_sparse_conv(fuzz_worker: FuzzWorker, tmp_path: Path) -> None:
         check = seed(int(FUZZ_SEED))(check)
     check()
     isa = os.environ.get("ONNX_SPARSIFY_CPU_ISA", "default")
+    strategy = os.environ.get("ONNX_SPARSIFY_CPU_STRATEGY", "default")
     plugin = os.environ.get("ONNX_SPARSIFY_FUZZ_PLUGIN", "installed")
-    print(f"\n{log.summary()} (worker restarts {fuzz_worker.restarts}; ISA {isa}; plugin {plugin})")
+    print(f"\n{log.summary()} (worker restarts {fuzz_worker.restarts}; ISA {isa}, {strategy}; plugin {plugin})")
     assert not log.failures, log.report()
     compared = log.outcomes["compared"] / max(1, log.total)
     assert compared >= MIN_COMPARED_FRACTION, f"too few results compared against the reference: {log.summary()}"
