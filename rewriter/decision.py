@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .shapes import resolve_shape
+
 MARGIN = 1.1
 
 KINDS = ("unit stride", "strided", "depthwise", "grouped")
@@ -111,13 +113,11 @@ class LayerTraits:
         return "strided" if self.strided else "unit stride"
 
 
-def _known(shape: Sequence | None) -> list[int] | None:
-    """The shape with an unknown batch as 1 (costs scale with it on both sides), or None unless
-    every other size is known."""
-    if not shape:
-        return None
-    shape = [1, *shape[1:]]
-    return shape if all(isinstance(d, int) and d > 0 for d in shape) else None
+def _one_image(shape: Sequence | None) -> list[int] | None:
+    """One image's sizes (batch 1, known or not: costs scale with the batch on both sides), or
+    None unless every other size is known (shapes.resolve_shape)."""
+    sizes = resolve_shape(shape)
+    return [1, *sizes[1:]] if sizes else None
 
 
 def layer_traits(
@@ -132,7 +132,7 @@ def layer_traits(
     """The cost model's view of a Conv; shapes may be unknown (None, or sizes that are not ints)."""
     k = weight.ndim - 2
     strided = any(s > 1 for s in strides)
-    x, y = _known(x_shape), _known(y_shape)
+    x, y = _one_image(x_shape), _one_image(y_shape)
     positions = int(np.prod([y[0], *y[2:]])) if y else 0
     # The CPU kernel copies a padded or strided input, except on its plane path (unit strides,
     # few nonzeros per output channel, large output planes: the kernel's thresholds).

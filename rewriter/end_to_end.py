@@ -2,7 +2,7 @@
 
 After the cost model's plan, the original and the rewritten model run on this machine's ONNX
 Runtime, with every graph optimization, on random inputs of the resolved shapes (declared
-sizes, ``input_shapes``, an unknown batch as 1), in alternating blocks (timing.py). ORT's
+sizes, ``input_shapes``, an unknown batch as 1: shapes.resolve_shape), in alternating blocks (timing.py). ORT's
 profiler then times each SparseConv in the rewritten model, plus the layout conversions
 (ReorderInput/ReorderOutput) ORT put next to it because it left its NCHWc Conv chain; a
 layer costing more than its dense Conv's estimate is reverted (the estimate is this machine's

@@ -90,7 +90,7 @@ def sparsify(
     rates (``calibration``: Rates, the path of a file calibration.save() wrote, or None for this
     machine's, measured once and cached), then, with ``measure``, times the original and the
     rewritten model end to end with ``threads`` intra-op threads on ``sample_inputs`` (default:
-    random inputs of the resolved shapes, an unknown batch as 1), reverts the layers measured
+    random inputs of the resolved shapes, an unknown batch as 1: shapes.resolve_shape), reverts the layers measured
     slower than their dense Conv and keeps the model dense unless the rewrite is measured faster
     (end_to_end.py). Where the model cannot be timed (an input size unknown), it stays dense and
     the report says why; ``measure=False`` trusts the cost model alone.

@@ -747,3 +747,32 @@ def test_conv_whose_attributes_refer_to_the_functions_stays_dense() -> None:
     rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
     assert report.rewritten == 0 and "function" in report.layers[0].reason
     _assert_same(model, rewritten)
+
+
+def test_one_rule_for_unknown_sizes() -> None:
+    """An unknown batch counts as 1 and any other unknown size leaves a shape unknown, alike for
+    the input_shape_hint, the cost model's view of a layer and the end-to-end check's inputs."""
+    from onnx_sparsify.check import CheckError, random_feeds
+    from onnx_sparsify.conv_to_sparse import input_shape_hint
+    from onnx_sparsify.decision import layer_traits
+    from onnx_sparsify.shapes import resolve_shape
+
+    assert resolve_shape(["N", 3, 8, 8]) == resolve_shape([None, 3, 8, 8]) == [1, 3, 8, 8]
+    assert resolve_shape([4, 3, 8, 8]) == [4, 3, 8, 8]
+    assert resolve_shape(["N", 3, "H", 8]) is None and resolve_shape([1, 3, 0, 8]) is None
+    assert resolve_shape(None) is None and resolve_shape([]) == []
+    assert input_shape_hint(["N", 3, 8, 8]) == [1, 3, 8, 8] and input_shape_hint(["N", 3]) is None
+    assert input_shape_hint([2, 3, "?", 8]) is None
+    w = _w((6, 3, 3, 3))
+    traits = [layer_traits(w, 1, [1, 1], [0] * 4, False, [n, 3, 8, 8], [n, 6, 6, 6]) for n in ("N", 1, 4)]
+    assert traits[0] == traits[1] == traits[2] and traits[0].output_positions == 36  # one image's
+    assert layer_traits(w, 1, [1, 1], [0] * 4, False, ["N", 3, "H", 8], None).output_positions == 0
+
+    def model(dims: list) -> onnx.ModelProto:
+        graph = helper.make_graph([], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)], [])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+
+    assert random_feeds(model(["N", 3, 8, 8]), {})["x"].shape == (1, 3, 8, 8)
+    assert random_feeds(model([2, 3, 8, 8]), {})["x"].shape == (2, 3, 8, 8)
+    with pytest.raises(CheckError, match="unknown size on axis 2: give it with --input-shape x:DIMS"):
+        random_feeds(model(["N", 3, "H", 8]), {})
