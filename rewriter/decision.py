@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .result import Code
 from .shapes import resolve_shape
 
 MARGIN = 1.1
@@ -149,9 +150,15 @@ def layer_traits(
 
 @dataclass(frozen=True)
 class Decision:
+    """One layer's decision as a value: whether to rewrite it, who decided (code), the report's
+    reason, and the numbers it rests on."""
+
     rewrite: bool
     reason: str
     predicted: float | None = None  # the cost model's speedup, where it made one
+    code: Code = Code.COST_MODEL
+    dense_ms: float | None = None  # autotune's median times of the layer alone (Code.AUTOTUNE)
+    sparse_ms: float | None = None
 
 
 def dense_us(traits: LayerTraits, rates: Rates = REFERENCE) -> float | None:
@@ -202,17 +209,22 @@ def decide(
     is no cost model: without --min-sparsity the Conv stays dense (autotune may overrule it)."""
     if min_sparsity is not None:
         if sparsity >= min_sparsity:
-            return Decision(True, f"{sparsity:.1%} zeros >= {min_sparsity:.0%} (--min-sparsity)")
-        return Decision(False, f"{sparsity:.1%} zeros < {min_sparsity:.0%} (--min-sparsity)")
+            return Decision(
+                True, f"{sparsity:.1%} zeros >= {min_sparsity:.0%} (--min-sparsity)", code=Code.MIN_SPARSITY
+            )
+        return Decision(False, f"{sparsity:.1%} zeros < {min_sparsity:.0%} (--min-sparsity)", code=Code.MIN_SPARSITY)
     if provider == "cuda":
-        return Decision(False, f"{sparsity:.1%} zeros, {CUDA_NO_MEASUREMENT}")
+        return Decision(False, f"{sparsity:.1%} zeros, {CUDA_NO_MEASUREMENT}", code=Code.CUDA_UNMEASURED)
     traits = traits or LayerTraits(1, 64, False)
     speedup = predicted_speedup(traits, sparsity, rates)
     kind = traits.kind
     verdict = ">=" if speedup >= MARGIN else "<"
-    # Two decimals, rounded down: never "1.1x < 1.1x" for a prediction just under MARGIN.
+    reason = f"{sparsity:.1%} zeros, {kind}: predicted {shown_speedup(speedup):.2f}x {verdict} {MARGIN}x"
+    return Decision(speedup >= MARGIN, reason, speedup, Code.COST_MODEL)
+
+
+def shown_speedup(speedup: float) -> float:
+    """A predicted speedup as the reason prints it: two decimals, rounded down, and below MARGIN
+    for one below it (never "1.1x < 1.1x" for a prediction just under MARGIN)."""
     shown = math.floor(speedup * 100) / 100
-    if speedup < MARGIN:
-        shown = min(shown, math.floor(MARGIN * 100 - 1) / 100)
-    reason = f"{sparsity:.1%} zeros, {kind}: predicted {shown:.2f}x {verdict} {MARGIN}x"
-    return Decision(speedup >= MARGIN, reason, speedup)
+    return min(shown, math.floor(MARGIN * 100 - 1) / 100) if speedup < MARGIN else shown

@@ -30,6 +30,7 @@ from .graph_walk import all_graphs
 from .model_io import cap_ir_version, check_opsets, load_model, tensor_bytes
 from .pruning import prune_convs
 from .report import Report
+from .result import Code
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +240,7 @@ def _all_dense(pruned: onnx.ModelProto, report: Report, why: str) -> tuple[onnx.
         if layer.rewritten:
             layer.rewritten, layer.folded, layer.csr_bytes = False, [], 0
             layer.reason = f"{layer.reason}; the model kept dense (end to end)"
+            layer.code = Code.KEPT_DENSE
     if report.end_to_end is None:
         report.end_to_end_skipped = why
     out = onnx.ModelProto()

@@ -3,8 +3,6 @@ output model's validity."""
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import onnx
 import onnx_sparsify
@@ -13,6 +11,8 @@ from models import IR_VERSION, OPSET, graph_model, random_sparse_weight, rel_l2,
 from onnx import TensorProto, helper, numpy_helper
 from onnx_sparsify.autotune import MARGIN as AUTOTUNE_MARGIN
 from onnx_sparsify.check import check
+from onnx_sparsify.decision import MARGIN as DECISION_MARGIN
+from onnx_sparsify.result import Code
 
 RNG = np.random.default_rng(42)
 ANY_4D = ["n", "c", "h", "w"]  # onnx.checker wants every graph output to carry a shape
@@ -256,13 +256,23 @@ def test_refusals_carry_reasons() -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
     _, report = onnx_sparsify.sparsify(model, keep=["kept"])
     reasons = {layer.name: layer.reason for layer in report.layers}
+    codes = {layer.name: layer.code for layer in report.layers}
     assert report.rewritten == 0
+    assert codes == {
+        "graph_input_weight": Code.NOT_CONSTANT,
+        "half_weight": Code.WRONG_DTYPE,
+        "computed_bias": Code.NOT_CONSTANT,
+        "same_dilated": Code.CONV_UNSUPPORTED,
+        "kept": Code.KEEP,
+        "too_dense": Code.COST_MODEL,
+    }
     assert "not a constant" in reasons["graph_input_weight"]
     assert "float16" in reasons["half_weight"]
     assert "bias" in reasons["computed_bias"]
     assert "SAME padding with dilations" in reasons["same_dilated"]
     assert "--keep" in reasons["kept"]
-    assert "predicted" in reasons["too_dense"] and "< 1.1x" in reasons["too_dense"]
+    too_dense = next(layer for layer in report.layers if layer.name == "too_dense")
+    assert too_dense.predicted_speedup < DECISION_MARGIN and "predicted" in too_dense.reason
 
 
 def test_min_sparsity_threshold() -> None:
@@ -343,13 +353,12 @@ def test_autotune_times_both_variants() -> None:
     model = _conv_bn_act(ACTIVATION_CASES["Relu"])
     rewritten, report = onnx_sparsify.sparsify(model, autotune=True, prune=0.99, measure=False)
     layer = report.layers[0]
-    timed = re.search(r"autotune: dense ([0-9.]+) ms, sparse ([0-9.]+) ms", layer.reason)
-    assert timed, layer.reason
-    dense_ms, sparse_ms = map(float, timed.groups())
-    # The faster one is kept (the reason prints 3 decimals: a tie within rounding decides nothing).
-    if abs(sparse_ms * AUTOTUNE_MARGIN - dense_ms) > 0.002:
-        assert layer.rewritten == (sparse_ms * AUTOTUNE_MARGIN < dense_ms)
+    assert layer.code == Code.AUTOTUNE, layer.reason
+    dense_ms, sparse_ms = layer.autotune_dense_ms, layer.autotune_sparse_ms
+    assert dense_ms > 0 and sparse_ms > 0
+    assert layer.rewritten == (sparse_ms * AUTOTUNE_MARGIN < dense_ms)  # the faster one is kept
     assert layer.rewritten == ("SparseConv" in _ops(rewritten))
+    assert f"dense {dense_ms:.3f} ms, sparse {sparse_ms:.3f} ms" in layer.reason
 
 
 def test_cost_model_counts_fixed_costs_of_small_layers() -> None:
