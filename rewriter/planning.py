@@ -4,6 +4,7 @@ decision (cost model, autotune) on the folded layer."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -247,7 +248,7 @@ def _decision(
     if x_shape is None or not all(known_size(d) for d in x_shape):  # autotune times the real batch
         ctx.autotune_skipped += 1
         unknown = f"{decision.reason}; not autotuned: input size {_dims(x_shape)} unknown"
-        return Decision(decision.rewrite, unknown, code=Code.NOT_AUTOTUNED)
+        return dataclasses.replace(decision, reason=unknown, code=Code.NOT_AUTOTUNED)  # the cost model decided
     csr = dense_to_csr(folded.weight, index_dtype)
     act = folded.activations
     dense_ms, sparse_ms = time_layer(

@@ -399,7 +399,7 @@ def test_cuda_provider_never_rewrites_on_a_guess(caplog) -> None:
         with caplog.at_level("WARNING", logger="onnx_sparsify"):
             rewritten, report = onnx_sparsify.sparsify(model, provider="cuda", prune=0.99, autotune=True)
         assert report.rewritten == 0 and "SparseConv" not in _ops(rewritten)
-        assert all("not autotuned" in layer.reason and why in layer.reason for layer in report.layers)
+        assert all(layer.code == Code.NOT_AUTOTUNED and why in layer.reason for layer in report.layers)
         assert "nothing timed on CUDA" in caplog.text
     _, report = onnx_sparsify.sparsify(model, provider="cuda", prune=0.99, min_sparsity=0.9)
     assert report.rewritten == report.convs >= 1
@@ -425,6 +425,8 @@ def test_cuda_autotune_keeps_the_faster(monkeypatch, dense_ms, sparse_ms) -> Non
     )
     assert calls and set(calls) == {"cuda"}
     assert report.rewritten == (1 if sparse_ms < dense_ms else 0)
+    assert all(layer.code == Code.AUTOTUNE for layer in report.layers)
+    assert all((layer.autotune_dense_ms, layer.autotune_sparse_ms) == (dense_ms, sparse_ms) for layer in report.layers)
     assert all("autotune on CUDA" in layer.reason for layer in report.layers)
 
 
@@ -685,13 +687,15 @@ def test_autotune_with_unknown_shapes_says_it_used_the_cost_model(caplog) -> Non
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
     with caplog.at_level("WARNING", logger="onnx_sparsify"):
         _, report = onnx_sparsify.sparsify(model, autotune=True, measure=False)
-    reason = report.layers[0].reason
-    assert "predicted" in reason and "autotune" in reason and "unknown" in reason, reason
+    layer = report.layers[0]
+    assert layer.code == Code.NOT_AUTOTUNED and layer.autotune_dense_ms is None, layer.reason
+    assert layer.predicted_speedup > DECISION_MARGIN and layer.rewritten  # the cost model decided
+    assert "not autotuned: input size Nx4xHxW unknown" in layer.reason
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "'x'" in warnings[0] and "input_shape" in warnings[0].replace("-", "_"), warnings
     # with the size given, it times the layer
     _, report = onnx_sparsify.sparsify(model, autotune=True, input_shapes={"x": [1, 4, 8, 8]})
-    assert "autotune: dense" in report.layers[0].reason
+    assert report.layers[0].code == Code.AUTOTUNE and report.layers[0].autotune_sparse_ms > 0
 
 
 def test_prune_on_a_model_without_conv_does_not_warn(caplog) -> None:
