@@ -20,6 +20,7 @@ from models import (
     random_sparse_weight,
     rel_l2,
     run_nan_prefilled,
+    seeded_rng,
     session,
 )
 from onnx_sparsify import _core, layer_models
@@ -72,7 +73,7 @@ def _info(x_shape, w_shape, attrs, any_size: bool, rng: np.random.Generator) -> 
 @pytest.mark.parametrize("activation", [None, "Relu", "HardSigmoid"])
 def test_each_walk_matches_ort(case, activation) -> None:
     _, x_shape, w_shape, attrs, walk = case
-    rng = np.random.default_rng(abs(hash((case[0], activation))) % 2**32)
+    rng = seeded_rng(case[0], activation)
     info = _info(x_shape, w_shape, attrs, True, rng)
     assert info["walk"] == walk
     assert info["code_bytes"] > 0
