@@ -309,23 +309,22 @@ def _generic(text: str) -> str:
 
 def refusal_reasons(report) -> Counter[str]:
     """Why Convs were left dense: the first part of each dense layer's reason, made generic, or
-    what the end-to-end check did to a layer the prediction had rewritten."""
+    what the end-to-end check did to a layer the prediction had rewritten (its code)."""
+    from onnx_sparsify.result import Code
 
-    def why(reason: str) -> str:
-        if "; reverted, measured" in reason:
+    def why(layer) -> str:
+        if layer.code == Code.REVERTED:
             return "reverted: measured slower in the model"
-        if "the model kept dense (end to end)" in reason:
+        if layer.code == Code.KEPT_DENSE:
             return "model kept dense by the end-to-end check"
-        return _generic(reason.split("; ")[0])
+        return _generic(layer.reason.split("; ")[0])
 
-    return Counter(why(layer.reason) for layer in report.layers if not layer.rewritten)
+    return Counter(why(layer) for layer in report.layers if not layer.rewritten)
 
 
 def unfolded_notes(report) -> Counter[str]:
-    """The notes on ops after a Conv that could not be folded ('... not folded: ...'), every layer."""
-    return Counter(
-        _generic(part) for layer in report.layers for part in layer.reason.split("; ")[1:] if "not folded" in part
-    )
+    """The ops after a Conv that could not be folded ('... not folded: ...'), every layer."""
+    return Counter(_generic(note.message) for layer in report.layers for note in layer.notes)
 
 
 # ---------------------------------------------------------------- timing

@@ -1,27 +1,18 @@
-"""The SparseConv operator contract (docs/operator.md). The C++ side keeps the same values in
-ort_plugin/kernels/contract.h and epilogue.cc; tests check that the two agree."""
+"""The SparseConv operator contract (docs/operator.md), read from the compiled kernels (_core) so
+that it has one definition: ort_plugin/kernels/contract.h (domain, op, version, step limit) and
+the epilogue's step table in epilogue.cc. Importing _core does not import onnxruntime."""
 
-import math
+from __future__ import annotations
 
-DOMAIN = "org.onnx_sparsify"
-OP_TYPE = "SparseConv"
-OP_VERSION = 1
+from . import _core
+
+DOMAIN: str = _core.DOMAIN
+OP_TYPE: str = _core.OP_TYPE
+OP_VERSION: int = _core.OP_VERSION
 
 # The fused epilogue's steps: name -> the defaults of its activation_params (their number is the
-# number the step takes). `activation` names up to MAX_EPILOGUE_STEPS of them, comma-separated.
-ACTIVATIONS: dict[str, tuple[float, ...]] = {
-    "Relu": (),
-    "LeakyRelu": (0.01,),
-    "Clip": (-math.inf, math.inf),
-    "Sigmoid": (),
-    "HardSigmoid": (0.2, 0.5),
-    "HardSwish": (),
-    "SiLU": (),
-    "Tanh": (),
-    "Gelu": (),
-    "GeluTanh": (),
-    "QuickGelu": (1.702,),
-    "Mish": (),
-    "PRelu": (),  # its slopes are the attribute activation_slopes
-}
-MAX_EPILOGUE_STEPS = 4
+# number the step takes; the float32 values the kernel uses, Clip's as -inf and inf). PRelu takes
+# none: its slopes are the attribute activation_slopes. `activation` names up to
+# MAX_EPILOGUE_STEPS of them, comma-separated.
+ACTIVATIONS: dict[str, tuple[float, ...]] = {str(k): tuple(float(v) for v in d) for k, d in _core.ACTIVATIONS.items()}
+MAX_EPILOGUE_STEPS: int = int(_core.MAX_EPILOGUE_STEPS)

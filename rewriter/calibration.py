@@ -1,6 +1,6 @@
 """Calibration: this machine's rates for the cost model (decision.Rates), measured in a few
 seconds by timing ORT's dense Conv and SparseConv on probe layers of each kind at two
-densities, and cached per CPU model, library versions, plugin build, instruction set and
+densities, and cached per CPU model, library versions, plugin build, CPU kernel variant (instruction set and strategy) and
 thread count in the user's cache folder. A calibration saved to a file on one machine decides for that machine
 when passed to the rewriter on another (``onnx-sparsify-calibrate -o rates.json`` on the
 target, then ``onnx-sparsify --calibration rates.json``)."""
@@ -81,6 +81,7 @@ def machine_versions() -> dict[str, str]:
         "onnx_sparsify": __version__,
         "plugin": plugin,
         "cpu_isa": build_info()["cpu_isa"],
+        "cpu_strategy": build_info()["cpu_strategy"],
     }
 
 
@@ -93,7 +94,8 @@ def cache_folder() -> Path:
 
 def cache_path(threads: int) -> Path:
     v = machine_versions()
-    key = f"{cpu_model()}-ort{v['onnxruntime']}-{v['onnx_sparsify']}-{v['plugin']}-{v['cpu_isa']}-{threads}t"
+    variant = f"{v['cpu_isa']}-{v['cpu_strategy']}"
+    key = f"{cpu_model()}-ort{v['onnxruntime']}-{v['onnx_sparsify']}-{v['plugin']}-{variant}-{threads}t"
     return cache_folder() / (re.sub(r"[^A-Za-z0-9.]+", "_", key).strip("_") + ".json")
 
 

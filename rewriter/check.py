@@ -17,6 +17,7 @@ import onnx
 from . import model_io
 from ._plugin import session_options
 from .report import CheckResult
+from .shapes import first_unknown_axis, resolve_shape
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -105,8 +106,8 @@ def random_feeds(
     seed: int = 0,
     given: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Random inputs of the declared types and shapes, except those `given`; a symbolic batch
-    (first) dimension is 1, any other unknown size must come from `input_shapes`."""
+    """Random inputs of the declared types and shapes, except those `given`; an unknown batch
+    (first) size is 1 (shapes.resolve_shape), any other unknown size must come from `input_shapes`."""
     rng = np.random.default_rng(seed)
     feeds = dict(given or {})
     for value in graph_inputs(model):
@@ -117,17 +118,13 @@ def random_feeds(
         if value.name in input_shapes:
             shape = list(input_shapes[value.name])
         else:
-            shape = []
-            for axis, dim in enumerate(tensor.shape.dim):
-                if dim.HasField("dim_value") and dim.dim_value > 0:
-                    shape.append(dim.dim_value)
-                elif axis == 0:
-                    shape.append(1)
-                else:
-                    raise CheckError(
-                        f"input '{value.name}' has an unknown size on axis {axis}: "
-                        f"give it with --input-shape {value.name}:DIMS"
-                    )
+            declared = declared_shape(value) or []
+            shape = resolve_shape(declared)
+            if shape is None:
+                raise CheckError(
+                    f"input '{value.name}' has an unknown size on axis {first_unknown_axis(declared)}: "
+                    f"give it with --input-shape {value.name}:DIMS"
+                )
         if np.issubdtype(dtype, np.floating):
             feeds[value.name] = rng.standard_normal(shape).astype(dtype)
         else:

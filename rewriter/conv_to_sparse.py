@@ -10,6 +10,7 @@ from onnx import helper
 from . import epilogue as _epilogue
 from ._contract import DOMAIN, OP_TYPE, OP_VERSION
 from .csr import CsrWeight
+from .shapes import resolve_shape
 
 # Conv attributes SparseConv takes over unchanged (kernel_shape and in_channels_per_group are
 # always written from W, whose shape CSR no longer carries).
@@ -61,15 +62,9 @@ def sparse_conv_node(
 
 
 def input_shape_hint(shape: Sequence[int | str] | None) -> list[int] | None:
-    """SparseConv's input_shape_hint for X of this shape: the sizes, an unknown batch as 1; None
-    unless every other size is a known positive integer."""
-    if not shape or len(shape) < 3:
-        return None
-    rest = list(shape[1:])
-    if not all(isinstance(d, int) and d > 0 for d in rest):
-        return None
-    batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else 1
-    return [batch, *rest]
+    """SparseConv's input_shape_hint for X of this shape: its sizes resolved (shapes.resolve_shape:
+    an unknown batch as 1), None unless every other size is known."""
+    return resolve_shape(shape) if shape and len(shape) >= 3 else None
 
 
 def ensure_domain(model: onnx.ModelProto) -> None:

@@ -31,6 +31,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .result import Code
+from .shapes import resolve_shape
+
 MARGIN = 1.1
 
 KINDS = ("unit stride", "strided", "depthwise", "grouped")
@@ -49,7 +52,7 @@ class Rates:
     sparse_call_us: float = 3.0  # SparseConv's fixed cost per call beyond ORT's own per-node cost
     machine: str = ""  # the CPU they were measured on
     threads: int = 1
-    versions: dict[str, str] = field(default_factory=dict)  # onnxruntime, onnx_sparsify, cpu_isa
+    versions: dict[str, str] = field(default_factory=dict)  # onnxruntime, onnx_sparsify, plugin, cpu_isa, cpu_strategy
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,13 +114,11 @@ class LayerTraits:
         return "strided" if self.strided else "unit stride"
 
 
-def _known(shape: Sequence | None) -> list[int] | None:
-    """The shape with an unknown batch as 1 (costs scale with it on both sides), or None unless
-    every other size is known."""
-    if not shape:
-        return None
-    shape = [1, *shape[1:]]
-    return shape if all(isinstance(d, int) and d > 0 for d in shape) else None
+def _one_image(shape: Sequence | None) -> list[int] | None:
+    """One image's sizes (batch 1, known or not: costs scale with the batch on both sides), or
+    None unless every other size is known (shapes.resolve_shape)."""
+    sizes = resolve_shape(shape)
+    return [1, *sizes[1:]] if sizes else None
 
 
 def layer_traits(
@@ -132,7 +133,7 @@ def layer_traits(
     """The cost model's view of a Conv; shapes may be unknown (None, or sizes that are not ints)."""
     k = weight.ndim - 2
     strided = any(s > 1 for s in strides)
-    x, y = _known(x_shape), _known(y_shape)
+    x, y = _one_image(x_shape), _one_image(y_shape)
     positions = int(np.prod([y[0], *y[2:]])) if y else 0
     # The CPU kernel copies a padded or strided input, except on its plane path (unit strides,
     # few nonzeros per output channel, large output planes: the kernel's thresholds).
@@ -149,9 +150,15 @@ def layer_traits(
 
 @dataclass(frozen=True)
 class Decision:
+    """One layer's decision as a value: whether to rewrite it, who decided (code), the report's
+    reason, and the numbers it rests on."""
+
     rewrite: bool
     reason: str
     predicted: float | None = None  # the cost model's speedup, where it made one
+    code: Code = Code.COST_MODEL
+    dense_ms: float | None = None  # autotune's median times of the layer alone (Code.AUTOTUNE)
+    sparse_ms: float | None = None
 
 
 def dense_us(traits: LayerTraits, rates: Rates = REFERENCE) -> float | None:
@@ -202,17 +209,22 @@ def decide(
     is no cost model: without --min-sparsity the Conv stays dense (autotune may overrule it)."""
     if min_sparsity is not None:
         if sparsity >= min_sparsity:
-            return Decision(True, f"{sparsity:.1%} zeros >= {min_sparsity:.0%} (--min-sparsity)")
-        return Decision(False, f"{sparsity:.1%} zeros < {min_sparsity:.0%} (--min-sparsity)")
+            return Decision(
+                True, f"{sparsity:.1%} zeros >= {min_sparsity:.0%} (--min-sparsity)", code=Code.MIN_SPARSITY
+            )
+        return Decision(False, f"{sparsity:.1%} zeros < {min_sparsity:.0%} (--min-sparsity)", code=Code.MIN_SPARSITY)
     if provider == "cuda":
-        return Decision(False, f"{sparsity:.1%} zeros, {CUDA_NO_MEASUREMENT}")
+        return Decision(False, f"{sparsity:.1%} zeros, {CUDA_NO_MEASUREMENT}", code=Code.CUDA_UNMEASURED)
     traits = traits or LayerTraits(1, 64, False)
     speedup = predicted_speedup(traits, sparsity, rates)
     kind = traits.kind
     verdict = ">=" if speedup >= MARGIN else "<"
-    # Two decimals, rounded down: never "1.1x < 1.1x" for a prediction just under MARGIN.
+    reason = f"{sparsity:.1%} zeros, {kind}: predicted {shown_speedup(speedup):.2f}x {verdict} {MARGIN}x"
+    return Decision(speedup >= MARGIN, reason, speedup, Code.COST_MODEL)
+
+
+def shown_speedup(speedup: float) -> float:
+    """A predicted speedup as the reason prints it: two decimals, rounded down, and below MARGIN
+    for one below it (never "1.1x < 1.1x" for a prediction just under MARGIN)."""
     shown = math.floor(speedup * 100) / 100
-    if speedup < MARGIN:
-        shown = min(shown, math.floor(MARGIN * 100 - 1) / 100)
-    reason = f"{sparsity:.1%} zeros, {kind}: predicted {shown:.2f}x {verdict} {MARGIN}x"
-    return Decision(speedup >= MARGIN, reason, speedup)
+    return min(shown, math.floor(MARGIN * 100 - 1) / 100) if speedup < MARGIN else shown

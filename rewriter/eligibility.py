@@ -9,6 +9,7 @@ import onnx
 from .context import Context
 from .graph_walk import Scope, attribute, node_label, refers_to_caller
 from .model_io import MalformedModelError
+from .result import Code, Refusal
 
 _AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 _INTS, _INT, _STRING = onnx.AttributeProto.INTS, onnx.AttributeProto.INT, onnx.AttributeProto.STRING
@@ -38,38 +39,50 @@ def _check_attributes(node: onnx.NodeProto, k: int) -> None:
         raise MalformedModelError(f"node '{label}': both auto_pad {auto_pad} and pads are set")
 
 
-def eligibility(node: onnx.NodeProto, scope: Scope, weight: np.ndarray | None, ctx: Context) -> str | None:
+def eligibility(node: onnx.NodeProto, scope: Scope, weight: np.ndarray | None, ctx: Context) -> Refusal | None:
     """Why this Conv cannot become SparseConv, or None. Raises MalformedModelError where ONNX
     Runtime would refuse the model itself."""
     if len(node.input) < 2:
-        return "Conv without a weight input"
+        return Refusal(Code.MISSING_INPUT, "Conv without a weight input")
     if weight is None:
-        return "weight is not a constant (a graph input or computed)"
+        return Refusal(Code.NOT_CONSTANT, "weight is not a constant (a graph input or computed)")
     if refers_to_caller(node):
-        return "its attributes come from the function's caller"
+        return Refusal(Code.FROM_CALLER, "its attributes come from the function's caller")
     if weight.dtype != np.float32:
-        return f"weight is {weight.dtype}, not float32"
+        return Refusal(Code.WRONG_DTYPE, f"weight is {weight.dtype}, not float32")
     if not 3 <= weight.ndim <= 5:
-        return f"weight has rank {weight.ndim}; SparseConv covers 1D, 2D and 3D"
+        return Refusal(Code.WRONG_SHAPE, f"weight has rank {weight.ndim}; SparseConv covers 1D, 2D and 3D")
     if 0 in weight.shape:
-        return f"weight of shape {list(weight.shape)} has a zero size"
+        return Refusal(Code.WRONG_SHAPE, f"weight of shape {list(weight.shape)} has a zero size")
     k = weight.ndim - 2
     _check_attributes(node, k)
     if len(node.input) > 2 and node.input[2]:
         bias = scope.constant(node.input[2], reader=node)
         if bias is None or bias.dtype != np.float32 or bias.shape != (weight.shape[0],):
-            return "bias is not a float32 constant of shape [M]"
+            code = (
+                Code.NOT_CONSTANT
+                if bias is None
+                else Code.WRONG_DTYPE
+                if bias.dtype != np.float32
+                else Code.WRONG_SHAPE
+            )
+            return Refusal(code, "bias is not a float32 constant of shape [M]")
     kernel = list(attribute(node, "kernel_shape", weight.shape[2:]))
     if kernel != list(weight.shape[2:]):
-        return f"kernel_shape {kernel} disagrees with the weight's shape {list(weight.shape)}"
+        return Refusal(
+            Code.WRONG_SHAPE, f"kernel_shape {kernel} disagrees with the weight's shape {list(weight.shape)}"
+        )
     group = attribute(node, "group", 1)
     if group < 1 or weight.shape[0] % group:
-        return f"group {group} does not divide the {weight.shape[0]} output channels"
+        return Refusal(Code.WRONG_SHAPE, f"group {group} does not divide the {weight.shape[0]} output channels")
     x_shape = ctx.shapes.get(node.input[0])
     if x_shape and len(x_shape) == k + 2 and isinstance(x_shape[1], int) and x_shape[1] > 0:
         if x_shape[1] != weight.shape[1] * group:
-            return f"input has {x_shape[1]} channels but the weight expects {weight.shape[1] * group}"
+            expects = weight.shape[1] * group
+            return Refusal(Code.WRONG_SHAPE, f"input has {x_shape[1]} channels but the weight expects {expects}")
     if attribute(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
         if any(d != 1 for d in attribute(node, "dilations", [1] * k)):
-            return "SAME padding with dilations, which ORT's Conv does not run; left as is"
+            return Refusal(
+                Code.CONV_UNSUPPORTED, "SAME padding with dilations, which ORT's Conv does not run; left as is"
+            )
     return None

@@ -2,7 +2,7 @@
 
 After the cost model's plan, the original and the rewritten model run on this machine's ONNX
 Runtime, with every graph optimization, on random inputs of the resolved shapes (declared
-sizes, ``input_shapes``, an unknown batch as 1), in alternating blocks (timing.py). ORT's
+sizes, ``input_shapes``, an unknown batch as 1: shapes.resolve_shape), in alternating blocks (timing.py). ORT's
 profiler then times each SparseConv in the rewritten model, plus the layout conversions
 (ReorderInput/ReorderOutput) ORT put next to it because it left its NCHWc Conv chain; a
 layer costing more than its dense Conv's estimate is reverted (the estimate is this machine's
@@ -74,12 +74,22 @@ class EndToEnd:
     rewritten_ms: float = 0.0  # the model as written (the original's time when all was reverted)
     first_ms: float | None = None  # the cost model's plan, before reverting layers
     reverted: list[str] = field(default_factory=list)  # layers reverted by measurement
-    verdict: str = ""
+    verdict: str = ""  # the report's sentence; the fields below are what it says
     seconds: float = 0.0
+    kept: bool = False  # whether the rewrite was kept (else the model stays dense)
+    best_ms: float | None = None  # the fastest rewrite measured (kept or not)
+    rounds: int = 0  # the alternating rounds the models were timed in
+    rounds_lost: int = 0  # those in which the fastest rewrite was not faster than the original
 
     @property
     def speedup(self) -> float:
+        """The model as written against the original (1.0 when it stays dense)."""
         return self.original_ms / self.rewritten_ms if self.rewritten_ms else 1.0
+
+    @property
+    def measured_speedup(self) -> float | None:
+        """The fastest rewrite measured against the original, kept or not."""
+        return self.original_ms / self.best_ms if self.best_ms else None
 
 
 def losers(costs: Iterable[LayerCost]) -> list[LayerKey]:
@@ -276,18 +286,20 @@ def check(
     if best == 0:
         reverted = {}  # reverting measured no faster (or nothing to revert): the plan stands
     original_ms, best_ms = original_t.median_ms, candidate_t[best].median_ms
-    result.original_ms, result.first_ms = original_ms, candidate_t[0].median_ms
+    result.original_ms, result.first_ms, result.best_ms = original_ms, candidate_t[0].median_ms, best_ms
     result.reverted = [name for _, name in reverted]
+    result.rounds = len(original_t.round_medians_ms)
+    result.rounds_lost = rounds_lost(original_t, candidate_t[best])
     result.seconds = time.perf_counter() - start
     if wins(original_t, candidate_t[best]):
-        result.rewritten_ms = best_ms
+        result.rewritten_ms, result.kept = best_ms, True
         result.verdict = f"{original_ms / best_ms:.2f}x faster than the original, measured"
         return candidates[best], result, reverted, costs
     result.rewritten_ms = original_ms
     if original_ms >= best_ms * MODEL_MARGIN:
         result.verdict = (
             f"kept dense: the rewrite measured {original_ms / best_ms:.2f}x the original's speed but lost "
-            f"{rounds_lost(original_t, candidate_t[best])} of {len(original_t.round_medians_ms)} timing rounds"
+            f"{result.rounds_lost} of {result.rounds} timing rounds"
         )
     else:
         result.verdict = (

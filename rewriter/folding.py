@@ -16,56 +16,70 @@ import onnx
 from .epilogue import MS_DOMAIN, Activation
 from .graph_walk import ONNX_DOMAINS, Scope, attribute, node_label, refers_to_caller
 from .model_io import MalformedModelError
+from .result import Code, Refusal
+
+_FROM_CALLER = Refusal(Code.FROM_CALLER, "its attributes come from the function's caller")
+_OVERFLOW = Refusal(Code.OVERFLOW, "folding it gives weights or a bias that are not finite in float32")
 
 
-def _float_attr(node: onnx.NodeProto, name: str, default: float) -> float | str:
+def _other_readers(value: str) -> Refusal:
+    """`value` ("its input 'c'") cannot go: other nodes, or the graph's outputs, need it."""
+    return Refusal(Code.OTHER_READERS, f"{value} is a graph output or has other readers")
+
+
+def _float_attr(node: onnx.NodeProto, name: str, default: float) -> float | Refusal:
     """A FLOAT attribute's value, or why it is unusable (ONNX Runtime refuses other types): the
     node stays in the graph, where ORT will say so itself."""
     try:
         return float(attribute(node, name, default, onnx.AttributeProto.FLOAT))
     except MalformedModelError as e:
-        return f"its attribute{str(e).split(': attribute', 1)[1]}"
+        return Refusal(Code.BAD_ATTRIBUTE, f"its attribute{str(e).split(': attribute', 1)[1]}")
 
 
-def batchnorm_params(node: onnx.NodeProto, scope: Scope, channels: int) -> tuple[np.ndarray, np.ndarray] | str:
+def batchnorm_params(node: onnx.NodeProto, scope: Scope, channels: int) -> tuple[np.ndarray, np.ndarray] | Refusal:
     """(scale, shift) such that BN(x) = scale * x + shift per channel, for a BatchNormalization
     whose input has `channels` channels; or why it cannot fold."""
     if node.op_type != "BatchNormalization" or node.domain not in ONNX_DOMAINS:
-        return "not a BatchNormalization"
+        return Refusal(Code.NOT_APPLICABLE, "not a BatchNormalization")
     if refers_to_caller(node):
-        return "its attributes come from the function's caller"
+        return _FROM_CALLER
     if attribute(node, "training_mode", 0) != 0:
-        return "it is in training mode"
+        return Refusal(Code.UNSUPPORTED_MODE, "it is in training mode")
     if attribute(node, "spatial", 1) != 1:
-        return "spatial=0"
+        return Refusal(Code.UNSUPPORTED_MODE, "spatial=0")
     if len(node.input) != 5 or not all(node.input[1:]):
-        return "it lacks some of its four parameters"
+        return Refusal(Code.MISSING_INPUT, "it lacks some of its four parameters")
     if any(node.output[1:]):
-        return "it has more than one output"
+        return Refusal(Code.EXTRA_OUTPUTS, "it has more than one output")
     params = [scope.constant(name, reader=node) for name in node.input[1:]]
     if any(p is None for p in params):
-        return "its parameters are not constant"
+        return Refusal(Code.NOT_CONSTANT, "its parameters are not constant")
     dtypes = sorted({str(p.dtype) for p in params if not np.issubdtype(p.dtype, np.floating)})
     if dtypes:
-        return f"its parameters are {', '.join(dtypes)}, not floating point"
+        return Refusal(Code.WRONG_DTYPE, f"its parameters are {', '.join(dtypes)}, not floating point")
     shapes = [list(p.shape) for p in params]
     if any(s != [channels] for s in shapes):
-        return f"its parameters have shapes {shapes}, not [{channels}] (the Conv's output channels)"
+        return Refusal(
+            Code.WRONG_SHAPE, f"its parameters have shapes {shapes}, not [{channels}] (the Conv's output channels)"
+        )
     eps = _float_attr(node, "epsilon", 1e-5)
-    if isinstance(eps, str):
+    if isinstance(eps, Refusal):
         return eps
     gamma, beta, mean, var = (p.astype(np.float64) for p in params)
     if not all(np.isfinite(p).all() for p in (gamma, beta, mean, var)) or not np.isfinite(eps):
-        return "its parameters hold NaN or infinity"
+        return Refusal(Code.NOT_FINITE, "its parameters hold NaN or infinity")
     if not (var + eps > 0).all():
-        return f"variance + epsilon is not positive in {int((var + eps <= 0).sum())} channels (its output is NaN there)"
+        count = int((var + eps <= 0).sum())
+        return Refusal(
+            Code.NOT_POSITIVE, f"variance + epsilon is not positive in {count} channels (its output is NaN there)"
+        )
     scale = gamma / np.sqrt(var + eps)
     return scale, beta - mean * scale
 
 
 def fold_batchnorm(
     weight: np.ndarray, bias: np.ndarray | None, scale: np.ndarray, shift: np.ndarray
-) -> tuple[np.ndarray, np.ndarray] | str:
+) -> tuple[np.ndarray, np.ndarray] | Refusal:
     """W' = W * scale[m], B' = B * scale + shift, computed in float64; or why not, when the
     float32 result would not be finite."""
     b = np.zeros(weight.shape[0]) if bias is None else bias.astype(np.float64)
@@ -73,7 +87,7 @@ def fold_batchnorm(
         w = (weight.astype(np.float64) * scale.reshape(-1, *([1] * (weight.ndim - 1)))).astype(np.float32)
         b = (b * scale + shift).astype(np.float32)
     if not (np.isfinite(w).all() and np.isfinite(b).all()) and np.isfinite(weight).all():
-        return "folding it gives weights or a bias that are not finite in float32"
+        return _OVERFLOW
     return w, b
 
 
@@ -94,41 +108,41 @@ def affine_operand(node: onnx.NodeProto, value: str) -> tuple[str, bool] | None:
     return node.input[0 if first else 1], first
 
 
-def _per_channel(value: np.ndarray, rank: int, channels: int) -> np.ndarray | str:
+def _per_channel(value: np.ndarray, rank: int, channels: int, what: str = "constant") -> np.ndarray | Refusal:
     """A constant broadcast against a Conv output of `rank` dimensions and `channels` channels,
     as one float64 value per channel; or why it is not constant along every axis but the
-    channel axis, or would change the output's shape."""
+    channel axis, or would change the output's shape (naming it "its {what}")."""
     shape = list(value.shape)
+    its = f"its {what} of shape {shape}"
     if len(shape) > rank:
-        return f"its constant of shape {shape} has a higher rank than the Conv's output ({rank})"
+        return Refusal(Code.WRONG_SHAPE, f"{its} has a higher rank than the Conv's output ({rank})")
     padded = [1] * (rank - len(shape)) + shape
     if padded[0] != 1:
-        return f"its constant of shape {shape} varies along the batch axis"
+        return Refusal(Code.WRONG_SHAPE, f"{its} varies along the batch axis")
     if any(d != 1 for d in padded[2:]):
-        return f"its constant of shape {shape} varies along a spatial axis"
+        return Refusal(Code.WRONG_SHAPE, f"{its} varies along a spatial axis")
     if padded[1] not in (1, channels):
-        return f"its constant of shape {shape} has {padded[1]} channels, not 1 or {channels}"
+        return Refusal(Code.WRONG_SHAPE, f"{its} has {padded[1]} channels, not 1 or {channels}")
     return np.broadcast_to(value.astype(np.float64).reshape(-1), (channels,))
 
 
 def _per_channel_constant(
     node: onnx.NodeProto, name: str, scope: Scope, rank: int, channels: int, operand: str, constant: str
-) -> np.ndarray | str:
+) -> np.ndarray | Refusal:
     """Input `name` of `node` as one float64 value per channel of a Conv output of `rank`
     dimensions and `channels` channels; or why not (not constant, not float32, varying along
     another axis), naming it "its {operand}" while unread and "its {constant}" once read."""
     value = scope.constant(name, reader=node) if name else None
     if value is None:
-        return f"its {operand} '{name}' is not constant"
+        return Refusal(Code.NOT_CONSTANT, f"its {operand} '{name}' is not constant")
     if value.dtype != np.float32:
-        return f"its {constant} '{name}' is {value.dtype}, not float32"
-    per_channel = _per_channel(value, rank, channels)
-    return per_channel.replace("its constant", f"its {constant}", 1) if isinstance(per_channel, str) else per_channel
+        return Refusal(Code.WRONG_DTYPE, f"its {constant} '{name}' is {value.dtype}, not float32")
+    return _per_channel(value, rank, channels, constant)
 
 
 def affine_params(
     node: onnx.NodeProto, value: str, scope: Scope, rank: int, channels: int
-) -> tuple[np.ndarray | None, np.ndarray | None] | str | None:
+) -> tuple[np.ndarray | None, np.ndarray | None] | Refusal | None:
     """(scale, shift), either None when absent, such that the node computes scale * value + shift
     per channel, for a Mul, Add, Sub or Div of `value` (a Conv result of `rank` dimensions and
     `channels` channels) by a constant; why it cannot fold; None when the node is none of these."""
@@ -138,12 +152,12 @@ def affine_params(
     name, first = operand
     if node.attribute:
         names = ", ".join(a.name for a in node.attribute)
-        return f"it has attributes ({names}): the broadcast of opsets before 7"
+        return Refusal(Code.UNSUPPORTED_MODE, f"it has attributes ({names}): the broadcast of opsets before 7")
     per_channel = _per_channel_constant(node, name, scope, rank, channels, "operand", "constant")
-    if isinstance(per_channel, str):
+    if isinstance(per_channel, Refusal):
         return per_channel
     if not np.isfinite(per_channel).all():
-        return f"its constant '{name}' holds NaN or infinity"
+        return Refusal(Code.NOT_FINITE, f"its constant '{name}' holds NaN or infinity")
     kind = node.op_type
     if kind == "Mul":
         return per_channel, None
@@ -153,18 +167,18 @@ def affine_params(
         return (-np.ones(channels), per_channel) if first else (None, -per_channel)
     zeros = int((per_channel == 0).sum())
     if zeros:
-        return f"its divisor '{name}' is zero in {zeros} channels"
+        return Refusal(Code.DIVIDE_BY_ZERO, f"its divisor '{name}' is zero in {zeros} channels")
     with np.errstate(over="ignore", divide="ignore"):
         scale = 1.0 / per_channel
         finite = np.isfinite(scale.astype(np.float32)).all()
     if not finite:
-        return f"the reciprocal of its divisor '{name}' is not finite in float32"
+        return Refusal(Code.OVERFLOW, f"the reciprocal of its divisor '{name}' is not finite in float32")
     return scale, None
 
 
 def fold_affine(
     weight: np.ndarray, bias: np.ndarray | None, scale: np.ndarray | None, shift: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray | None] | str:
+) -> tuple[np.ndarray, np.ndarray | None] | Refusal:
     """W' = W * scale[m], B' = B * scale + shift (B taken as 0 where absent and shift is given),
     computed in float64; or why not, when the float32 result would not be finite."""
     w64 = weight.astype(np.float64)
@@ -181,35 +195,36 @@ def fold_affine(
         b = None if b64 is None else b64.astype(np.float32)
     finite_before = np.isfinite(weight).all() and (bias is None or np.isfinite(bias).all())
     if finite_before and not (np.isfinite(w).all() and (b is None or np.isfinite(b).all())):
-        return "folding it gives weights or a bias that are not finite in float32"
+        return _OVERFLOW
     return w, b
 
 
-def _clip_bounds(node: onnx.NodeProto, scope: Scope) -> tuple[float, float] | str:
+def _clip_bounds(node: onnx.NodeProto, scope: Scope) -> tuple[float, float] | Refusal:
     """Clip's (min, max), from its inputs (opset 11 on) or attributes, or why they cannot fuse."""
     bounds = []
     for i, (name, default) in enumerate((("min", -np.inf), ("max", np.inf))):
         if len(node.input) > i + 1 and node.input[i + 1]:
             value = scope.constant(node.input[i + 1], reader=node)
             if value is None:
-                return "its bounds are not constant"
+                return Refusal(Code.NOT_CONSTANT, "its bounds are not constant")
             if value.shape not in ((), (1,)) or value.dtype != np.float32:
-                return f"its {name} is {value.dtype} of shape {list(value.shape)}, not a float32 scalar"
+                what = f"its {name} is {value.dtype} of shape {list(value.shape)}, not a float32 scalar"
+                return Refusal(Code.WRONG_DTYPE if value.dtype != np.float32 else Code.WRONG_SHAPE, what)
             bounds.append(float(value.reshape(())))
         else:
             bound = _float_attr(node, name, default)
-            if isinstance(bound, str):
+            if isinstance(bound, Refusal):
                 return bound
             bounds.append(bound)
     lo, hi = bounds
     if np.isnan(lo) or np.isnan(hi):
-        return "a bound is NaN"
+        return Refusal(Code.NOT_FINITE, "a bound is NaN")
     if lo > hi:
-        return f"its min {lo:g} exceeds its max {hi:g}"
+        return Refusal(Code.BAD_BOUNDS, f"its min {lo:g} exceeds its max {hi:g}")
     return lo, hi
 
 
-def _scalar_operand(node: onnx.NodeProto, value: str, scope: Scope) -> float | str | None:
+def _scalar_operand(node: onnx.NodeProto, value: str, scope: Scope) -> float | Refusal | None:
     """For a two-input node reading `value` once: its other operand as a float, when that is a
     float32 constant holding one value (of any shape whose dimensions are all 1); why not when
     it is another constant or not constant; None when the node does not have that form."""
@@ -218,44 +233,47 @@ def _scalar_operand(node: onnx.NodeProto, value: str, scope: Scope) -> float | s
     name = node.input[1] if node.input[0] == value else node.input[0]
     constant = scope.constant(name, reader=node) if name else None
     if constant is None:
-        return f"its operand '{name}' is not constant"
+        return Refusal(Code.NOT_CONSTANT, f"its operand '{name}' is not constant")
     if constant.dtype != np.float32 or constant.size != 1:
-        return f"its constant '{name}' is {constant.dtype} of shape {list(constant.shape)}, not one float32"
+        what = f"its constant '{name}' is {constant.dtype} of shape {list(constant.shape)}, not one float32"
+        return Refusal(Code.WRONG_DTYPE if constant.dtype != np.float32 else Code.WRONG_SHAPE, what)
     bound = float(constant.reshape(()))
-    return "its constant is NaN" if np.isnan(bound) else bound
+    return Refusal(Code.NOT_FINITE, "its constant is NaN") if np.isnan(bound) else bound
 
 
-def _prelu_slopes(node: onnx.NodeProto, value: str, scope: Scope, rank: int, channels: int) -> tuple | str:
+def _prelu_slopes(
+    node: onnx.NodeProto, value: str, scope: Scope, rank: int, channels: int
+) -> tuple[float, ...] | Refusal:
     """PRelu's slopes as one per channel (or one for all), or why they cannot fuse."""
     if len(node.input) != 2 or node.input[0] != value or node.input[1] == value:
-        return "its slope is not a constant apart from the Conv's output"
+        return Refusal(Code.NOT_CONSTANT, "its slope is not a constant apart from the Conv's output")
     per_channel = _per_channel_constant(node, node.input[1], scope, rank, channels, "slope", "slope")
-    if isinstance(per_channel, str):
+    if isinstance(per_channel, Refusal):
         return per_channel
     if np.isnan(per_channel).any():
-        return "its slope holds NaN"
+        return Refusal(Code.NOT_FINITE, "its slope holds NaN")
     values = per_channel.astype(np.float32)
     return (float(values[0]),) if (values == values[0]).all() else tuple(float(v) for v in values)
 
 
 def match_activation(
     node: onnx.NodeProto, value: str, scope: Scope, rank: int, channels: int
-) -> Activation | str | None:
+) -> Activation | Refusal | None:
     """SparseConv's epilogue step equivalent to a node reading `value` (a Conv result of `rank`
     dimensions and `channels` channels); why there is none for an activation that cannot fuse;
     None for any other node."""
     kind = node.op_type
     if node.domain == MS_DOMAIN and kind == "QuickGelu":
         if refers_to_caller(node):
-            return "its attributes come from the function's caller"
+            return _FROM_CALLER
         alpha = _float_attr(node, "alpha", 1.702)
-        if isinstance(alpha, str) or np.isnan(alpha):
-            return alpha if isinstance(alpha, str) else "its alpha is NaN"
+        if isinstance(alpha, Refusal) or np.isnan(alpha):
+            return alpha if isinstance(alpha, Refusal) else Refusal(Code.NOT_FINITE, "its alpha is NaN")
         return Activation("QuickGelu", (alpha,))
     if node.domain not in ONNX_DOMAINS:
         return None
     if kind in ("Relu", "Sigmoid", "HardSwish", "Clip", "LeakyRelu", "HardSigmoid", "Gelu") and refers_to_caller(node):
-        return "its attributes come from the function's caller"
+        return _FROM_CALLER
     if kind in ("Relu", "Sigmoid", "HardSwish", "Tanh", "Mish"):
         # ONNX defines Mish from opset 18 on (Gelu from 20): under an older default-domain opset
         # ONNX Runtime does not know the op, the model never loads, and no version check is needed.
@@ -263,36 +281,37 @@ def match_activation(
     if kind in ("Max", "Min"):
         bound = _scalar_operand(node, value, scope)
         if bound is None:
-            return f"it has {len(node.input)} inputs; only {kind} of the Conv's output and one constant fuses"
-        if isinstance(bound, str):
+            only = f"only {kind} of the Conv's output and one constant fuses"
+            return Refusal(Code.UNSUPPORTED_MODE, f"it has {len(node.input)} inputs; {only}")
+        if isinstance(bound, Refusal):
             return bound
         return Activation("Clip", (bound, np.inf) if kind == "Max" else (-np.inf, bound))
     if kind == "PRelu":
         slopes = _prelu_slopes(node, value, scope, rank, channels)
-        return slopes if isinstance(slopes, str) else Activation("PRelu", (), slopes)
+        return slopes if isinstance(slopes, Refusal) else Activation("PRelu", (), slopes)
     if kind == "Gelu":
         approximate = next((a for a in node.attribute if a.name == "approximate"), None)
         if approximate is None:
             return Activation("Gelu")
         if approximate.type != onnx.AttributeProto.STRING:
             kind_name = onnx.AttributeProto.AttributeType.Name(approximate.type)
-            return f"its attribute 'approximate' is {kind_name}, not STRING"
+            return Refusal(Code.BAD_ATTRIBUTE, f"its attribute 'approximate' is {kind_name}, not STRING")
         mode = approximate.s.decode("utf-8", "replace")
         if mode in ("none", "tanh"):
             return Activation("Gelu" if mode == "none" else "GeluTanh")
-        return f"its approximate '{mode}' is neither 'none' nor 'tanh'"
+        return Refusal(Code.UNSUPPORTED_MODE, f"its approximate '{mode}' is neither 'none' nor 'tanh'")
     if kind == "Clip":
         bounds = _clip_bounds(node, scope)
-        return bounds if isinstance(bounds, str) else Activation(kind, bounds)
+        return bounds if isinstance(bounds, Refusal) else Activation(kind, bounds)
     defaults = {"LeakyRelu": (("alpha", 0.01),), "HardSigmoid": (("alpha", 0.2), ("beta", 0.5))}.get(kind)
     if defaults is None:
         return None
     params = [_float_attr(node, name, default) for name, default in defaults]
-    problem = next((p for p in params if isinstance(p, str)), None)
+    problem = next((p for p in params if isinstance(p, Refusal)), None)
     if problem:
         return problem
     if any(np.isnan(p) for p in params):
-        return f"its {' or '.join(name for name, _ in defaults)} is NaN"
+        return Refusal(Code.NOT_FINITE, f"its {' or '.join(name for name, _ in defaults)} is NaN")
     return Activation(kind, tuple(params))
 
 
@@ -372,13 +391,13 @@ def _trailing_sixth(mul: onnx.NodeProto, graph: onnx.GraphProto, scope: Scope, c
 
 def match_gated(
     value: str, graph: onnx.GraphProto, scope: Scope, uses, consumers
-) -> tuple[list[int], str, Activation] | tuple[str, str] | None:
+) -> tuple[list[int], str, Activation] | Refusal | None:
     """Mul(value, g(value)) with g one of _GATES: SiLU (x * sigmoid(x)), Swish with a scalar beta
     (x * sigmoid(beta * x), SparseConv's QuickGelu), Mish (x * tanh(softplus(x))) and HardSwish
     as exporters decompose it, the Mul's operands in either order. Returns (the pattern's node
-    indices, its output, the step) when every node can go; (the pattern as a report names it, why
-    it cannot fold) when it is there but something else reads `value` or a value inside it (or
-    one is a graph output); None when there is no such pattern."""
+    indices, its output, the step) when every node can go; why it cannot fold, naming the
+    pattern, when it is there but something else reads `value` or a value inside it (or one is a
+    graph output); None when there is no such pattern."""
     readers = consumers.get(value, [])
     for first in readers:
         found = _follow_gate(value, first, graph, consumers)
@@ -405,11 +424,11 @@ def match_gated(
         closing = found[0][-1]  # the Mul of value and the gate
         label = " and ".join(f"{n.op_type} '{node_label(n)}'" for n in nodes) + f" ({kind})"
         if uses[value] != 2 or sorted(readers) != sorted([first, closing]):
-            return label, f"their input '{value}' is a graph output or has other readers"
+            return _other_readers(f"their input '{value}'").about(label)
         for inner in nodes[:-1]:
             out = inner.output[0]
             if uses[out] != 1 or len(consumers.get(out, [])) != 1:
-                return label, f"the {inner.op_type}'s output '{out}' is a graph output or has other readers"
+                return _other_readers(f"the {inner.op_type}'s output '{out}'").about(label)
         return chain, nodes[-1].output[0], Activation(kind, params)
     return None
 

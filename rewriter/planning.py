@@ -4,6 +4,7 @@ decision (cost model, autotune) on the folded layer."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,8 @@ from .folding import (
 )
 from .graph_walk import ONNX_DOMAINS, Scope, attribute, node_label
 from .report import LayerReport
+from .result import Code, Refusal
+from .shapes import known_size
 
 
 @dataclass
@@ -90,7 +93,7 @@ class _Folded:
     names: list[str] = field(default_factory=list)  # their kinds, for the report
     activations: list[Activation] = field(default_factory=list)  # the fused epilogue, in order
     residual: str | None = None  # Z, the other operand of a folded residual Add
-    notes: list[str] = field(default_factory=list)  # why a following BN or activation stays
+    notes: list[Refusal] = field(default_factory=list)  # why a following node stays, naming it
 
 
 def _fold_following(
@@ -110,14 +113,14 @@ def _fold_following(
         index, follower = found
         if follower.op_type == "BatchNormalization" and follower.domain in ONNX_DOMAINS:
             params = batchnorm_params(follower, scope, weight.shape[0])
-            result = params if isinstance(params, str) else fold_batchnorm(folded.weight, folded.bias, *params)
+            result = params if isinstance(params, Refusal) else fold_batchnorm(folded.weight, folded.bias, *params)
         else:
             params = affine_params(follower, folded.output, scope, weight.ndim, weight.shape[0])
             if params is None or _is_residual_add(follower, folded.output, scope):
                 break  # an Add of a computed tensor: _fold_residual's to take or explain
-            result = params if isinstance(params, str) else fold_affine(folded.weight, folded.bias, *params)
-        if isinstance(result, str):
-            folded.notes.append(f"{describe(follower)} not folded: {result}")
+            result = params if isinstance(params, Refusal) else fold_affine(folded.weight, folded.bias, *params)
+        if isinstance(result, Refusal):
+            folded.notes.append(result.about(describe(follower)))
             break
         folded.weight, folded.bias = result
         folded.bias_name, folded.output = None, follower.output[0]
@@ -155,12 +158,13 @@ def _fold_residual(folded: _Folded, scope: Scope, uses, consumers, shapes: dict,
     z = affine_operand(add, folded.output)[0]
     label = f"{describe(add)} (residual)"
     if index in claimed:
-        folded.notes.append(f"{label} not folded: another Conv's SparseConv takes it")
+        folded.notes.append(Refusal(Code.CLAIMED, "another Conv's SparseConv takes it").about(label))
         return
     mine, theirs = shapes.get(folded.output), shapes.get(z)
     if not mine or mine != theirs or any(d == "?" or d == 0 for d in mine):
         shown = " and ".join(f"[{', '.join(map(str, s))}]" if s else "unknown" for s in (mine, theirs))
-        folded.notes.append(f"{label} not folded: the shapes of its inputs ({shown}) are not known to be equal")
+        unknown = f"the shapes of its inputs ({shown}) are not known to be equal"
+        folded.notes.append(Refusal(Code.SHAPES_UNKNOWN, unknown).about(label))
         return
     folded.residual, folded.output = z, add.output[0]
     folded.indices.append(index)
@@ -175,11 +179,11 @@ def _fold_activations(folded: _Folded, scope: Scope, uses, consumers, rank: int,
         gated = match_gated(folded.output, scope.graph, scope, uses, consumers)
         found = _single_consumer(folded.output, uses, consumers, scope.graph) if gated is None else None
         match = match_activation(found[1], folded.output, scope, rank, channels) if found else None
-        if gated is not None and not isinstance(gated[0], list):  # there, but it cannot go
-            folded.notes.append(f"{gated[0]} not folded: {gated[1]}")
+        if isinstance(gated, Refusal):  # there, but it cannot go
+            folded.notes.append(gated)
             return
-        if isinstance(match, str):
-            folded.notes.append(f"{describe(found[1])} not folded: {match}")
+        if isinstance(match, Refusal):
+            folded.notes.append(match.about(describe(found[1])))
             return
         if gated is not None:
             indices, output, step = gated
@@ -189,10 +193,11 @@ def _fold_activations(folded: _Folded, scope: Scope, uses, consumers, rank: int,
             return
         label = step.name if gated is None else f"the {step.name} pattern"
         if len(folded.activations) == MAX_EPILOGUE_STEPS:
-            folded.notes.append(f"{label} not folded: the epilogue already has {MAX_EPILOGUE_STEPS} steps")
+            full = f"the epilogue already has {MAX_EPILOGUE_STEPS} steps"
+            folded.notes.append(Refusal(Code.EPILOGUE_FULL, full).about(label))
             return
         if step.name == "PRelu" and any(s.name == "PRelu" for s in folded.activations):
-            folded.notes.append(f"{label} not folded: the epilogue already has a PRelu")
+            folded.notes.append(Refusal(Code.EPILOGUE_FULL, "the epilogue already has a PRelu").about(label))
             return
         folded.activations.append(step)
         folded.output = output
@@ -207,8 +212,8 @@ def _note_shared_affine(folded: _Folded, scope: Scope, consumers) -> None:
         reader = scope.graph.node[index]
         operand = affine_operand(reader, folded.output)
         if operand is not None and operand[0] and scope.constant(operand[0], reader=reader) is not None:
-            where = "is a graph output or has other readers"
-            folded.notes.append(f"{describe(reader)} not folded: its input '{folded.output}' {where}")
+            shared = f"its input '{folded.output}' is a graph output or has other readers"
+            folded.notes.append(Refusal(Code.OTHER_READERS, shared).about(describe(reader)))
             return
 
 
@@ -226,6 +231,7 @@ def _decide(node: onnx.NodeProto, layer: LayerReport, folded: _Folded, index_dty
         ctx.memo[key] = _decision(node, layer, folded, index_dtype, traits, ctx)
     decision = ctx.memo[key]
     layer.predicted_speedup = decision.predicted
+    layer.autotune_dense_ms, layer.autotune_sparse_ms = decision.dense_ms, decision.sparse_ms
     return decision
 
 
@@ -237,11 +243,12 @@ def _decision(
         return decision
     if ctx.provider == "cuda" and ctx.cuda_unavailable:
         # No GPU to time on: the Conv stays dense (decide() said so), with the reason why.
-        return Decision(False, f"{decision.reason}; not autotuned: {ctx.cuda_unavailable}")
+        return Decision(False, f"{decision.reason}; not autotuned: {ctx.cuda_unavailable}", code=Code.NOT_AUTOTUNED)
     x_shape = ctx.shapes.get(node.input[0])
-    if x_shape is None or not all(isinstance(d, int) and d > 0 for d in x_shape):
+    if x_shape is None or not all(known_size(d) for d in x_shape):  # autotune times the real batch
         ctx.autotune_skipped += 1
-        return Decision(decision.rewrite, f"{decision.reason}; not autotuned: input size {_dims(x_shape)} unknown")
+        unknown = f"{decision.reason}; not autotuned: input size {_dims(x_shape)} unknown"
+        return dataclasses.replace(decision, reason=unknown, code=Code.NOT_AUTOTUNED)  # the cost model decided
     csr = dense_to_csr(folded.weight, index_dtype)
     act = folded.activations
     dense_ms, sparse_ms = time_layer(
@@ -252,6 +259,9 @@ def _decision(
         sparse_ms * AUTOTUNE_MARGIN < dense_ms,
         f"{layer.sparsity:.1%} zeros, autotune{where}: dense {dense_ms:.3f} ms, sparse {sparse_ms:.3f} ms",
         decision.predicted,
+        Code.AUTOTUNE,
+        dense_ms,
+        sparse_ms,
     )
 
 
@@ -275,12 +285,12 @@ def plan_conv(index: int, node: onnx.NodeProto, scope: Scope, uses, consumers, c
         dense_bytes=int(weight.nbytes) if weight is not None else 0,
     )
     _report_attributes(node, layer, weight.ndim - 2 if weight is not None else 0)
-    reason = eligibility(node, scope, weight, ctx)
-    if reason:
-        layer.reason = reason
+    refusal = eligibility(node, scope, weight, ctx)
+    if refusal is not None:
+        layer.reason, layer.code = refusal.message, refusal.code
         return layer, None
     if name in ctx.keep or node.output[0] in ctx.keep:
-        layer.reason = "kept dense (--keep)"
+        layer.reason, layer.code = "kept dense (--keep)", Code.KEEP
         return layer, None
 
     folded = _fold_following(node, weight, scope, uses, consumers, ctx.shapes, claimed)
@@ -289,11 +299,13 @@ def plan_conv(index: int, node: onnx.NodeProto, scope: Scope, uses, consumers, c
     layer.sparsity = (weight.size - layer.nnz) / weight.size
     index_dtype = ctx.index_dtype if weight[0].size < np.iinfo(ctx.index_dtype).max else np.int64
     decision = _decide(node, layer, folded, index_dtype, ctx)
-    layer.reason = "; ".join([decision.reason, *folded.notes])
+    layer.reason = "; ".join([decision.reason, *(note.message for note in folded.notes)])
+    layer.code, layer.notes = decision.code, folded.notes
     if not decision.rewrite:
         return layer, None
     if (layer.graph, layer.name) in ctx.reverted:
         layer.reason = f"{decision.reason}; reverted, {ctx.reverted[layer.graph, layer.name]}"
+        layer.code = Code.REVERTED
         return layer, None
     csr = dense_to_csr(weight, index_dtype)
     layer.rewritten = True

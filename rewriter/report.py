@@ -8,6 +8,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .result import Refusal
+from .shapes import known_size
+
 
 @dataclass
 class LayerReport:
@@ -21,13 +24,19 @@ class LayerReport:
     sparsity: float | None = None
     nnz: int | None = None
     rewritten: bool = False
-    reason: str = ""
+    reason: str = ""  # the decision's message, then the notes' (joined with "; ")
+    code: str = ""  # who decided, or why it cannot be rewritten (result.Code)
+    # The nodes after the Conv that stayed in the graph, and why (in the reason too).
+    notes: list[Refusal] = field(default_factory=list)
     # What was folded in, in order: e.g. ["BatchNormalization", "Mul", "residual", "Relu"]
     # (BatchNormalization, Mul/Add/Sub/Div by constants, a residual Add, epilogue steps).
     folded: list[str] = field(default_factory=list)
     dense_bytes: int = 0
     csr_bytes: int = 0
     predicted_speedup: float | None = None  # the cost model's, where it made one
+    # --autotune's median times of the layer alone, dense (ORT's Conv) and sparse, where it timed it.
+    autotune_dense_ms: float | None = None
+    autotune_sparse_ms: float | None = None
     dense_us_estimate: float | None = None  # ORT's dense Conv by this machine's rates (sizes known)
     # Measured in the model by the end-to-end check (end_to_end.py): SparseConv's time with the
     # layout conversions it caused, and the dense estimate over it.
@@ -70,6 +79,7 @@ class Report:
         data = asdict(self)
         if self.end_to_end is not None:
             data["end_to_end"]["speedup"] = self.end_to_end.speedup
+            data["end_to_end"]["measured_speedup"] = self.end_to_end.measured_speedup
         data["totals"] = {
             "convs": self.convs,
             "rewritten": self.rewritten,
@@ -108,7 +118,7 @@ def _size(n: int) -> str:
 def _dims(dims: list | None) -> str:
     if dims is None:
         return "?"
-    return "x".join(str(d) if isinstance(d, int) and d > 0 else "?" for d in dims)
+    return "x".join(str(d) if known_size(d) else "?" for d in dims)
 
 
 # Short names for folded ops in the narrow table.

@@ -30,6 +30,7 @@ from .graph_walk import all_graphs
 from .model_io import cap_ir_version, check_opsets, load_model, tensor_bytes
 from .pruning import prune_convs
 from .report import Report
+from .result import Code
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def sparsify(
     rates (``calibration``: Rates, the path of a file calibration.save() wrote, or None for this
     machine's, measured once and cached), then, with ``measure``, times the original and the
     rewritten model end to end with ``threads`` intra-op threads on ``sample_inputs`` (default:
-    random inputs of the resolved shapes, an unknown batch as 1), reverts the layers measured
+    random inputs of the resolved shapes, an unknown batch as 1: shapes.resolve_shape), reverts the layers measured
     slower than their dense Conv and keeps the model dense unless the rewrite is measured faster
     (end_to_end.py). Where the model cannot be timed (an input size unknown), it stays dense and
     the report says why; ``measure=False`` trusts the cost model alone.
@@ -239,6 +240,7 @@ def _all_dense(pruned: onnx.ModelProto, report: Report, why: str) -> tuple[onnx.
         if layer.rewritten:
             layer.rewritten, layer.folded, layer.csr_bytes = False, [], 0
             layer.reason = f"{layer.reason}; the model kept dense (end to end)"
+            layer.code = Code.KEPT_DENSE
     if report.end_to_end is None:
         report.end_to_end_skipped = why
     out = onnx.ModelProto()

@@ -33,8 +33,8 @@ MAX_OUTPUT_ELEMENTS = 1 << 21
 MAX_DENSE_WEIGHT_ELEMENTS = 1 << 22
 
 # The contract's table of steps (activation -> default activation_params; the tuple's length is
-# the accepted count) and chain length: the C++ kernel checks its own copy equal to these
-# (test_activation_fusion), so this reference and the kernels read one specification.
+# the accepted count) and chain length, as the package reads them from the kernels (_core):
+# test_activation_fusion checks them against docs/operator.md, which this reference implements.
 SPEC_DEFAULTS = ACTIVATIONS
 MAX_STEPS = MAX_EPILOGUE_STEPS
 NO_ACTIVATION = ("", "none")

@@ -3,6 +3,7 @@ ORT's own kernel) and once as SparseConv (run by the plugin)."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -175,6 +176,17 @@ def run_nan_prefilled(sess: ort.InferenceSession, x: np.ndarray, out_shape: Sequ
 
 
 rel_l2 = relative_l2  # the library's error measure, float64
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed for np.random.default_rng that is the same in every process for the same `parts`
+    (ints, floats, strings and tuples of them): hash() of a string changes with PYTHONHASHSEED."""
+    return zlib.crc32(repr(parts).encode())
+
+
+def seeded_rng(*parts: object) -> np.random.Generator:
+    """A generator seeded from `parts` (stable_seed): one test case, one fixed stream."""
+    return np.random.default_rng(stable_seed(*parts))
 
 
 def random_sparse_weight(

@@ -6,6 +6,8 @@ why it does not."""
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import isa as isas
 import numpy as np
@@ -193,17 +195,20 @@ def test_gelu_with_unknown_approximation_stays() -> None:
     assert "Gelu 'gelu' not folded: its approximate 'erf'" in report.layers[0].reason
 
 
-def test_contract_activations_match_the_cpp_table() -> None:
-    """rewriter/_contract.py's ACTIVATIONS are exactly the names ParseEpilogue
-    accepts (epilogue.cc): each one runs, and the error for an unknown name lists the same set."""
+def test_the_step_table_is_what_the_kernel_parses() -> None:
+    """_core.ACTIVATIONS (epilogue.cc's table, which rewriter/_contract.py reads) is what
+    ParseEpilogue does: each step runs, leaving its parameters out is passing its defaults, it
+    takes exactly that many, and the error for an unknown name lists the same set."""
     from onnx_sparsify import _contract
 
+    assert _contract.ACTIVATIONS == dict(_core.ACTIVATIONS)
+    assert _contract.MAX_EPILOGUE_STEPS == _core.MAX_EPILOGUE_STEPS
     x = np.linspace(-3, 3, 8, dtype=np.float32)
     for name, defaults in _contract.ACTIVATIONS.items():
+        assert all(type(d) is float for d in defaults), (name, defaults)
         slopes = {"activation_slopes": [0.5]} if name == "PRelu" else {}
         _through_kernel(x, name, None, **slopes)
         if defaults:
-            # the C++ defaults are the contract's: leaving the parameters out changes nothing
             implicit = _through_kernel(x, name, None, **slopes)
             explicit = _through_kernel(x, name, None, activation_params=list(defaults), **slopes)
             np.testing.assert_array_equal(implicit, explicit)
@@ -218,3 +223,32 @@ def test_contract_activations_match_the_cpp_table() -> None:
     chain = ",".join(["Relu"] * (_contract.MAX_EPILOGUE_STEPS + 1))
     with pytest.raises(Exception, match=f"at most {_contract.MAX_EPILOGUE_STEPS}"):
         _through_kernel(x, chain, None)
+
+
+def _operator_md_attribute(name: str) -> str:
+    """The description cell of attribute `name` in docs/operator.md's attribute table."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "operator.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith(f"| `{name}` |"))
+    return row.rsplit("|", 2)[-2]
+
+
+def test_the_contract_is_what_the_operator_page_documents() -> None:
+    """The steps, their parameters' defaults (Clip's -inf and inf as Python floats), the step
+    limit, domain and version the package reads from _core are what docs/operator.md states."""
+    from onnx_sparsify import _contract
+
+    steps = _operator_md_attribute("activation")
+    listed = re.findall(r"`(\w+)`", steps.split(" from ", 1)[1].split(";", 1)[0])
+    assert listed == list(_contract.ACTIVATIONS)
+    assert f"up to {_contract.MAX_EPILOGUE_STEPS} steps" in steps
+    params = _operator_md_attribute("activation_params")
+    documented = {
+        step: tuple(float(v) for v in values.split(", "))
+        for step, values in re.findall(r"`(\w+)` \[[^]]*\] \(([^)]*)\)", params)
+    }
+    assert "the other steps take none" in params
+    assert {k: v for k, v in _contract.ACTIVATIONS.items() if v} == documented
+    assert _contract.ACTIVATIONS["Clip"] == (-math.inf, math.inf)
+    header = (Path(__file__).resolve().parents[1] / "docs" / "operator.md").read_text()
+    assert f"| Domain | `{_contract.DOMAIN}` |" in header and f"| Op type | `{_contract.OP_TYPE}` |" in header
+    assert f"| Version | {_contract.OP_VERSION} |" in header

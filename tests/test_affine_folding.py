@@ -10,6 +10,7 @@ import onnx_sparsify
 import pytest
 from models import IR_VERSION, OPSET, random_sparse_weight, rel_l2, session
 from onnx import TensorProto, helper, numpy_helper
+from onnx_sparsify.result import Code
 
 RNG = np.random.default_rng(14)
 M, C = 6, 4  # output and input channels
@@ -273,29 +274,39 @@ def test_folds_inside_a_model_local_function() -> None:
     _assert_same(model, rewritten)
 
 
-def _assert_refused(rewritten, report, op: str, words: str, folded=()) -> None:
+def _assert_refused(rewritten, report, op: str, words: str, folded=(), code: Code | None = None) -> None:
     layer = report.layers[0]
     assert layer.rewritten and layer.folded == list(folded)
     assert op in _ops(rewritten.graph)
     assert f"{op} '" in layer.reason and "not folded" in layer.reason and words in layer.reason, layer.reason
+    if code is not None:
+        assert [note.code for note in layer.notes] == [code], layer.notes
 
 
-REFUSED_VALID = {  # models ONNX Runtime runs, whose affine op cannot fold: (steps, words)
-    "spatial": ([("Mul", RNG.uniform(0.5, 2, (1, M, 7, 8)).astype(np.float32))], "spatial axis"),
-    "spatial_broadcast": ([("Add", RNG.uniform(0.5, 2, (1, 1, 1, 8)).astype(np.float32))], "spatial axis"),
-    "batch": ([("Mul", RNG.uniform(0.5, 2, (2, M, 1, 1)).astype(np.float32))], "batch axis"),
-    "higher_rank": ([("Add", np.ones((1, 1, M, 1, 1), np.float32), True)], "higher rank"),
-    "div_by_zero": ([("Div", np.array([[[1.0]], [[0.0]], *[[[2.0]]] * (M - 2)], np.float32))], "zero in 1 channels"),
-    "div_tiny": ([("Div", np.float32(1e-40))], "not finite in float32"),
+REFUSED_VALID = {  # models ONNX Runtime runs, whose affine op cannot fold: (steps, words, code)
+    "spatial": ([("Mul", RNG.uniform(0.5, 2, (1, M, 7, 8)).astype(np.float32))], "spatial axis", Code.WRONG_SHAPE),
+    "spatial_broadcast": (
+        [("Add", RNG.uniform(0.5, 2, (1, 1, 1, 8)).astype(np.float32))],
+        "spatial axis",
+        Code.WRONG_SHAPE,
+    ),
+    "batch": ([("Mul", RNG.uniform(0.5, 2, (2, M, 1, 1)).astype(np.float32))], "batch axis", Code.WRONG_SHAPE),
+    "higher_rank": ([("Add", np.ones((1, 1, M, 1, 1), np.float32), True)], "higher rank", Code.WRONG_SHAPE),
+    "div_by_zero": (
+        [("Div", np.array([[[1.0]], [[0.0]], *[[[2.0]]] * (M - 2)], np.float32))],
+        "zero in 1 channels",
+        Code.DIVIDE_BY_ZERO,
+    ),
+    "div_tiny": ([("Div", np.float32(1e-40))], "not finite in float32", Code.OVERFLOW),
 }
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED_VALID))
 def test_refusals_keep_the_node_with_a_reason(case) -> None:
-    steps, words = REFUSED_VALID[case]
+    steps, words, code = REFUSED_VALID[case]
     model = _model(steps)
     rewritten, report = _sparsify(model)
-    _assert_refused(rewritten, report, steps[0][0], words)
+    _assert_refused(rewritten, report, steps[0][0], words, code=code)
     _assert_same(model, rewritten)
 
 
@@ -310,7 +321,7 @@ def test_non_constant_operand_stays() -> None:
     mul.input[1] = "r"
     model.graph.initializer.pop()  # the placeholder constant for the Mul
     rewritten, report = _sparsify(model)
-    _assert_refused(rewritten, report, "Mul", "'r' is not constant", folded=["Add"])
+    _assert_refused(rewritten, report, "Mul", "'r' is not constant", folded=["Add"], code=Code.NOT_CONSTANT)
     _assert_same(model, rewritten)
 
 
@@ -325,7 +336,7 @@ def test_shared_value_is_not_folded(where) -> None:
         model.graph.output.append(_out("z"))
         op, folded = "Add", ["Mul"]
     rewritten, report = _sparsify(model)
-    _assert_refused(rewritten, report, op, "other readers", folded=folded)
+    _assert_refused(rewritten, report, op, "other readers", folded=folded, code=Code.OTHER_READERS)
     _assert_same(model, rewritten)
 
 
@@ -340,14 +351,14 @@ def test_non_finite_folds_are_refused() -> None:
     model.graph.node.extend(conv_nodes + nodes)
     model.graph.initializer.extend(conv_inits + inits)
     rewritten, report = _sparsify(model)
-    _assert_refused(rewritten, report, "Mul", "not finite in float32", folded=["Mul"])
+    _assert_refused(rewritten, report, "Mul", "not finite in float32", folded=["Mul"], code=Code.OVERFLOW)
     assert _ops(rewritten.graph) == ["SparseConv", "Mul"]
 
 
 @pytest.mark.parametrize("value", [np.inf, np.nan])
 def test_non_finite_constants_are_refused(value) -> None:
     rewritten, report = _sparsify(_model([("Add", np.full((M, 1, 1), value, np.float32))]))
-    _assert_refused(rewritten, report, "Add", "NaN or infinity")
+    _assert_refused(rewritten, report, "Add", "NaN or infinity", code=Code.NOT_FINITE)
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float64, np.int64])
@@ -355,7 +366,7 @@ def test_constants_of_other_types_are_refused(dtype) -> None:
     # Not a model ONNX Runtime would load (Mul's operands differ in type): only the refusal counts.
     model = _model([("Mul", np.ones((M, 1, 1), dtype))])
     rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
-    _assert_refused(rewritten, report, "Mul", f"is {np.dtype(dtype)}, not float32")
+    _assert_refused(rewritten, report, "Mul", f"is {np.dtype(dtype)}, not float32", code=Code.WRONG_DTYPE)
 
 
 def test_div_of_a_constant_by_the_conv_output_stays() -> None:

@@ -16,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx_sparsify import cli, end_to_end
 from onnx_sparsify._contract import DOMAIN, OP_TYPE
 from onnx_sparsify.end_to_end import LayerCost, attribute_reorders, dense_scale, losers
+from onnx_sparsify.result import Code
 from onnx_sparsify.timing import Timing
 
 
@@ -117,8 +118,11 @@ def test_a_layer_measured_slower_is_reverted(monkeypatch) -> None:
     assert a.predicted_speedup > 1.1 and a.dense_us_estimate > 0
     e2e = report.end_to_end
     assert (e2e.original_ms, e2e.first_ms, e2e.rewritten_ms) == (1.0, 1.2, 0.8)
-    assert e2e.reverted == ["conv2"] and "1.25x faster" in e2e.verdict
+    assert e2e.reverted == ["conv2"] and e2e.kept and e2e.speedup == pytest.approx(1.25)
+    assert e2e.best_ms == 0.8 and e2e.rounds_lost == 0
+    assert b.code == Code.REVERTED and a.code == Code.COST_MODEL
     assert report.to_dict()["end_to_end"]["speedup"] == pytest.approx(1.25)
+    assert "1.25x faster" in e2e.verdict  # the report's sentence says so
 
 
 def test_reverting_is_kept_only_when_it_measures_faster(monkeypatch) -> None:
@@ -137,7 +141,10 @@ def test_a_rewrite_measured_slower_keeps_the_model_dense(monkeypatch, tmp_path) 
     assert _ops(model) == ["Conv", "Relu", "Conv"]
     assert model.graph == source.graph
     assert not report.rewritten and report.end_to_end.rewritten_ms == report.end_to_end.original_ms
-    assert "kept dense" in report.end_to_end.verdict and "0.99x" in report.end_to_end.verdict
+    e2e = report.end_to_end
+    assert not e2e.kept and e2e.best_ms == 1.01 and e2e.measured_speedup == pytest.approx(1 / 1.01)
+    assert "kept dense" in e2e.verdict and "0.99x" in e2e.verdict
+    assert all(layer.code == Code.KEPT_DENSE for layer in report.layers)
     assert all("the model kept dense (end to end)" in layer.reason for layer in report.layers)
     # The command exits 5 (nothing rewritten) and says why.
     path, out = tmp_path / "m.onnx", tmp_path / "out.onnx"
@@ -168,11 +175,15 @@ def test_a_rewrite_must_win_every_timing_round(monkeypatch) -> None:
     source = _model()
     model, report = onnx_sparsify.sparsify(source)
     assert model.graph == source.graph and not report.rewritten
-    assert f"lost 1 of {rounds} timing rounds" in report.end_to_end.verdict
+    e2e = report.end_to_end
+    assert not e2e.kept and (e2e.rounds_lost, e2e.rounds) == (1, rounds)
+    assert e2e.measured_speedup == pytest.approx(1.25)
+    assert f"lost 1 of {rounds} timing rounds" in e2e.verdict
     won_all = _timing(0.8, [0.8] * (rounds - 1) + [0.99])
     Injected(monkeypatch, {"conv1": 1.0, "conv2": 1.0}, 100.0, [original, won_all])
     _, report = onnx_sparsify.sparsify(source)
-    assert report.rewritten == 2 and "1.25x faster" in report.end_to_end.verdict
+    assert report.rewritten == 2 and report.end_to_end.kept and report.end_to_end.rounds_lost == 0
+    assert report.end_to_end.speedup == pytest.approx(1.25) and "1.25x faster" in report.end_to_end.verdict
 
 
 def test_the_model_timing_records_each_round(monkeypatch) -> None:
@@ -224,10 +235,11 @@ def test_the_real_check_keeps_a_model_that_computes_the_same(tmp_path) -> None:
     e2e = report.end_to_end
     assert e2e is not None and e2e.original_ms > 0 and e2e.first_ms > 0 and e2e.seconds > 0
     if report.rewritten:
+        assert e2e.kept and e2e.rounds_lost == 0
         assert e2e.original_ms >= e2e.rewritten_ms * end_to_end.MODEL_MARGIN
         assert any(layer.measured_speedup is not None for layer in report.layers)
     else:
-        assert "kept dense" in e2e.verdict and model.graph == source.graph
+        assert not e2e.kept and model.graph == source.graph
     x = np.random.default_rng(0).standard_normal((1, 32, 48, 48)).astype(np.float32)
     expected = session(source, plugin=False).run(None, {"x": x})[0]
     assert rel_l2(session(model, plugin=True).run(None, {"x": x})[0], expected) < 1e-5

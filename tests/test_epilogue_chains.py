@@ -19,6 +19,7 @@ from fusion import model as _model
 from fusion import sparse_nodes as _sparse
 from models import random_sparse_weight
 from onnx import helper, numpy_helper
+from onnx_sparsify.result import Code
 
 RNG = np.random.default_rng(14)
 CHANNELS = 6
@@ -193,27 +194,31 @@ def test_fifth_step_stays_with_its_reason() -> None:
 
 
 @pytest.mark.parametrize(
-    "nodes,consts,why",
+    "nodes,consts,why,code",
     [
         (
             [helper.make_node("PRelu", ["c", "slope"], ["y"], name="p")],
             [_const("slope", np.full((1, 8, 8), 0.1))],
             "PRelu 'p' not folded: its slope of shape [1, 8, 8] varies along a spatial axis",
+            Code.WRONG_SHAPE,
         ),
         (
             [helper.make_node("Max", ["c", "lo"], ["y"], name="m")],
             [_const("lo", np.zeros((CHANNELS, 1, 1)))],
             "Max 'm' not folded: its constant 'lo' is float32 of shape [6, 1, 1], not one float32",
+            Code.WRONG_SHAPE,
         ),
         (
             [helper.make_node("Max", ["c", "lo", "lo2"], ["y"], name="m")],
             [_const("lo", 0.0), _const("lo2", 1.0)],
             "Max 'm' not folded: it has 3 inputs",
+            Code.UNSUPPORTED_MODE,
         ),
         (
             [helper.make_node("Max", ["c", "lo"], ["y"], name="m")],
             [_const("lo", np.nan)],
             "Max 'm' not folded: its constant is NaN",
+            Code.NOT_FINITE,
         ),
         (
             [
@@ -222,15 +227,18 @@ def test_fifth_step_stays_with_its_reason() -> None:
             ],
             [_const("slope", [0.25])],
             "PRelu not folded: the epilogue already has a PRelu",
+            Code.EPILOGUE_FULL,
         ),
     ],
     ids=["prelu_spatial_slope", "max_per_channel", "max_three_inputs", "max_nan", "second_prelu"],
 )
-def test_refusals_name_the_reason(nodes, consts, why) -> None:
+def test_refusals_name_the_reason(nodes, consts, why, code) -> None:
     model = _model([_conv(), *nodes], _inits(*consts))
     rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
     assert len(_sparse(rewritten.graph.node)) == 1
-    assert why in report.layers[0].reason, report.layers[0].reason
+    layer = report.layers[0]
+    assert [note.code for note in layer.notes] == [code] and layer.notes[0].message.startswith(why), layer.notes
+    assert why in layer.reason, layer.reason
     _assert_same(model, rewritten)
 
 

@@ -14,6 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx_sparsify import LayerReport, Report
 from onnx_sparsify.check import validate_input_shapes
+from onnx_sparsify.result import Code, Refusal
 
 from benchmarks import model_suite
 from benchmarks.model_suite import MODELS, SuiteModel
@@ -153,6 +154,10 @@ def test_conv_followers_names_epilogues() -> None:
 _UNFOLDED = "Add '{}' not folded: its operand '{}' is not constant"
 
 
+def _unfolded(label: str, operand: str) -> Refusal:
+    return Refusal(Code.NOT_CONSTANT, _UNFOLDED.format(label, operand))
+
+
 def _report() -> Report:
     return Report(
         layers=[
@@ -164,14 +169,20 @@ def _report() -> Report:
                 "main",
                 [8, 1, 3, 3],
                 reason="91.2% zeros, depthwise: predicted 0.80x < 1.1x; " + _UNFOLDED.format("Add@3", "r"),
+                code=Code.COST_MODEL,
+                notes=[_unfolded("Add@3", "r")],
             ),
-            LayerReport("e", "main", [8, 1, 3, 3], reason="90.0% zeros, depthwise: predicted 0.75x < 1.1x"),
+            LayerReport(
+                "e", "main", [8, 1, 3, 3], reason="90.0% zeros, depthwise: predicted 0.75x < 1.1x", code=Code.COST_MODEL
+            ),
             LayerReport(
                 "f",
                 "main",
                 [8, 4, 3, 3],
                 rewritten=True,
                 reason="90.0% zeros, unit stride: predicted 3.1x >= 1.1x; " + _UNFOLDED.format("Add@9", "q"),
+                code=Code.COST_MODEL,
+                notes=[_unfolded("Add@9", "q")],
             ),
         ]
     )
@@ -181,6 +192,12 @@ def test_report_reading() -> None:
     report = _report()
     assert model_suite.fused_patterns(report) == {"BatchNormalization+Relu": 1, "SiLU": 1, "none": 2}
     assert model_suite.refusal_reasons(report) == {"depthwise: predicted #x < #x": 2}
+    reverted = "95.0% zeros, unit stride: predicted 2.00x >= 1.1x; reverted, measured in the model: ..."
+    report.layers.append(LayerReport("g", "main", [8, 4, 3, 3], reason=reverted, code=Code.REVERTED))
+    assert model_suite.refusal_reasons(report) == {
+        "depthwise: predicted #x < #x": 2,
+        "reverted: measured slower in the model": 1,
+    }
     assert model_suite.unfolded_notes(report) == {"Add '…' not folded: its operand '…' is not constant": 2}
 
 

@@ -14,7 +14,7 @@ import onnx_sparsify
 import onnxruntime as ort
 import pytest
 from models import conv_model, random_sparse_weight, session, sparse_conv_from_dense
-from onnx_sparsify import _contract, _core
+from onnx_sparsify import _core
 from test_ort_versions import OLDEST
 
 
@@ -51,14 +51,6 @@ def test_build_info() -> None:
     assert info["cpu_strategy"] in {"generated", "loops"}
     # What build_info says is what was built: the CUDA entry points exist exactly in a CUDA build.
     assert hasattr(_core, "sparse_conv_cuda") == info["cuda_compiled"]
-
-
-def test_contract_constants_agree_between_cpp_and_python() -> None:
-    assert (_core.DOMAIN, _core.OP_TYPE, _core.OP_VERSION) == (
-        _contract.DOMAIN,
-        _contract.OP_TYPE,
-        _contract.OP_VERSION,
-    )
 
 
 def test_registration_is_repeatable() -> None:

@@ -1,24 +1,16 @@
 """Property-based: random Conv configurations, SparseConv against ORT's Conv (onnx.reference
-where ORT deviates from ONNX). Derandomized under CI for reproducibility; fresh draws locally."""
+where ORT deviates from ONNX). The draws are derandomized, the same every run (the hypothesis
+profiles in conftest.py); CI draws more of them."""
 
 from __future__ import annotations
-
-import os
 
 import isa as isas
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from models import ACTIVATIONS, assert_sparse_matches_dense
 from onnx_sparsify._contract import MAX_EPILOGUE_STEPS
-
-settings.register_profile(
-    "ci", max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile("dev", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
-
 
 SINGLE_STEPS = sorted(name for name in ACTIVATIONS if "," not in name)
 

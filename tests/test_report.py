@@ -9,8 +9,9 @@ import re
 
 import numpy as np
 import pytest
-from onnx_sparsify.decision import MARGIN, LayerTraits, decide, predicted_speedup
+from onnx_sparsify.decision import MARGIN, LayerTraits, decide, predicted_speedup, shown_speedup
 from onnx_sparsify.report import LayerReport, Report, render
+from onnx_sparsify.result import Code
 from rich.console import Console
 
 LONG = "/backbone/stage{0}/block_with_a_rather_long_name_{0}/conv2d_depthwise_separable/Conv"
@@ -108,7 +109,9 @@ def test_predicted_speedup_never_prints_equal_to_the_margin_when_rejected():
     crossing = None
     for sparsity in np.linspace(0.3, 0.99, 20001):
         decision = decide(float(sparsity), None, traits)
-        shown = float(re.search(r"predicted ([0-9.]+)x", decision.reason).group(1))
+        assert decision.code == Code.COST_MODEL and decision.rewrite == (decision.predicted >= MARGIN)
+        shown = shown_speedup(decision.predicted)
+        assert shown <= decision.predicted and f"predicted {shown:.2f}x" in decision.reason
         if decision.rewrite:
             assert shown >= MARGIN and ">=" in decision.reason
         else:

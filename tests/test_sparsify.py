@@ -3,8 +3,6 @@ output model's validity."""
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import onnx
 import onnx_sparsify
@@ -13,6 +11,8 @@ from models import IR_VERSION, OPSET, graph_model, random_sparse_weight, rel_l2,
 from onnx import TensorProto, helper, numpy_helper
 from onnx_sparsify.autotune import MARGIN as AUTOTUNE_MARGIN
 from onnx_sparsify.check import check
+from onnx_sparsify.decision import MARGIN as DECISION_MARGIN
+from onnx_sparsify.result import Code
 
 RNG = np.random.default_rng(42)
 ANY_4D = ["n", "c", "h", "w"]  # onnx.checker wants every graph output to carry a shape
@@ -256,13 +256,23 @@ def test_refusals_carry_reasons() -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
     _, report = onnx_sparsify.sparsify(model, keep=["kept"])
     reasons = {layer.name: layer.reason for layer in report.layers}
+    codes = {layer.name: layer.code for layer in report.layers}
     assert report.rewritten == 0
+    assert codes == {
+        "graph_input_weight": Code.NOT_CONSTANT,
+        "half_weight": Code.WRONG_DTYPE,
+        "computed_bias": Code.NOT_CONSTANT,
+        "same_dilated": Code.CONV_UNSUPPORTED,
+        "kept": Code.KEEP,
+        "too_dense": Code.COST_MODEL,
+    }
     assert "not a constant" in reasons["graph_input_weight"]
     assert "float16" in reasons["half_weight"]
     assert "bias" in reasons["computed_bias"]
     assert "SAME padding with dilations" in reasons["same_dilated"]
     assert "--keep" in reasons["kept"]
-    assert "predicted" in reasons["too_dense"] and "< 1.1x" in reasons["too_dense"]
+    too_dense = next(layer for layer in report.layers if layer.name == "too_dense")
+    assert too_dense.predicted_speedup < DECISION_MARGIN and "predicted" in too_dense.reason
 
 
 def test_min_sparsity_threshold() -> None:
@@ -343,13 +353,12 @@ def test_autotune_times_both_variants() -> None:
     model = _conv_bn_act(ACTIVATION_CASES["Relu"])
     rewritten, report = onnx_sparsify.sparsify(model, autotune=True, prune=0.99, measure=False)
     layer = report.layers[0]
-    timed = re.search(r"autotune: dense ([0-9.]+) ms, sparse ([0-9.]+) ms", layer.reason)
-    assert timed, layer.reason
-    dense_ms, sparse_ms = map(float, timed.groups())
-    # The faster one is kept (the reason prints 3 decimals: a tie within rounding decides nothing).
-    if abs(sparse_ms * AUTOTUNE_MARGIN - dense_ms) > 0.002:
-        assert layer.rewritten == (sparse_ms * AUTOTUNE_MARGIN < dense_ms)
+    assert layer.code == Code.AUTOTUNE, layer.reason
+    dense_ms, sparse_ms = layer.autotune_dense_ms, layer.autotune_sparse_ms
+    assert dense_ms > 0 and sparse_ms > 0
+    assert layer.rewritten == (sparse_ms * AUTOTUNE_MARGIN < dense_ms)  # the faster one is kept
     assert layer.rewritten == ("SparseConv" in _ops(rewritten))
+    assert f"dense {dense_ms:.3f} ms, sparse {sparse_ms:.3f} ms" in layer.reason
 
 
 def test_cost_model_counts_fixed_costs_of_small_layers() -> None:
@@ -390,7 +399,7 @@ def test_cuda_provider_never_rewrites_on_a_guess(caplog) -> None:
         with caplog.at_level("WARNING", logger="onnx_sparsify"):
             rewritten, report = onnx_sparsify.sparsify(model, provider="cuda", prune=0.99, autotune=True)
         assert report.rewritten == 0 and "SparseConv" not in _ops(rewritten)
-        assert all("not autotuned" in layer.reason and why in layer.reason for layer in report.layers)
+        assert all(layer.code == Code.NOT_AUTOTUNED and why in layer.reason for layer in report.layers)
         assert "nothing timed on CUDA" in caplog.text
     _, report = onnx_sparsify.sparsify(model, provider="cuda", prune=0.99, min_sparsity=0.9)
     assert report.rewritten == report.convs >= 1
@@ -416,6 +425,8 @@ def test_cuda_autotune_keeps_the_faster(monkeypatch, dense_ms, sparse_ms) -> Non
     )
     assert calls and set(calls) == {"cuda"}
     assert report.rewritten == (1 if sparse_ms < dense_ms else 0)
+    assert all(layer.code == Code.AUTOTUNE for layer in report.layers)
+    assert all((layer.autotune_dense_ms, layer.autotune_sparse_ms) == (dense_ms, sparse_ms) for layer in report.layers)
     assert all("autotune on CUDA" in layer.reason for layer in report.layers)
 
 
@@ -676,13 +687,15 @@ def test_autotune_with_unknown_shapes_says_it_used_the_cost_model(caplog) -> Non
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
     with caplog.at_level("WARNING", logger="onnx_sparsify"):
         _, report = onnx_sparsify.sparsify(model, autotune=True, measure=False)
-    reason = report.layers[0].reason
-    assert "predicted" in reason and "autotune" in reason and "unknown" in reason, reason
+    layer = report.layers[0]
+    assert layer.code == Code.NOT_AUTOTUNED and layer.autotune_dense_ms is None, layer.reason
+    assert layer.predicted_speedup > DECISION_MARGIN and layer.rewritten  # the cost model decided
+    assert "not autotuned: input size Nx4xHxW unknown" in layer.reason
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "'x'" in warnings[0] and "input_shape" in warnings[0].replace("-", "_"), warnings
     # with the size given, it times the layer
     _, report = onnx_sparsify.sparsify(model, autotune=True, input_shapes={"x": [1, 4, 8, 8]})
-    assert "autotune: dense" in report.layers[0].reason
+    assert report.layers[0].code == Code.AUTOTUNE and report.layers[0].autotune_sparse_ms > 0
 
 
 def test_prune_on_a_model_without_conv_does_not_warn(caplog) -> None:
@@ -747,3 +760,32 @@ def test_conv_whose_attributes_refer_to_the_functions_stays_dense() -> None:
     rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
     assert report.rewritten == 0 and "function" in report.layers[0].reason
     _assert_same(model, rewritten)
+
+
+def test_one_rule_for_unknown_sizes() -> None:
+    """An unknown batch counts as 1 and any other unknown size leaves a shape unknown, alike for
+    the input_shape_hint, the cost model's view of a layer and the end-to-end check's inputs."""
+    from onnx_sparsify.check import CheckError, random_feeds
+    from onnx_sparsify.conv_to_sparse import input_shape_hint
+    from onnx_sparsify.decision import layer_traits
+    from onnx_sparsify.shapes import resolve_shape
+
+    assert resolve_shape(["N", 3, 8, 8]) == resolve_shape([None, 3, 8, 8]) == [1, 3, 8, 8]
+    assert resolve_shape([4, 3, 8, 8]) == [4, 3, 8, 8]
+    assert resolve_shape(["N", 3, "H", 8]) is None and resolve_shape([1, 3, 0, 8]) is None
+    assert resolve_shape(None) is None and resolve_shape([]) == []
+    assert input_shape_hint(["N", 3, 8, 8]) == [1, 3, 8, 8] and input_shape_hint(["N", 3]) is None
+    assert input_shape_hint([2, 3, "?", 8]) is None
+    w = _w((6, 3, 3, 3))
+    traits = [layer_traits(w, 1, [1, 1], [0] * 4, False, [n, 3, 8, 8], [n, 6, 6, 6]) for n in ("N", 1, 4)]
+    assert traits[0] == traits[1] == traits[2] and traits[0].output_positions == 36  # one image's
+    assert layer_traits(w, 1, [1, 1], [0] * 4, False, ["N", 3, "H", 8], None).output_positions == 0
+
+    def model(dims: list) -> onnx.ModelProto:
+        graph = helper.make_graph([], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)], [])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+
+    assert random_feeds(model(["N", 3, 8, 8]), {})["x"].shape == (1, 3, 8, 8)
+    assert random_feeds(model([2, 3, 8, 8]), {})["x"].shape == (2, 3, 8, 8)
+    with pytest.raises(CheckError, match="unknown size on axis 2: give it with --input-shape x:DIMS"):
+        random_feeds(model(["N", 3, "H", 8]), {})

@@ -1,5 +1,6 @@
 // The SparseConv operator contract shared by every layer of the plugin (docs/operator.md).
-// The Python package keeps the same values in rewriter/_contract.py; a test checks they agree.
+// The Python package reads these values (and the epilogue's step table) through _core
+// (rewriter/_contract.py).
 #pragma once
 
 namespace onnx_sparsify {

@@ -14,25 +14,25 @@ struct StepSpec {
   const char* name;
   Activation kind;
   size_t num_params;
-  float default_alpha, default_beta;
+  double default_alpha, default_beta;  // as docs/operator.md writes them; the kernel takes them as float
 };
 
 // Every step SparseConv knows, with its parameters' defaults (docs/operator.md).
-constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr StepSpec kStepSpecs[] = {
-    {"Relu", Activation::kRelu, 0, 0.f, 0.f},
-    {"LeakyRelu", Activation::kLeakyRelu, 1, 0.01f, 0.f},
+    {"Relu", Activation::kRelu, 0, 0.0, 0.0},
+    {"LeakyRelu", Activation::kLeakyRelu, 1, 0.01, 0.0},
     {"Clip", Activation::kClip, 2, -kInf, kInf},
-    {"Sigmoid", Activation::kSigmoid, 0, 0.f, 0.f},
-    {"HardSigmoid", Activation::kHardSigmoid, 2, 0.2f, 0.5f},
-    {"HardSwish", Activation::kHardSwish, 0, 0.f, 0.f},
-    {"SiLU", Activation::kSiLU, 0, 0.f, 0.f},
-    {"Tanh", Activation::kTanh, 0, 0.f, 0.f},
-    {"Gelu", Activation::kGelu, 0, 0.f, 0.f},
-    {"GeluTanh", Activation::kGeluTanh, 0, 0.f, 0.f},
-    {"QuickGelu", Activation::kQuickGelu, 1, 1.702f, 0.f},
-    {"Mish", Activation::kMish, 0, 0.f, 0.f},
-    {"PRelu", Activation::kPRelu, 0, 0.f, 0.f},
+    {"Sigmoid", Activation::kSigmoid, 0, 0.0, 0.0},
+    {"HardSigmoid", Activation::kHardSigmoid, 2, 0.2, 0.5},
+    {"HardSwish", Activation::kHardSwish, 0, 0.0, 0.0},
+    {"SiLU", Activation::kSiLU, 0, 0.0, 0.0},
+    {"Tanh", Activation::kTanh, 0, 0.0, 0.0},
+    {"Gelu", Activation::kGelu, 0, 0.0, 0.0},
+    {"GeluTanh", Activation::kGeluTanh, 0, 0.0, 0.0},
+    {"QuickGelu", Activation::kQuickGelu, 1, 1.702, 0.0},
+    {"Mish", Activation::kMish, 0, 0.0, 0.0},
+    {"PRelu", Activation::kPRelu, 0, 0.0, 0.0},
 };
 
 const StepSpec& FindStep(const std::string& name) {
@@ -46,6 +46,14 @@ const StepSpec& FindStep(const std::string& name) {
 }
 
 }  // namespace
+
+std::vector<EpilogueStepInfo> EpilogueSteps() {
+  std::vector<EpilogueStepInfo> steps;
+  for (const StepSpec& s : kStepSpecs) {
+    steps.push_back({s.name, static_cast<int>(s.num_params), {s.default_alpha, s.default_beta}});
+  }
+  return steps;
+}
 
 // `activation` names the steps in order, separated by commas ("LeakyRelu,Clip"); empty or
 // "none" for none. `activation_params` is empty (every step takes its defaults) or holds every
@@ -93,7 +101,7 @@ Epilogue ParseEpilogue(const AttributeSource& src, std::vector<float>* slopes) {
   size_t next = 0;
   for (const StepSpec* spec : specs) {
     EpilogueStep& step = e.steps[e.count++];
-    step = {spec->kind, spec->default_alpha, spec->default_beta};
+    step = {spec->kind, static_cast<float>(spec->default_alpha), static_cast<float>(spec->default_beta)};
     if (params.empty()) continue;
     if (spec->num_params >= 1) step.alpha = params[next];
     if (spec->num_params >= 2) step.beta = params[next + 1];

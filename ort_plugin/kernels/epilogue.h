@@ -42,6 +42,17 @@ struct Epilogue {
   bool empty() const { return count == 0; }
 };
 
+// One step as the contract names it (docs/operator.md): its name in `activation`, the number of
+// activation_params it takes and their defaults (the first num_params of `defaults`).
+struct EpilogueStepInfo {
+  const char* name;
+  int num_params;
+  double defaults[2];  // exactly as the contract writes them (0.01); the kernel computes with their float values
+};
+
+// Every step ParseEpilogue accepts, in the order of its table (onnx_sparsify._core.ACTIVATIONS).
+std::vector<EpilogueStepInfo> EpilogueSteps();
+
 // Reads attributes activation, activation_params and activation_slopes (PRelu's slopes go to
 // `slopes`); throws InvalidArgument naming the problem.
 Epilogue ParseEpilogue(const AttributeSource& src, std::vector<float>* slopes);

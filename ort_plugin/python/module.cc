@@ -5,6 +5,7 @@
 #include "kernels/contract.h"
 #include "kernels/cpu_isa.h"
 #include "kernels/cpu_weights.h"
+#include "kernels/epilogue.h"
 #include "python/binding.h"
 
 namespace py = pybind11;
@@ -17,6 +18,13 @@ PYBIND11_MODULE(_core, m) {
   m.attr("DOMAIN") = kDomain;
   m.attr("OP_TYPE") = kOpType;
   m.attr("OP_VERSION") = kOpVersion;
+  // The epilogue's steps (epilogue.cc): name -> the defaults of its activation_params, one per parameter.
+  py::dict activations;
+  for (const EpilogueStepInfo& s : EpilogueSteps()) {
+    activations[s.name] = py::tuple(py::cast(std::vector<double>(s.defaults, s.defaults + s.num_params)));
+  }
+  m.attr("ACTIVATIONS") = activations;
+  m.attr("MAX_EPILOGUE_STEPS") = kMaxEpilogueSteps;
   // The CPU kernel's layout facts the cost model reads (cpu_weights.h): the positions of one
   // tile (it counts a layer's last, partial tile) and when the plane path runs (no input copy).
   m.attr("CPU_TILE_POSITIONS") = kCpuTilePositions;
