@@ -2,8 +2,9 @@
 seconds by timing ORT's dense Conv and SparseConv on probe layers of each kind at two
 densities, and cached per CPU model, library versions, plugin build, CPU kernel variant
 (instruction set and strategy) and thread count in the user's cache folder. A calibration
-saved to a file on one machine decides for that machine when passed to the rewriter on another (``onnx-sparsify-calibrate -o rates.json`` on the
-target, then ``onnx-sparsify --calibration rates.json``)."""
+saved to a file on one machine decides for that machine when passed to the rewriter on
+another (``onnx-sparsify-calibrate -o rates.json`` on the target, then
+``onnx-sparsify --calibration rates.json``)."""
 
 from __future__ import annotations
 
