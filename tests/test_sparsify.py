@@ -694,8 +694,10 @@ def test_autotune_with_unknown_shapes_says_it_used_the_cost_model(caplog) -> Non
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "'x'" in warnings[0] and "input_shape" in warnings[0].replace("-", "_"), warnings
     # with the size given, it times the layer
-    _, report = onnx_sparsify.sparsify(model, autotune=True, input_shapes={"x": [1, 4, 8, 8]})
-    assert report.layers[0].code == Code.AUTOTUNE and report.layers[0].autotune_sparse_ms > 0
+    # (the end-to-end check is off: what it keeps depends on this machine's timing, not on autotune)
+    _, report = onnx_sparsify.sparsify(model, autotune=True, input_shapes={"x": [1, 4, 8, 8]}, measure=False)
+    layer = report.layers[0]
+    assert layer.code == Code.AUTOTUNE and layer.autotune_dense_ms > 0 and layer.autotune_sparse_ms > 0
 
 
 def test_prune_on_a_model_without_conv_does_not_warn(caplog) -> None:
