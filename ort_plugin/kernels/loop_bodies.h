@@ -13,12 +13,14 @@ namespace onnx_sparsify {
 #define ONNX_SPARSIFY_BODY __attribute__((always_inline)) inline
 #define ONNX_SPARSIFY_INLINE_LAMBDA __attribute__((always_inline))
 
-// FillPlaneBody zeroes channels of at most this many floats whole first.
+// FillPlaneBody zeroes channels of at most this many elements whole first.
 inline constexpr int64_t kZeroWholePlane = 8192;
 
 // Fills the phase buffer of one channel plane from X's plane. One function with plain loops
 // inside: most rows are short, so calls per row would cost more than the copying.
-ONNX_SPARSIFY_BODY void FillPlaneBody(const ConvGeometry& g, const float* x, float* dst) {
+// T: float, or the int16 of the quantized kernel (its zero point subtracted, so padding is 0 too).
+template <class T>
+ONNX_SPARSIFY_BODY void FillPlaneBody(const ConvGeometry& g, const T* x, T* dst) {
   const PhaseLayout& l = g.layout;
   const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
   const int64_t s0 = l.stride[0], s1 = l.stride[1], s2 = l.stride[2];
@@ -26,7 +28,7 @@ ONNX_SPARSIFY_BODY void FillPlaneBody(const ConvGeometry& g, const float* x, flo
   // Small channels (most rows short): zeroed whole first, then only the rows inside X copied,
   // instead of zeroing one or two padding columns per row (G1 1.07x faster, docs/performance.md).
   const bool zeroed = l.channel_stride <= kZeroWholePlane;
-  if (zeroed) std::memset(dst, 0, static_cast<size_t>(l.channel_stride) * sizeof(float));
+  if (zeroed) std::memset(dst, 0, static_cast<size_t>(l.channel_stride) * sizeof(T));
   for (int64_t r0 = 0; r0 < s0; ++r0) {
     for (int64_t r1 = 0; r1 < s1; ++r1) {
       for (int64_t r2 = 0; r2 < s2; ++r2) {
@@ -35,7 +37,7 @@ ONNX_SPARSIFY_BODY void FillPlaneBody(const ConvGeometry& g, const float* x, flo
         const int64_t lo = std::clamp<int64_t>(first <= 0 ? 0 : (first + s2 - 1) / s2, 0, e2);
         const int64_t last = a2.in - 1 + a2.pad_begin - r2;
         const int64_t hi = std::clamp<int64_t>(last < 0 ? 0 : last / s2 + 1, lo, e2);
-        float* out = dst + ((r0 * s1 + r1) * s2 + r2) * l.phase_plane;
+        T* out = dst + ((r0 * s1 + r1) * s2 + r2) * l.phase_plane;
         for (int64_t t0 = 0; t0 < l.extent[0]; ++t0) {
           const int64_t i0 = r0 + t0 * s0 - a0.pad_begin;
           for (int64_t t1 = 0; t1 < l.extent[1]; ++t1, out += e2) {
@@ -44,11 +46,11 @@ ONNX_SPARSIFY_BODY void FillPlaneBody(const ConvGeometry& g, const float* x, flo
             if (zeroed && !inside) continue;
             const int64_t begin = inside ? lo : e2;  // a row outside X is all padding
             if (!zeroed) {
-              for (int64_t t2 = 0; t2 < begin; ++t2) out[t2] = 0.0f;
+              for (int64_t t2 = 0; t2 < begin; ++t2) out[t2] = T{0};
             }
             if (!inside) continue;
-            const float* row = x + (i0 * a1.in + i1) * a2.in + (r2 + lo * s2 - a2.pad_begin);
-            float* o = out + lo;
+            const T* row = x + (i0 * a1.in + i1) * a2.in + (r2 + lo * s2 - a2.pad_begin);
+            T* o = out + lo;
             const int64_t n = hi - lo;
             if (s2 == 1) {
               for (int64_t t2 = 0; t2 < n; ++t2) o[t2] = row[t2];
@@ -58,14 +60,14 @@ ONNX_SPARSIFY_BODY void FillPlaneBody(const ConvGeometry& g, const float* x, flo
               for (int64_t t2 = 0; t2 < n; ++t2) o[t2] = row[t2 * s2];
             }
             if (!zeroed) {
-              for (int64_t t2 = hi; t2 < e2; ++t2) out[t2] = 0.0f;
+              for (int64_t t2 = hi; t2 < e2; ++t2) out[t2] = T{0};
             }
           }
         }
         // The alignment gap at the plane's end: never read for results, zeroed all the same.
-        float* plane_end = dst + ((r0 * s1 + r1) * s2 + r2 + 1) * l.phase_plane;
+        T* plane_end = dst + ((r0 * s1 + r1) * s2 + r2 + 1) * l.phase_plane;
         if (!zeroed) {
-          for (; out < plane_end; ++out) *out = 0.0f;
+          for (; out < plane_end; ++out) *out = T{0};
         }
       }
     }

@@ -9,6 +9,7 @@
 #include "kernels/cpu_plan.h"
 #include "kernels/jit_walks.h"
 #include "kernels/sparse_conv_cpu.h"
+#include "kernels/sparse_qconv_cpu.h"
 #include "python/binding.h"
 
 namespace onnx_sparsify::python {
@@ -123,6 +124,47 @@ py::dict PlanInfo(const std::vector<int64_t>& x_shape, const FloatArray& values,
   d["lanes"] = code ? code->lanes() : 0;
   d["walk"] = JitWalkName(JitWalkFor(g));
   return d;
+}
+
+py::array SparseQLinearConv(const py::array& x, float x_scale, int32_t x_zero_point, const py::array& values,
+                            const py::array& col_indices, const py::array& row_ptr, const FloatArray& w_scale,
+                            float y_scale, int32_t y_zero_point, const std::optional<py::array>& bias,
+                            const py::dict& attributes, int threads) {
+  const bool is_signed = x.dtype().is(py::dtype::of<int8_t>());
+  if (!is_signed && !x.dtype().is(py::dtype::of<uint8_t>())) throw InvalidArgument("x must be uint8 or int8");
+  if (!values.dtype().is(py::dtype::of<int8_t>())) throw InvalidArgument("W_values must be int8");
+  if (w_scale.ndim() > 1) throw InvalidArgument("w_scale must be a scalar or 1-D");
+  const ConvAttributes attrs = ConvAttributes::Parse(DictAttributes(attributes));
+  if (!attrs.epilogue.empty()) throw InvalidArgument("SparseQLinearConv takes no activation");
+  CpuWeights weights(PackWeights(FloatArray::ensure(values), col_indices, row_ptr, attrs), attrs);
+  const std::vector<float> w_scales(w_scale.data(), w_scale.data() + w_scale.size());
+  QuantParams quant = QuantParams::Make(is_signed, x_scale, x_zero_point, w_scales, y_scale, y_zero_point,
+                                        weights.out_channels());
+  std::vector<int32_t> b;
+  if (bias) {
+    auto ints = py::array_t<int32_t, py::array::c_style>::ensure(*bias);
+    if (!bias->dtype().is(py::dtype::of<int32_t>()) || !ints || ints.ndim() != 1) {
+      throw InvalidArgument("B must be a 1-D int32 array");
+    }
+    b.assign(ints.data(), ints.data() + ints.size());
+  }
+  const QuantizedWeights qweights(std::move(weights), std::move(quant), std::move(b));
+  const std::vector<int64_t> x_shape(x.shape(), x.shape() + x.ndim());
+  const ConvGeometry g = PrepareCall(attrs, qweights.weights(), x_shape);
+  const std::vector<int64_t> y_shape = g.OutputShape();
+  py::array y(x.dtype(), std::vector<py::ssize_t>(y_shape.begin(), y_shape.end()));
+  const py::array x_c = py::array::ensure(x, py::array::c_style);
+  {
+    py::gil_scoped_release release;
+    std::vector<std::vector<float>> blocks;
+    const ScratchAllocator scratch = [&](size_t n) {
+      blocks.emplace_back(n);
+      return blocks.back().data();
+    };
+    const CpuPlan plan = CpuPlan::Make(attrs, qweights.weights(), CpuIsa::kBaseline, CpuStrategy::kLoops, x_shape);
+    SparseQConvCpu(plan, qweights, g, x_c.data(), y.mutable_data(), ThreadedFor(std::max(1, threads)), scratch);
+  }
+  return y;
 }
 
 }  // namespace onnx_sparsify::python

@@ -41,6 +41,12 @@ PYBIND11_MODULE(_core, m) {
         "instruction set and strategy, by default the plugin's choice (ONNX_SPARSIFY_CPU_ISA and "
         "ONNX_SPARSIFY_CPU_STRATEGY, else the best); generated code is made per call here, for layers of any "
         "size. Raises InvalidArgument (a ValueError) on bad input.");
+  m.def("sparse_qlinear_conv", &SparseQLinearConv, py::arg("x"), py::arg("x_scale"), py::arg("x_zero_point"),
+        py::arg("values"), py::arg("col_indices"), py::arg("row_ptr"), py::arg("w_scale"), py::arg("y_scale"),
+        py::arg("y_zero_point"), py::arg("bias") = py::none(), py::kw_only(), py::arg("attributes") = py::dict(),
+        py::arg("threads") = 1,
+        "SparseQLinearConv on the CPU: x uint8 or int8 (the output has its type), values int8 (the nonzeros of "
+        "W minus its zero point), w_scale one or one per output channel, bias int32. Raises InvalidArgument.");
   m.def("cpu_plan_info", &PlanInfo, py::arg("x_shape"), py::arg("values"), py::arg("col_indices"),
         py::arg("row_ptr"), py::kw_only(), py::arg("attributes") = py::dict(), py::arg("any_size") = false,
         py::arg("isa") = py::none(), py::arg("strategy") = py::none(),
