@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnx_sparsify
 import onnxruntime as ort
 import pytest
 from models import conv_model, dense_reference, seeded_rng
@@ -168,3 +169,69 @@ def test_ties_round_half_to_even(types) -> None:
     )
     assert ((expected > x_lo) & (expected < x_hi)).mean() > 0.5
     np.testing.assert_array_equal(actual, expected)
+
+
+def _sparse_qlinear_conv_model(x_shape, centered, scales, bias, attrs, x_type, symbolic=False) -> onnx.ModelProto:
+    """One SparseQLinearConv node (the plugin's operator) with the CSR of `centered` (W minus its
+    zero point); `symbolic` leaves X's batch and spatial sizes unnamed in the model."""
+    x_scale, x_zero, w_scale, y_scale, y_zero = scales
+    elem = TensorProto.UINT8 if x_type == "uint8" else TensorProto.INT8
+    csr = dense_to_csr(centered.astype(np.float32))
+    inits = [
+        numpy_helper.from_array(np.array(x_scale, np.float32), "x_scale"),
+        numpy_helper.from_array(np.array(x_zero, x_type), "x_zero"),
+        numpy_helper.from_array(csr.values.astype(np.int8), "w_values"),
+        numpy_helper.from_array(csr.col_indices, "w_cols"),
+        numpy_helper.from_array(csr.row_ptr, "w_rows"),
+        numpy_helper.from_array(w_scale, "w_scale"),
+        numpy_helper.from_array(np.array(y_scale, np.float32), "y_scale"),
+        numpy_helper.from_array(np.array(y_zero, x_type), "y_zero"),
+        numpy_helper.from_array(bias, "b"),
+    ]
+    node = helper.make_node(
+        _core.Q_OP_TYPE,
+        ["x", "x_scale", "x_zero", "w_values", "w_cols", "w_rows", "w_scale", "y_scale", "y_zero", "b"],
+        ["y"],
+        domain=_core.DOMAIN,
+        kernel_shape=list(centered.shape[2:]),
+        in_channels_per_group=centered.shape[1],
+        **attrs,
+    )
+    dims = [None if symbolic and i != 1 else d for i, d in enumerate(x_shape)]
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", elem, dims)],
+        [helper.make_tensor_value_info("y", elem, None)],
+        inits,
+    )
+    opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid(_core.DOMAIN, _core.OP_VERSION)]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION)
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=[c[0] for c in LAYERS])
+@pytest.mark.parametrize("types", TYPES, ids=["u8s8", "u8u8", "s8s8"])
+@pytest.mark.parametrize("symbolic", [False, True], ids=["static", "symbolic"])
+def test_plugin_equals_ort_qlinear_conv(layer, types, symbolic) -> None:
+    """The ONNX Runtime plugin's SparseQLinearConv, output pre-filled with a sentinel pattern,
+    against ORT's QLinearConv; a symbolic X plans at the first call's shape instead."""
+    name, x_shape, w_shape, attrs = layer
+    x_type, w_type = types
+    rng = seeded_rng("plugin", name, x_type, w_type, symbolic)
+    x, w_q, w_zero, centered, scales, bias = _case(rng, x_shape, w_shape, attrs, x_type, w_type, True)
+    expected = ort.InferenceSession(
+        _qlinear_conv_model(x_shape, w_q, w_zero, scales, bias, attrs, x_type).SerializeToString(),
+        providers=["CPUExecutionProvider"],
+    ).run(None, {"x": x})[0]
+    model = _sparse_qlinear_conv_model(x_shape, centered, scales, bias, attrs, x_type, symbolic)
+    options = ort.SessionOptions()
+    options.register_custom_ops_library(onnx_sparsify.library_path())
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    # Bound output pre-filled with values the kernel must overwrite everywhere.
+    out = np.full(expected.shape, 0x5A, expected.dtype)
+    binding = session.io_binding()
+    binding.bind_cpu_input("x", x)
+    binding.bind_output("y", "cpu", 0, out.dtype, out.shape, out.ctypes.data)
+    session.run_with_iobinding(binding)
+    np.testing.assert_array_equal(out, expected)
+    assert session.get_outputs()[0].type == f"tensor({x_type})"

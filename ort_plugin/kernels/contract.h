@@ -20,6 +20,23 @@ enum SparseConvInput : int {
 };
 inline constexpr int kNumInputs = 6;
 
+// SparseQLinearConv: QLinearConv's inputs with W as CSR (docs/operator.md). X and Y are uint8 or
+// int8 (one registration each); W_values int8, the nonzeros of W minus its zero point.
+inline constexpr const char* kQOpType = "SparseQLinearConv";
+enum SparseQLinearConvInput : int {
+  kQInputX = 0,
+  kQInputXScale = 1,
+  kQInputXZero = 2,
+  kQInputValues = 3,
+  kQInputColIndices = 4,
+  kQInputRowPtr = 5,
+  kQInputWScale = 6,
+  kQInputYScale = 7,
+  kQInputYZero = 8,
+  kQInputBias = 9,
+};
+inline constexpr int kQNumInputs = 10;
+
 // The most spatial axes (kernel_shape has 1 to 3 values) and epilogue steps SparseConv takes.
 inline constexpr int kMaxSpatialRank = 3;
 inline constexpr int kMaxEpilogueSteps = 4;

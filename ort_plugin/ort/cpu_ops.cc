@@ -7,19 +7,12 @@
 #include "kernels/contract.h"
 #include "kernels/errors.h"
 #include "kernels/sparse_conv_cpu.h"
+#include "ort/cpu_scratch.h"
 #include "ort/ort_attributes.h"
 #include "ort/kernel_setup.h"
 #include "ort/ort_status.h"
 
 namespace onnx_sparsify {
-namespace {
-
-void ParallelTrampoline(void* data, size_t i) {
-  (*static_cast<const std::function<void(int64_t)>*>(data))(static_cast<int64_t>(i));
-}
-
-}  // namespace
-
 SparseConvCpuKernel::SparseConvCpuKernel(const OrtApi& api, const OrtKernelInfo* info, std::string node_name)
     : api_(api), node_name_(std::move(node_name)) {
   cpu_memory_info_ = std::make_unique<Ort::MemoryInfo>(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault));
@@ -53,37 +46,9 @@ void SparseConvCpuKernel::Compute(OrtKernelContext* context) const {
   const std::vector<int64_t> y_shape = geometry.OutputShape();
   const float* residual = ResidualInput(ctx, y_shape);
   auto y = ctx.GetOutput(0, y_shape);
-  // Every task its own batch: with num_batch 0, ORT runs the whole loop on one thread.
-  const ParallelFor parallel_for = [&](int64_t total, const std::function<void(int64_t)>& body) {
-    if (total <= 0) return;
-    const auto n = static_cast<size_t>(total);
-    ThrowIfError(api_,
-                 api_.KernelContext_ParallelFor(context, ParallelTrampoline, n, n,
-                                                const_cast<std::function<void(int64_t)>*>(&body)),
-                 "thread pool");
-  };
-  // Scratch from ORT's CPU arena, which keeps its memory between calls. The allocator handle
-  // is ours to release (KernelContext_GetAllocator), after the blocks it gave out.
-  OrtAllocator* raw_allocator = ctx.GetAllocator(*static_cast<const OrtMemoryInfo*>(*cpu_memory_info_));
-  if (!raw_allocator) throw InvalidArgument("no CPU allocator");
-  const auto release_allocator = [this](OrtAllocator* a) { api_.ReleaseAllocator(a); };
-  const std::unique_ptr<OrtAllocator, decltype(release_allocator)> allocator(raw_allocator, release_allocator);
-  std::vector<void*> blocks;
-  struct FreeBlocks {
-    OrtAllocator* allocator;
-    std::vector<void*>& blocks;
-    ~FreeBlocks() {
-      for (void* p : blocks) allocator->Free(allocator, p);
-    }
-  } free_blocks{allocator.get(), blocks};
-  const ScratchAllocator scratch = [&](size_t n) {
-    void* p = allocator->Alloc(allocator.get(), n * sizeof(float));
-    if (!p) throw std::bad_alloc();
-    blocks.push_back(p);
-    return static_cast<float*>(p);
-  };
+  CpuScratch scratch(api_, ctx, *cpu_memory_info_);
   SparseConvCpu(plan_, attrs_, weights_, bias, residual, geometry, x.GetTensorData<float>(),
-                y.GetTensorMutableData<float>(), parallel_for, scratch);
+                y.GetTensorMutableData<float>(), ParallelForOf(api_, context), scratch.allocator());
 }
 
 OrtStatusPtr SparseConvCpuKernel::ComputeV2(OrtKernelContext* context) const {

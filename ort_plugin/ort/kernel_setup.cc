@@ -46,46 +46,47 @@ std::string NodeName(const OrtApi& api, const OrtKernelInfo* info) {
   return name;
 }
 
-namespace {
+int64_t ConstantInput::size() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n = CheckedMul(n, d, "constant input");
+  return n;
+}
 
-// A constant input read at kernel creation: its type, shape and data (owned by ORT).
-struct ConstantInput {
-  ONNXTensorElementDataType type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
-  std::vector<int64_t> shape;
-  const void* data = nullptr;
-  int64_t size() const { return shape.empty() ? 1 : shape[0]; }
-};
-
-ConstantInput GetConstantInput(const OrtApi& api, const OrtKernelInfo* info, size_t index) {
+ConstantInput GetConstantInput(const OrtApi& api, const OrtKernelInfo* info, size_t index, const char* name,
+                               ConstantRank rank) {
   int is_constant = 0;
   const OrtValue* value = nullptr;
   ThrowIfError(api, api.KernelInfoGetConstantInput_tensor(info, index, &is_constant, &value),
-               std::string("input ") + InputName(index));
+               std::string("input ") + name);
   if (!is_constant || !value) {
-    throw InvalidArgument(std::string("input ") + InputName(index) +
-                          " must be a constant initializer; the CSR weight is packed once when the kernel is created");
+    throw InvalidArgument(std::string("input ") + name +
+                          " must be a constant initializer; it is read once when the kernel is created");
   }
   Ort::ConstValue v(value);
   auto info_ts = v.GetTensorTypeAndShapeInfo();
   ConstantInput c;
   c.type = info_ts.GetElementType();
   c.shape = info_ts.GetShape();
-  if (c.shape.size() != 1) {
-    throw InvalidArgument(std::string("input ") + InputName(index) + " must be 1-D, got rank " +
+  if (c.shape.size() > 1 || (rank == ConstantRank::kOneD && c.shape.size() != 1)) {
+    throw InvalidArgument(std::string("input ") + name +
+                          (rank == ConstantRank::kOneD ? " must be 1-D" : " must be a scalar or 1-D") + ", got rank " +
                           std::to_string(c.shape.size()));
   }
   c.data = v.GetTensorRawData();
   return c;
 }
 
+namespace {
+
 template <typename Index>
-CsrView<Index> MakeCsrView(const ConstantInput& values, const ConstantInput& cols, const ConstantInput& row_ptr) {
-  return CsrView<Index>{static_cast<const float*>(values.data), values.size(),
-                        static_cast<const Index*>(cols.data),   cols.size(),
+CsrView<Index> MakeCsrView(const float* values, int64_t num_values, const ConstantInput& cols,
+                           const ConstantInput& row_ptr) {
+  return CsrView<Index>{values, num_values, static_cast<const Index*>(cols.data), cols.size(),
                         static_cast<const Index*>(row_ptr.data), row_ptr.size()};
 }
 
-// X's shape as the model declares it (-1 for unknown sizes), or empty when unknown.
+}  // namespace
+
 std::vector<int64_t> DeclaredInputShape(const OrtApi& api, const OrtKernelInfo* info) {
   OrtTypeInfo* type_info = nullptr;
   if (OrtStatus* s = api.KernelInfo_GetInputTypeInfo(info, 0, &type_info)) {
@@ -106,21 +107,11 @@ bool InputPresent(const OrtApi& api, const OrtKernelInfo* info, size_t index) {
   return size > 1;  // size counts the terminator; an absent optional input has an empty name
 }
 
-}  // namespace
-
-NodeSetup ReadNode(const OrtApi& api, const OrtKernelInfo* info) {
-  NodeSetup setup;
-  setup.attrs = ConvAttributes::Parse(KernelInfoAttributes(api, info));
-  const ConvAttributes& attrs = setup.attrs;
-  const ConstantInput values = GetConstantInput(api, info, kInputValues);
-  const ConstantInput cols = GetConstantInput(api, info, kInputColIndices);
-  const ConstantInput row_ptr = GetConstantInput(api, info, kInputRowPtr);
-  if (values.type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) throw InvalidArgument("W_values must be float32");
+SparseWeights PackCsr(const ConvAttributes& attrs, const std::vector<int64_t>& x_shape, const float* values,
+                      int64_t num_values, const ConstantInput& cols, const ConstantInput& row_ptr) {
   if (cols.type != row_ptr.type) {
     throw InvalidArgument("W_col_indices and W_row_ptr must have the same integer type (both int32 or both int64)");
   }
-  setup.x_shape = DeclaredInputShape(api, info);
-  const std::vector<int64_t>& x_shape = setup.x_shape;
   int64_t in_channels = x_shape.size() >= 2 && x_shape[1] > 0 ? x_shape[1] : -1;
   if (in_channels > 0 && in_channels % attrs.group != 0) {
     throw InvalidArgument("input channels " + std::to_string(in_channels) + " are not divisible by group " +
@@ -134,14 +125,28 @@ NodeSetup ReadNode(const OrtApi& api, const OrtKernelInfo* info) {
     }
     in_channels = expected;  // every column is checked against the weight's own shape
   }
+  SparseWeights weights;
   if (cols.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32) {
-    setup.weights = SparseWeights::Pack(MakeCsrView<int32_t>(values, cols, row_ptr), attrs, in_channels);
+    weights = SparseWeights::Pack(MakeCsrView<int32_t>(values, num_values, cols, row_ptr), attrs, in_channels);
   } else if (cols.type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64) {
-    setup.weights = SparseWeights::Pack(MakeCsrView<int64_t>(values, cols, row_ptr), attrs, in_channels);
+    weights = SparseWeights::Pack(MakeCsrView<int64_t>(values, num_values, cols, row_ptr), attrs, in_channels);
   } else {
     throw InvalidArgument("W_col_indices and W_row_ptr must be int32 or int64");
   }
-  attrs.CheckOutputChannels(setup.weights.out_channels());
+  attrs.CheckOutputChannels(weights.out_channels());
+  return weights;
+}
+
+NodeSetup ReadNode(const OrtApi& api, const OrtKernelInfo* info) {
+  NodeSetup setup;
+  setup.attrs = ConvAttributes::Parse(KernelInfoAttributes(api, info));
+  const ConstantInput values = GetConstantInput(api, info, kInputValues, InputName(kInputValues));
+  const ConstantInput cols = GetConstantInput(api, info, kInputColIndices, InputName(kInputColIndices));
+  const ConstantInput row_ptr = GetConstantInput(api, info, kInputRowPtr, InputName(kInputRowPtr));
+  if (values.type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) throw InvalidArgument("W_values must be float32");
+  setup.x_shape = DeclaredInputShape(api, info);
+  setup.weights = PackCsr(setup.attrs, setup.x_shape, static_cast<const float*>(values.data), values.size(), cols,
+                          row_ptr);
 
   setup.has_bias = InputPresent(api, info, kInputBias);
   if (setup.has_bias) {
@@ -149,7 +154,7 @@ NodeSetup ReadNode(const OrtApi& api, const OrtKernelInfo* info) {
     const OrtValue* value = nullptr;
     ThrowIfError(api, api.KernelInfoGetConstantInput_tensor(info, kInputBias, &is_constant, &value), "input B");
     if (is_constant && value) {
-      const ConstantInput bias = GetConstantInput(api, info, kInputBias);
+      const ConstantInput bias = GetConstantInput(api, info, kInputBias, InputName(kInputBias));
       if (bias.type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || bias.size() != setup.weights.out_channels()) {
         throw InvalidArgument("B must be float32 of shape [" + std::to_string(setup.weights.out_channels()) + "]");
       }

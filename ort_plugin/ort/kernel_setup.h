@@ -23,6 +23,32 @@ struct NodeSetup {
 // Throws InvalidArgument naming the problem.
 NodeSetup ReadNode(const OrtApi& api, const OrtKernelInfo* info);
 
+// A constant input read at kernel creation: its type, shape and data (owned by ORT).
+struct ConstantInput {
+  ONNXTensorElementDataType type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+  std::vector<int64_t> shape;
+  const void* data = nullptr;
+  int64_t size() const;  // the number of elements
+};
+
+// The ranks a constant input may have: 1-D only (the CSR), or a scalar or 1-D (scales).
+enum class ConstantRank { kOneD, kScalarOrOneD };
+
+// Input `index` (called `name` in errors), which must be a constant initializer of `rank`;
+// throws InvalidArgument otherwise.
+ConstantInput GetConstantInput(const OrtApi& api, const OrtKernelInfo* info, size_t index, const char* name,
+                               ConstantRank rank = ConstantRank::kOneD);
+
+// Validates the CSR inputs (values already as float) and decodes them for X's declared shape.
+SparseWeights PackCsr(const ConvAttributes& attrs, const std::vector<int64_t>& x_shape, const float* values,
+                      int64_t num_values, const ConstantInput& cols, const ConstantInput& row_ptr);
+
+// X's shape as the model declares it (-1 for unknown sizes), or empty when unknown.
+std::vector<int64_t> DeclaredInputShape(const OrtApi& api, const OrtKernelInfo* info);
+
+// Whether optional input `index` is connected.
+bool InputPresent(const OrtApi& api, const OrtKernelInfo* info, size_t index);
+
 std::string NodeName(const OrtApi& api, const OrtKernelInfo* info);
 
 // The residual input Z of one call (data in the provider's memory), or null when the node has

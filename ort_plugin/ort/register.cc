@@ -4,6 +4,7 @@
 
 #include "kernels/contract.h"
 #include "ort/cpu_ops.h"
+#include "ort/qconv_ops.h"
 #include "ort/ort_status.h"
 #ifdef ONNX_SPARSIFY_WITH_CUDA
 #include "cuda/cuda_ops.h"
@@ -13,6 +14,16 @@ namespace {
 
 const onnx_sparsify::SparseConvCpuOp& CpuOp() {
   static const onnx_sparsify::SparseConvCpuOp op;
+  return op;
+}
+
+// SparseQLinearConv, one registration per type of X and Y (ORT merges them into one schema).
+const onnx_sparsify::SparseQLinearConvCpuOp<false>& QuantizedU8Op() {
+  static const onnx_sparsify::SparseQLinearConvCpuOp<false> op;
+  return op;
+}
+const onnx_sparsify::SparseQLinearConvCpuOp<true>& QuantizedS8Op() {
+  static const onnx_sparsify::SparseQLinearConvCpuOp<true> op;
   return op;
 }
 
@@ -33,6 +44,8 @@ Ort::CustomOpDomain& Domain() {
   static Ort::CustomOpDomain domain = [] {
     Ort::CustomOpDomain d(onnx_sparsify::kDomain);
     d.Add(&CpuOp());
+    d.Add(&QuantizedU8Op());
+    d.Add(&QuantizedS8Op());
 #ifdef ONNX_SPARSIFY_WITH_CUDA
     d.Add(&CudaOp());
 #endif

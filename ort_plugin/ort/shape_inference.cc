@@ -57,11 +57,14 @@ Dim OutputDim(const ConvAttributes& attrs, int i, const Dim& in) {
   return d;
 }
 
-void InferShape(const OrtApi& api, OrtShapeInferContext* ctx) {
+// Y's shape for an op whose X is input 0 and whose W_row_ptr is input `row_ptr_index`; Y's
+// element type is float, or X's when `output_like_x`.
+void InferShape(const OrtApi& api, OrtShapeInferContext* ctx, size_t row_ptr_index, bool output_like_x) {
   const ConvAttributes attrs = ConvAttributes::Parse(ShapeInferAttributes(api, ctx));
   size_t num_inputs = 0;
   ThrowIfError(api, api.ShapeInferContext_GetInputCount(ctx, &num_inputs), "input count");
-  if (num_inputs < kInputRowPtr + 1) throw InvalidArgument("SparseConv needs inputs X, W_values, W_col_indices, W_row_ptr");
+  if (num_inputs < row_ptr_index + 1) throw InvalidArgument("the node lacks inputs: W_row_ptr is input " +
+                                                            std::to_string(row_ptr_index));
 
   const int k = attrs.spatial_rank();
   std::vector<Dim> x = InputShape(api, ctx, kInputX);
@@ -79,7 +82,7 @@ void InferShape(const OrtApi& api, OrtShapeInferContext* ctx) {
     throw InvalidArgument("input channels " + std::to_string(x[1].value) + " are not divisible by group " +
                           std::to_string(attrs.group));
   }
-  const std::vector<Dim> row_ptr = InputShape(api, ctx, kInputRowPtr);
+  const std::vector<Dim> row_ptr = InputShape(api, ctx, row_ptr_index);
   Dim out_channels;
   if (row_ptr.size() == 1 && row_ptr[0].value >= 2) {
     out_channels.value = row_ptr[0].value - 1;
@@ -104,7 +107,13 @@ void InferShape(const OrtApi& api, OrtShapeInferContext* ctx) {
   OrtTensorTypeAndShapeInfo* info = nullptr;
   ThrowIfError(api, api.CreateTensorTypeAndShapeInfo(&info), "output shape");
   Ort::TensorTypeAndShapeInfo owned(info);
-  ThrowIfError(api, api.SetTensorElementType(info, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT), "output type");
+  ONNXTensorElementDataType type = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  if (output_like_x) {
+    OrtTensorTypeAndShapeInfo* x_info = nullptr;
+    ThrowIfError(api, api.ShapeInferContext_GetInputTypeShape(ctx, kInputX, &x_info), "input type");
+    type = Ort::ConstTensorTypeAndShapeInfo(x_info).GetElementType();
+  }
+  ThrowIfError(api, api.SetTensorElementType(info, type), "output type");
   ThrowIfError(api, api.SetDimensions(info, values.data(), values.size()), "output shape");
   ThrowIfError(api, api.SetSymbolicDimensions(info, symbols.data(), symbols.size()), "output shape");
   ThrowIfError(api, api.ShapeInferContext_SetOutputTypeShape(ctx, 0, info), "output shape");
@@ -114,7 +123,13 @@ void InferShape(const OrtApi& api, OrtShapeInferContext* ctx) {
 
 OrtStatusPtr ORT_API_CALL InferSparseConvShape(const OrtCustomOp*, OrtShapeInferContext* ctx) {
   const OrtApi& api = Ort::GetApi();
-  return StatusFromExceptions(api, "SparseConv shape inference", [&] { InferShape(api, ctx); });
+  return StatusFromExceptions(api, "SparseConv shape inference", [&] { InferShape(api, ctx, kInputRowPtr, false); });
+}
+
+OrtStatusPtr ORT_API_CALL InferSparseQLinearConvShape(const OrtCustomOp*, OrtShapeInferContext* ctx) {
+  const OrtApi& api = Ort::GetApi();
+  return StatusFromExceptions(api, "SparseQLinearConv shape inference",
+                              [&] { InferShape(api, ctx, kQInputRowPtr, true); });
 }
 
 }  // namespace onnx_sparsify

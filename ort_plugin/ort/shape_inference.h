@@ -8,4 +8,7 @@ namespace onnx_sparsify {
 // attributes and shapes that Conv would reject, so bad models fail at session creation.
 OrtStatusPtr ORT_API_CALL InferSparseConvShape(const OrtCustomOp* op, OrtShapeInferContext* ctx);
 
+// The same for SparseQLinearConv: Y has X's element type.
+OrtStatusPtr ORT_API_CALL InferSparseQLinearConvShape(const OrtCustomOp* op, OrtShapeInferContext* ctx);
+
 }  // namespace onnx_sparsify

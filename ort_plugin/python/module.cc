@@ -18,6 +18,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("DOMAIN") = kDomain;
   m.attr("OP_TYPE") = kOpType;
   m.attr("OP_VERSION") = kOpVersion;
+  m.attr("Q_OP_TYPE") = kQOpType;
   // The epilogue's steps (epilogue.cc): name -> the defaults of its activation_params, one per parameter.
   py::dict activations;
   for (const EpilogueStepInfo& s : EpilogueSteps()) {
