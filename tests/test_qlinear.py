@@ -7,6 +7,8 @@ to even), so every element must be equal here."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnx
 import onnx_sparsify
@@ -235,3 +237,63 @@ def test_plugin_equals_ort_qlinear_conv(layer, types, symbolic) -> None:
     session.run_with_iobinding(binding)
     np.testing.assert_array_equal(out, expected)
     assert session.get_outputs()[0].type == f"tensor({x_type})"
+
+
+def _session(model: onnx.ModelProto) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.register_custom_ops_library(onnx_sparsify.library_path())
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def _replace_initializer(model: onnx.ModelProto, name: str, value: np.ndarray | None) -> onnx.ModelProto:
+    """`model` with initializer `name` replaced by `value`, or turned into a graph input (None)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    inits = out.graph.initializer
+    index = next(i for i, t in enumerate(inits) if t.name == name)
+    old = inits[index]
+    del inits[index]
+    if value is None:
+        out.graph.input.append(helper.make_tensor_value_info(name, old.data_type, list(old.dims)))
+    else:
+        inits.append(numpy_helper.from_array(value, name))
+    return out
+
+
+MALFORMED = {
+    "x_scale_not_constant": ("x_scale", None, "must be a constant initializer"),
+    "x_scale_negative": ("x_scale", np.array(-0.1, np.float32), "x_scale must be finite and positive"),
+    "y_scale_nan": ("y_scale", np.array(np.nan, np.float32), "y_scale must be finite and positive"),
+    "w_scale_zero": ("w_scale", np.zeros(24, np.float32), "w_scale must be finite and positive"),
+    "w_scale_length": ("w_scale", np.ones(5, np.float32), "w_scale must hold 1 or 24 values"),
+    # ORT refuses this one itself: no registration takes uint8 X with an int8 zero point.
+    "x_zero_other_type": ("x_zero", np.array(3, np.int8), "no kernel def matches node inputs"),
+    "y_zero_not_scalar": ("y_zero", np.array([1, 2], np.uint8), "y_zero_point must be a scalar"),
+    "bias_length": ("b", np.zeros(3, np.int32), "B must have shape [24]"),
+    "bias_not_constant": ("b", None, "must be a constant initializer"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_node_fails_at_creation_naming_it(case) -> None:
+    name, value, message = case
+    rng = seeded_rng("malformed", name)
+    x_shape, w_shape, attrs = LAYERS[0][1:]
+    x, _, _, centered, scales, bias = _case(rng, x_shape, w_shape, attrs, "uint8", "int8", True)
+    model = _replace_initializer(
+        _sparse_qlinear_conv_model(x_shape, centered, scales, bias, attrs, "uint8"), name, value
+    )
+    model.graph.node[0].name = "qconv1"
+    with pytest.raises(Exception, match=rf"(SparseQLinearConv node 'qconv1'|Node \(qconv1\)).*{re.escape(message)}"):
+        _session(model)
+
+
+def test_accumulation_that_could_overflow_is_refused() -> None:
+    """One output channel reading 73728 weights of 127: 127 x 255 x 73728 exceeds int32."""
+    centered = np.full((1, 8192, 3, 3), 127, np.int8)
+    scales = (np.float32(0.1), 0, np.array([0.01], np.float32), np.float32(1.0), 0)
+    model = _sparse_qlinear_conv_model((1, 8192, 3, 3), centered, scales, np.zeros(1, np.int32), {}, "uint8")
+    with pytest.raises(Exception, match="int32 accumulation could overflow"):
+        _session(model)
+    centered[0, 7360:] = 0  # 66240 weights: 127 x 255 x 66240 < 2^31 - 1
+    _session(_sparse_qlinear_conv_model((1, 8192, 3, 3), centered, scales, np.zeros(1, np.int32), {}, "uint8"))
