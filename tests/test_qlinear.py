@@ -14,6 +14,7 @@ import onnx
 import onnx_sparsify
 import onnxruntime as ort
 import pytest
+from isa import Variant, forced_isa
 from models import conv_model, dense_reference, seeded_rng
 from onnx import TensorProto, helper, numpy_helper
 from onnx_sparsify import _core
@@ -30,6 +31,14 @@ LAYERS = [
     ("depthwise", (1, 8, 9, 9), (8, 1, 3, 3), {"group": 8, "pads": [1, 1, 1, 1]}),
     ("1d", (1, 6, 300), (10, 6, 5), {"pads": [2, 2]}),
     ("3d", (1, 4, 5, 6, 7), (6, 4, 3, 3, 3), {"pads": [1, 1, 1, 1, 1, 1]}),
+]
+
+# The int8 kernels: VNNI where the CPU has it, the portable loops everywhere (any other isa).
+QUANTIZED_ISAS = [
+    pytest.param(
+        isa, id=isa, marks=pytest.mark.skipif(isa not in _core.supported_cpu_isas(), reason=f"this CPU lacks {isa}")
+    )
+    for isa in ("avx512vnni", "baseline")
 ]
 
 # (x type, weight type): the pairs ORT's QLinearConv runs on the CPU.
@@ -100,7 +109,8 @@ def _case(rng: np.random.Generator, x_shape, w_shape, attrs, x_type: str, w_type
 @pytest.mark.parametrize("types", TYPES, ids=["u8s8", "u8u8", "s8s8"])
 @pytest.mark.parametrize("per_channel", [True, False], ids=["per_channel", "per_tensor"])
 @pytest.mark.parametrize("spread", [1.0, 0.1], ids=["in_range", "saturating"])
-def test_equals_ort_qlinear_conv(layer, types, per_channel, spread) -> None:
+@pytest.mark.parametrize("isa", QUANTIZED_ISAS)
+def test_equals_ort_qlinear_conv(layer, types, per_channel, spread, isa) -> None:
     """spread scales y_scale: 1 puts 94% of the outputs inside Y's range, 0.1 saturates most."""
     name, x_shape, w_shape, attrs = layer
     x_type, w_type = types
@@ -129,6 +139,7 @@ def test_equals_ort_qlinear_conv(layer, types, per_channel, spread) -> None:
         y_zero,
         bias,
         attributes=direct,
+        isa=isa,
     )
     assert actual.dtype == expected.dtype and actual.shape == expected.shape
     lo, hi = _range(x_type)
@@ -139,7 +150,8 @@ def test_equals_ort_qlinear_conv(layer, types, per_channel, spread) -> None:
 
 
 @pytest.mark.parametrize("types", TYPES, ids=["u8s8", "u8u8", "s8s8"])
-def test_ties_round_half_to_even(types) -> None:
+@pytest.mark.parametrize("isa", QUANTIZED_ISAS)
+def test_ties_round_half_to_even(types, isa) -> None:
     """Scales whose product is exactly 1/2 put every odd sum halfway between two integers: ORT
     rounds those to even, and so must the kernel (rounding half away from zero fails here)."""
     x_type, w_type = types
@@ -168,6 +180,7 @@ def test_ties_round_half_to_even(types) -> None:
         scales[4],
         bias,
         attributes={"kernel_shape": [1, 1]},
+        isa=isa,
     )
     assert ((expected > x_lo) & (expected < x_hi)).mean() > 0.5
     np.testing.assert_array_equal(actual, expected)
@@ -214,7 +227,8 @@ def _sparse_qlinear_conv_model(x_shape, centered, scales, bias, attrs, x_type, s
 @pytest.mark.parametrize("layer", LAYERS, ids=[c[0] for c in LAYERS])
 @pytest.mark.parametrize("types", TYPES, ids=["u8s8", "u8u8", "s8s8"])
 @pytest.mark.parametrize("symbolic", [False, True], ids=["static", "symbolic"])
-def test_plugin_equals_ort_qlinear_conv(layer, types, symbolic) -> None:
+@pytest.mark.parametrize("isa", QUANTIZED_ISAS)
+def test_plugin_equals_ort_qlinear_conv(layer, types, symbolic, isa) -> None:
     """The ONNX Runtime plugin's SparseQLinearConv, output pre-filled with a sentinel pattern,
     against ORT's QLinearConv; a symbolic X plans at the first call's shape instead."""
     name, x_shape, w_shape, attrs = layer
@@ -226,9 +240,8 @@ def test_plugin_equals_ort_qlinear_conv(layer, types, symbolic) -> None:
         providers=["CPUExecutionProvider"],
     ).run(None, {"x": x})[0]
     model = _sparse_qlinear_conv_model(x_shape, centered, scales, bias, attrs, x_type, symbolic)
-    options = ort.SessionOptions()
-    options.register_custom_ops_library(onnx_sparsify.library_path())
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    with forced_isa(Variant(isa, "loops")):
+        session = _session(model)
     # Bound output pre-filled with values the kernel must overwrite everywhere.
     out = np.full(expected.shape, 0x5A, expected.dtype)
     binding = session.io_binding()

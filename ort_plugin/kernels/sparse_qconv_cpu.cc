@@ -7,6 +7,7 @@
 
 #include "kernels/errors.h"
 #include "kernels/loop_bodies.h"
+#include "kernels/qconv_vnni.h"
 
 namespace onnx_sparsify {
 namespace {
@@ -51,9 +52,11 @@ void ComputeChannel(const ConvGeometry& g, const QuantizedWeights& w, const int6
   }
 }
 
+// The centered input (x - x_zero_point as int16) of every image and channel in the phase layout:
+// X's centered copy itself where the layout needs no copy.
 template <class T>
-void Run(const ConvGeometry& g, const QuantizedWeights& w, const int64_t* offsets, const T* x, T* y,
-         const ParallelFor& parallel_for, const ScratchAllocator& scratch) {
+const int16_t* StageCentered(const ConvGeometry& g, const QuantizedWeights& w, const T* x,
+                             const ParallelFor& parallel_for, const ScratchAllocator& scratch) {
   const PhaseLayout& l = g.layout;
   const int64_t in_plane = g.axes[0].in * g.axes[1].in * g.axes[2].in;
   const int64_t planes = g.batch * g.in_channels;
@@ -61,13 +64,64 @@ void Run(const ConvGeometry& g, const QuantizedWeights& w, const int64_t* offset
   auto int16_scratch = [&](int64_t n) { return reinterpret_cast<int16_t*>(scratch(static_cast<size_t>(n + 1) / 2)); };
   int16_t* centered = int16_scratch(planes * in_plane);
   parallel_for(planes, [&](int64_t p) { SubtractZero(x + p * in_plane, in_plane, w.quant().x_zero, centered + p * in_plane); });
-  const int16_t* staged = centered;
-  if (l.copy) {
-    int16_t* buffer = int16_scratch(planes * l.channel_stride);
-    parallel_for(planes, [&](int64_t p) {
-      FillPlaneBody<int16_t>(g, centered + p * in_plane, buffer + p * l.channel_stride);
+  if (!l.copy) return centered;
+  int16_t* buffer = int16_scratch(planes * l.channel_stride);
+  parallel_for(planes, [&](int64_t p) {
+    FillPlaneBody<int16_t>(g, centered + p * in_plane, buffer + p * l.channel_stride);
+  });
+  return buffer;
+}
+
+// Input channels per quad (one vpdpbusd operand's 4 bytes per position).
+constexpr int64_t kQuad = 4;
+// Bytes read past a quad row's last position by whole-vector loads.
+constexpr int64_t kQuadSlack = 64;
+// The uint8 value vpdpbusd reads for x: x itself, or int8 x + 128.
+int32_t UnsignedOffset(const QuantParams& q) { return q.is_signed ? 128 : 0; }
+
+// Each group's channels in quads: position p of quad k holds channels 4k .. 4k + 3 of the group as
+// uint8 (x, shifted to unsigned for int8), channels past the group's end as the zero point.
+const uint8_t* StageQuads(const ConvGeometry& g, const QuantizedWeights& w, const int16_t* centered,
+                          const ParallelFor& parallel_for, const ScratchAllocator& scratch) {
+  const int64_t stride = g.layout.channel_stride;
+  const int64_t quads = (g.in_channels_per_group + kQuad - 1) / kQuad;
+  const int64_t bytes = CheckedMul(CheckedMul(g.batch * g.group, quads, "quads"), stride * kQuad, "quads") + kQuadSlack;
+  uint8_t* out = reinterpret_cast<uint8_t*>(scratch(static_cast<size_t>(bytes + 3) / 4));
+  const auto zero = static_cast<uint8_t>(w.quant().x_zero + UnsignedOffset(w.quant()));
+  std::fill(out + bytes - kQuadSlack, out + bytes, zero);
+  parallel_for(g.batch * g.group * quads, [&](int64_t task) {
+    const int64_t k = task % quads, ng = task / quads;  // ng: image n, group
+    uint8_t* dst = out + task * stride * kQuad;
+    for (int64_t i = 0; i < kQuad; ++i) {
+      const int64_t c = k * kQuad + i;
+      if (c >= g.in_channels_per_group) {
+        for (int64_t p = 0; p < stride; ++p) dst[p * kQuad + i] = zero;
+        continue;
+      }
+      const int16_t* src = centered + (ng * g.in_channels_per_group + c) * stride;
+      for (int64_t p = 0; p < stride; ++p) dst[p * kQuad + i] = static_cast<uint8_t>(src[p] + zero);
+    }
+  });
+  return out;
+}
+
+template <class T>
+void Run(const ConvGeometry& g, const QuantizedWeights& w, const int64_t* offsets, const QuadTerms* quads,
+         const T* x, T* y, const ParallelFor& parallel_for, const ScratchAllocator& scratch) {
+  const PhaseLayout& l = g.layout;
+  const int16_t* staged = StageCentered(g, w, x, parallel_for, scratch);
+  if (quads) {
+    const uint8_t* in = StageQuads(g, w, staged, parallel_for, scratch);
+    const int64_t group_bytes = (g.in_channels_per_group + kQuad - 1) / kQuad * l.channel_stride * kQuad;
+    const int32_t zero = w.quant().x_zero + UnsignedOffset(w.quant());
+    parallel_for(g.batch * g.out_channels, [&](int64_t task) {
+      const int64_t n = task / g.out_channels, m = task % g.out_channels;
+      const int64_t group = m / g.out_channels_per_group;
+      // The quads read x + offset where the sum wants x - x_zero_point: the offset's share comes off.
+      const int32_t init = (w.bias() ? w.bias()[m] : 0) - zero * w.row_sum(m);
+      QuadRowsVnni(g, *quads, w.quant(), m, init, in + (n * g.group + group) * group_bytes, y + task * g.out_plane);
     });
-    staged = buffer;
+    return;
   }
   parallel_for(g.batch * g.out_channels, [&](int64_t task) {
     const int64_t n = task / g.out_channels, m = task % g.out_channels;
@@ -96,10 +150,17 @@ QuantizedWeights::QuantizedWeights(CpuWeights weights, QuantParams quant, std::v
     }
     values_[static_cast<size_t>(j)] = static_cast<int8_t>(v);
   }
-  // |x - x_zero_point| <= 255: each output's sum is bounded by its row's sum of |w| times 255.
+  // |x - x_zero_point| <= 255: each output's sum is bounded by its row's sum of |w| times 255 (also
+  // with VNNI's unsigned x up to 255 and the zero point's share taken off at the start).
+  row_sums_.resize(static_cast<size_t>(out_channels));
   for (int64_t m = 0; m < out_channels; ++m) {
     int64_t bound = bias_.empty() ? 0 : std::abs(int64_t{bias_[static_cast<size_t>(m)]});
-    for (int64_t j = weights_.row_begin(m); j < weights_.row_end(m); ++j) bound += 255 * std::abs(int64_t{values_[j]});
+    int64_t sum = 0;
+    for (int64_t j = weights_.row_begin(m); j < weights_.row_end(m); ++j) {
+      bound += 255 * std::abs(int64_t{values_[j]});
+      sum += values_[j];
+    }
+    row_sums_[static_cast<size_t>(m)] = static_cast<int32_t>(sum);  // |sum| <= bound / 255
     if (bound > std::numeric_limits<int32_t>::max()) {
       throw InvalidArgument("output channel " + std::to_string(m) +
                             ": its int32 accumulation could overflow (too many nonzeros of too large a magnitude)");
@@ -107,16 +168,63 @@ QuantizedWeights::QuantizedWeights(CpuWeights weights, QuantParams quant, std::v
   }
 }
 
-void SparseQConvCpu(const CpuPlan& plan, const QuantizedWeights& w, const ConvGeometry& g, const void* x, void* y,
-                    const ParallelFor& parallel_for, const ScratchAllocator& scratch) {
+QuadTerms PackQuads(const QuantizedWeights& w, const std::vector<int64_t>& offsets, int64_t channel_stride) {
+  const CpuWeights& cw = w.weights();
+  QuadTerms t;
+  t.row_begin.push_back(0);
+  std::vector<std::pair<int64_t, int32_t>> row;  // (offset, dword)
+  for (int64_t m = 0; m < cw.out_channels(); ++m) {
+    row.clear();
+    for (int64_t j = cw.row_begin(m); j < cw.row_end(m); ++j) {
+      const int64_t c = cw.taps()[j].channel;
+      // The nonzero's place in its channel's planes, moved to its quad's.
+      const int64_t at = offsets[static_cast<size_t>(j)] - c * channel_stride;
+      const int64_t offset = c / kQuad * channel_stride + at;
+      const auto byte = static_cast<uint32_t>(static_cast<uint8_t>(w.values()[j])) << (8 * (c % kQuad));
+      row.emplace_back(offset, static_cast<int32_t>(byte));
+    }
+    std::sort(row.begin(), row.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (i > 0 && row[i].first == row[i - 1].first) {
+        t.dwords.back() |= row[i].second;  // another channel of the same quad and tap
+      } else {
+        t.offsets.push_back(row[i].first);
+        t.dwords.push_back(row[i].second);
+      }
+    }
+    t.row_begin.push_back(static_cast<int64_t>(t.offsets.size()));
+  }
+  return t;
+}
+
+QuantizedPlan QuantizedPlan::Make(const ConvAttributes& attrs, const QuantizedWeights& weights, CpuIsa isa,
+                                  const std::vector<int64_t>& x_shape) {
+  QuantizedPlan plan;
+  plan.cpu_ = CpuPlan::Make(attrs, weights.weights(), isa, CpuStrategy::kLoops, x_shape);
+  if (isa == CpuIsa::kAvx512Vnni && !x_shape.empty()) {
+    const ConvGeometry g = PrepareCall(attrs, weights.weights(), x_shape);
+    plan.quads_ = PackQuads(weights, plan.cpu_.offsets(), g.layout.channel_stride);
+  }
+  return plan;
+}
+
+void SparseQConvCpu(const QuantizedPlan& plan, const QuantizedWeights& w, const ConvGeometry& g, const void* x,
+                    void* y, const ParallelFor& parallel_for, const ScratchAllocator& scratch) {
   if (g.out_elements == 0) return;
+  const bool served = plan.cpu().Serves(g);
   std::vector<int64_t> call_offsets;
-  if (!plan.Serves(g)) call_offsets = TapOffsets(w.weights(), g.layout);
-  const int64_t* offsets = plan.Serves(g) ? plan.offsets().data() : call_offsets.data();
+  if (!served) call_offsets = TapOffsets(w.weights(), g.layout);
+  const std::vector<int64_t>& offsets = served ? plan.cpu().offsets() : call_offsets;
+  QuadTerms call_quads;
+  const QuadTerms* quads = plan.QuadsFor(g);
+  if (!quads && plan.cpu().isa() == CpuIsa::kAvx512Vnni) {
+    call_quads = PackQuads(w, offsets, g.layout.channel_stride);
+    quads = &call_quads;
+  }
   if (w.quant().is_signed) {
-    Run(g, w, offsets, static_cast<const int8_t*>(x), static_cast<int8_t*>(y), parallel_for, scratch);
+    Run(g, w, offsets.data(), quads, static_cast<const int8_t*>(x), static_cast<int8_t*>(y), parallel_for, scratch);
   } else {
-    Run(g, w, offsets, static_cast<const uint8_t*>(x), static_cast<uint8_t*>(y), parallel_for, scratch);
+    Run(g, w, offsets.data(), quads, static_cast<const uint8_t*>(x), static_cast<uint8_t*>(y), parallel_for, scratch);
   }
 }
 

@@ -1,8 +1,11 @@
 // SparseQLinearConv on the CPU (docs/operator.md): a quantized Conv over the nonzeros of an int8
 // weight, with ONNX Runtime's QLinearConv arithmetic (quantization.h). Shares SparseConv's
-// geometry, phase layout and offsets (CpuPlan). This first kernel subtracts the input's zero point
-// into an int16 copy, pads it in the phase layout (padding then reads 0), and accumulates each
-// output row in int32 with compiled loops; the vector kernels (VNNI) come on top of it.
+// geometry, phase layout and offsets (CpuPlan). The input's zero point is subtracted into an int16
+// copy, padded in the phase layout (padding then reads 0). Then, by instruction set:
+// - baseline (every CPU): each output row summed in int32 with compiled loops;
+// - avx512vnni: the input channels interleaved in quads (4 uint8 per position, qconv_vnni.h) and
+//   the weight packed in quads of the same 4 channels, so that one vpdpbusd adds 4 products into
+//   each of 16 positions.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -28,18 +31,50 @@ class QuantizedWeights {
   const QuantParams& quant() const { return quant_; }
   const int8_t* values() const { return values_.data(); }
   const int32_t* bias() const { return bias_.empty() ? nullptr : bias_.data(); }
+  // Output channel m's sum of its weights' nonzeros (W minus its zero point).
+  int32_t row_sum(int64_t m) const { return row_sums_[static_cast<size_t>(m)]; }
 
  private:
   CpuWeights weights_;
   QuantParams quant_;
   std::vector<int8_t> values_;
   std::vector<int32_t> bias_;
+  std::vector<int32_t> row_sums_;
 };
 
+// The weight in quads of 4 input channels for one phase layout: for output channel m, terms
+// [row_begin[m], row_begin[m + 1]), each the dword offset of a (quad, tap) position in the quad
+// input (quad * channel_stride + the tap's place in the phase planes) and the 4 int8 weights of
+// that quad's channels at that tap (0 where a channel has none), sorted by offset.
+struct QuadTerms {
+  std::vector<int64_t> row_begin, offsets;
+  std::vector<int32_t> dwords;
+};
+
+// The prepared plan of a SparseQLinearConv layer, made once per kernel (or per call from Python)
+// by Make: SparseConv's CpuPlan (instruction set, offsets) and, for avx512vnni, the quad terms.
+class QuantizedPlan {
+ public:
+  // As CpuPlan::Make, with the loops strategy; x_shape empty where X's shape is not known.
+  static QuantizedPlan Make(const ConvAttributes& attrs, const QuantizedWeights& weights, CpuIsa isa,
+                            const std::vector<int64_t>& x_shape);
+  const CpuPlan& cpu() const { return cpu_; }
+  // The quad terms for calls of geometry g: null unless the plan runs VNNI and serves g.
+  const QuadTerms* QuadsFor(const ConvGeometry& g) const { return quads_.row_begin.empty() || !cpu_.Serves(g) ? nullptr : &quads_; }
+
+ private:
+  CpuPlan cpu_;
+  QuadTerms quads_;
+};
+
+// The quad terms of `weights` for a layout with channel_stride positions per channel, given each
+// nonzero's offset in it (TapOffsets).
+QuadTerms PackQuads(const QuantizedWeights& weights, const std::vector<int64_t>& offsets, int64_t channel_stride);
+
 // Y = SparseQLinearConv(X). X and Y are uint8 or int8 (quant().is_signed) tensors of `geometry`
-// (PrepareCall's). `plan` is CpuPlan::Make's for these weights (its offsets serve any element
-// type); where it does not serve the geometry, offsets are computed for this call.
-void SparseQConvCpu(const CpuPlan& plan, const QuantizedWeights& weights, const ConvGeometry& geometry, const void* x, void* y, const ParallelFor& parallel_for,
-                    const ScratchAllocator& scratch);
+// (PrepareCall's). `plan` is QuantizedPlan::Make's for these weights; where it does not serve the
+// geometry, offsets (and quad terms) are computed for this call.
+void SparseQConvCpu(const QuantizedPlan& plan, const QuantizedWeights& weights, const ConvGeometry& geometry,
+                    const void* x, void* y, const ParallelFor& parallel_for, const ScratchAllocator& scratch);
 
 }  // namespace onnx_sparsify

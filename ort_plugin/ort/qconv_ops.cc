@@ -67,8 +67,7 @@ SparseQLinearConvCpuKernel::SparseQLinearConvCpuKernel(const OrtApi& api, const 
     bias.assign(data, data + b.size());
   }
   weights_ = QuantizedWeights(std::move(weights), std::move(quant), std::move(bias));
-  plan_ = CpuPlan::Make(attrs_, weights_.weights(), CpuIsa::kBaseline, CpuStrategy::kLoops,
-                        attrs_.PlannedInputShape(x_shape));
+  plan_ = QuantizedPlan::Make(attrs_, weights_, SelectedCpuIsa(), attrs_.PlannedInputShape(x_shape));
 }
 
 void SparseQLinearConvCpuKernel::Compute(OrtKernelContext* context) const {

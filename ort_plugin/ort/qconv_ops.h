@@ -26,7 +26,7 @@ class SparseQLinearConvCpuKernel {
   std::string node_name_;
   ConvAttributes attrs_;
   QuantizedWeights weights_;
-  CpuPlan plan_;
+  QuantizedPlan plan_;  // for the declared (or hinted) shape, with the instruction set chosen then
   std::unique_ptr<Ort::MemoryInfo> cpu_memory_info_;
 };
 

@@ -1,0 +1,91 @@
+#include "kernels/qconv_vnni.h"
+
+#include <algorithm>
+
+#ifdef ONNX_SPARSIFY_X86
+#include <immintrin.h>
+// GCC 12's avx512fintrin.h passes _mm512_undefined_*() as the unused source of unmasked
+// conversions, min and max, which -W(maybe-)uninitialized reports in every caller: a false
+// positive.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace onnx_sparsify {
+
+#ifdef ONNX_SPARSIFY_X86
+namespace {
+
+constexpr int kLanes = 16;         // dwords per vector: positions
+constexpr int kVectors = 8;        // accumulators per chunk
+constexpr int kChunk = kLanes * kVectors;
+
+#define ONNX_SPARSIFY_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni")))
+
+// Positions [0, valid) of one output row: sums, requantized, stored as bytes.
+template <int R>
+ONNX_SPARSIFY_TARGET inline void Chunk(const uint8_t* in, const int64_t* offsets, const int32_t* dwords, int64_t n,
+                                       int32_t init, float multiplier, const QuantParams& q, int valid,
+                                       int8_t* out) {
+  __m512i acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_set1_epi32(init);
+  for (int64_t j = 0; j < n; ++j) {
+    const __m512i w = _mm512_set1_epi32(dwords[j]);
+    const uint8_t* p = in + offsets[j] * 4;
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_loadu_si512(p + r * 64), w);
+  }
+  const __m512 scale = _mm512_set1_ps(multiplier);
+  const __m512 lo = _mm512_set1_ps(static_cast<float>(q.y_min() - q.y_zero));
+  const __m512 hi = _mm512_set1_ps(static_cast<float>(q.y_max() - q.y_zero));
+  const __m512i zero = _mm512_set1_epi32(q.y_zero);
+  for (int r = 0; r < R; ++r) {
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r]), scale);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    // vcvtps2dq rounds as MXCSR says: to nearest even by default, as ORT relies on too.
+    const __m512i out32 = _mm512_add_epi32(_mm512_cvtps_epi32(v), zero);
+    const int left = valid - r * kLanes;
+    const __mmask16 mask = left >= kLanes ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+    _mm512_mask_cvtepi32_storeu_epi8(out + r * kLanes, mask, out32);  // in range: truncation is exact
+  }
+}
+
+ONNX_SPARSIFY_TARGET void Row(const uint8_t* in, const int64_t* offsets, const int32_t* dwords, int64_t n,
+                              int32_t init, float multiplier, const QuantParams& q, int64_t count, int8_t* out) {
+  for (int64_t c = 0; c < count; c += kChunk) {
+    const int valid = static_cast<int>(std::min<int64_t>(kChunk, count - c));
+    const uint8_t* base = in + c * 4;
+    switch ((valid + kLanes - 1) / kLanes) {
+      case 8: Chunk<8>(base, offsets, dwords, n, init, multiplier, q, valid, out + c); break;
+      case 7: Chunk<7>(base, offsets, dwords, n, init, multiplier, q, valid, out + c); break;
+      case 6: Chunk<6>(base, offsets, dwords, n, init, multiplier, q, valid, out + c); break;
+      case 5: Chunk<5>(base, offsets, dwords, n, init, multiplier, q, valid, out + c); break;
+      case 4: Chunk<4>(base, offsets, dwords, n, init, multiplier, q, valid, out + c); break;
+      case 3: Chunk<3>(base, offsets, dwords, n, init, multiplier, q, valid, out + c); break;
+      case 2: Chunk<2>(base, offsets, dwords, n, init, multiplier, q, valid, out + c); break;
+      default: Chunk<1>(base, offsets, dwords, n, init, multiplier, q, valid, out + c); break;
+    }
+  }
+}
+
+}  // namespace
+
+void QuadRowsVnni(const ConvGeometry& g, const QuadTerms& terms, const QuantParams& q, int64_t m, int32_t init,
+                  const uint8_t* quads, void* y) {
+  const PhaseLayout& l = g.layout;
+  const int64_t begin = terms.row_begin[static_cast<size_t>(m)], end = terms.row_begin[static_cast<size_t>(m) + 1];
+  const float multiplier = q.multipliers[static_cast<size_t>(m)];
+  int8_t* out = static_cast<int8_t*>(y);  // the bytes of uint8 or int8 outputs alike
+  for (int64_t o0 = 0; o0 < g.axes[0].out; ++o0) {
+    for (int64_t o1 = 0; o1 < g.axes[1].out; ++o1) {
+      const int64_t virtual_row = (o0 * l.extent[1] + o1) * l.extent[2];
+      Row(quads + virtual_row * 4, terms.offsets.data() + begin, terms.dwords.data() + begin, end - begin, init,
+          multiplier, q, g.axes[2].out, out + (o0 * g.axes[1].out + o1) * g.axes[2].out);
+    }
+  }
+}
+#else
+void QuadRowsVnni(const ConvGeometry&, const QuadTerms&, const QuantParams&, int64_t, int32_t, const uint8_t*,
+                  void*) {}
+#endif
+
+}  // namespace onnx_sparsify

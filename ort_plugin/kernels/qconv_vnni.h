@@ -1,0 +1,18 @@
+// SparseQLinearConv's AVX-512 VNNI rows (sparse_qconv_cpu.h): the input in quads of 4 channels,
+// each position a dword of 4 uint8, so that vpdpbusd adds a quad's 4 products into each of 16
+// positions at once; then the int32 sums requantized in vectors (quantization.h's arithmetic).
+#pragma once
+#include <cstdint>
+
+#include "kernels/conv_params.h"
+#include "kernels/sparse_qconv_cpu.h"
+
+namespace onnx_sparsify {
+
+// Output channel m's plane of one image into y (uint8 when !is_signed, else int8): every output
+// row's positions from `quads` (the channel's group, QuadTerms' layout; read up to 64 bytes past
+// a row's last position), starting from `init` (bias minus x_zero_point times the row's sum).
+void QuadRowsVnni(const ConvGeometry& g, const QuadTerms& terms, const QuantParams& q, int64_t m, int32_t init,
+                  const uint8_t* quads, void* y);
+
+}  // namespace onnx_sparsify
