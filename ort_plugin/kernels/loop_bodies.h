@@ -18,9 +18,10 @@ inline constexpr int64_t kZeroWholePlane = 8192;
 
 // Fills the phase buffer of one channel plane from X's plane. One function with plain loops
 // inside: most rows are short, so calls per row would cost more than the copying.
-// T: float, or the int16 of the quantized kernel (its zero point subtracted, so padding is 0 too).
+// T: float (padding 0), or the quantized kernel's int16 (its zero point subtracted: padding 0)
+// and uint8 (padding the zero point).
 template <class T>
-ONNX_SPARSIFY_BODY void FillPlaneBody(const ConvGeometry& g, const T* x, T* dst) {
+ONNX_SPARSIFY_BODY void FillPlaneBody(const ConvGeometry& g, const T* x, T* dst, T pad = T{0}) {
   const PhaseLayout& l = g.layout;
   const AxisGeometry &a0 = g.axes[0], &a1 = g.axes[1], &a2 = g.axes[2];
   const int64_t s0 = l.stride[0], s1 = l.stride[1], s2 = l.stride[2];
@@ -28,7 +29,13 @@ ONNX_SPARSIFY_BODY void FillPlaneBody(const ConvGeometry& g, const T* x, T* dst)
   // Small channels (most rows short): zeroed whole first, then only the rows inside X copied,
   // instead of zeroing one or two padding columns per row (G1 1.07x faster, docs/performance.md).
   const bool zeroed = l.channel_stride <= kZeroWholePlane;
-  if (zeroed) std::memset(dst, 0, static_cast<size_t>(l.channel_stride) * sizeof(T));
+  if (zeroed) {
+    if (pad == T{0}) {
+      std::memset(dst, 0, static_cast<size_t>(l.channel_stride) * sizeof(T));
+    } else {
+      std::fill(dst, dst + l.channel_stride, pad);
+    }
+  }
   for (int64_t r0 = 0; r0 < s0; ++r0) {
     for (int64_t r1 = 0; r1 < s1; ++r1) {
       for (int64_t r2 = 0; r2 < s2; ++r2) {
@@ -46,7 +53,7 @@ ONNX_SPARSIFY_BODY void FillPlaneBody(const ConvGeometry& g, const T* x, T* dst)
             if (zeroed && !inside) continue;
             const int64_t begin = inside ? lo : e2;  // a row outside X is all padding
             if (!zeroed) {
-              for (int64_t t2 = 0; t2 < begin; ++t2) out[t2] = T{0};
+              for (int64_t t2 = 0; t2 < begin; ++t2) out[t2] = pad;
             }
             if (!inside) continue;
             const T* row = x + (i0 * a1.in + i1) * a2.in + (r2 + lo * s2 - a2.pad_begin);
@@ -60,14 +67,14 @@ ONNX_SPARSIFY_BODY void FillPlaneBody(const ConvGeometry& g, const T* x, T* dst)
               for (int64_t t2 = 0; t2 < n; ++t2) o[t2] = row[t2 * s2];
             }
             if (!zeroed) {
-              for (int64_t t2 = hi; t2 < e2; ++t2) out[t2] = T{0};
+              for (int64_t t2 = hi; t2 < e2; ++t2) out[t2] = pad;
             }
           }
         }
         // The alignment gap at the plane's end: never read for results, zeroed all the same.
         T* plane_end = dst + ((r0 * s1 + r1) * s2 + r2 + 1) * l.phase_plane;
         if (!zeroed) {
-          for (; out < plane_end; ++out) *out = T{0};
+          for (; out < plane_end; ++out) *out = pad;
         }
       }
     }

@@ -80,26 +80,37 @@ constexpr int64_t kQuadSlack = 64;
 int32_t UnsignedOffset(const QuantParams& q) { return q.is_signed ? 128 : 0; }
 
 // Each group's channels in quads: position p of quad k holds channels 4k .. 4k + 3 of the group as
-// uint8 (x, shifted to unsigned for int8), channels past the group's end as the zero point.
-const uint8_t* StageQuads(const ConvGeometry& g, const QuantizedWeights& w, const int16_t* centered,
+// uint8 (x, or int8 x + 128), padded with the zero point (so shifted), as are the channels past the
+// group's end. One pass: each channel is padded into the thread's buffer, then interleaved.
+template <class T>
+const uint8_t* StageQuads(const ConvGeometry& g, const QuantizedWeights& w, const T* x,
                           const ParallelFor& parallel_for, const ScratchAllocator& scratch) {
   const int64_t stride = g.layout.channel_stride;
+  const int64_t in_plane = g.axes[0].in * g.axes[1].in * g.axes[2].in;
   const int64_t quads = (g.in_channels_per_group + kQuad - 1) / kQuad;
   const int64_t bytes = CheckedMul(CheckedMul(g.batch * g.group, quads, "quads"), stride * kQuad, "quads") + kQuadSlack;
   uint8_t* out = reinterpret_cast<uint8_t*>(scratch(static_cast<size_t>(bytes + 3) / 4));
-  const auto zero = static_cast<uint8_t>(w.quant().x_zero + UnsignedOffset(w.quant()));
-  std::fill(out + bytes - kQuadSlack, out + bytes, zero);
+  const uint8_t flip = static_cast<uint8_t>(UnsignedOffset(w.quant()));  // int8 + 128 as bits: xor 0x80
+  const auto raw_zero = static_cast<uint8_t>(w.quant().x_zero);           // the zero point's own bits
+  std::fill(out + bytes - kQuadSlack, out + bytes, static_cast<uint8_t>(raw_zero ^ flip));
   parallel_for(g.batch * g.group * quads, [&](int64_t task) {
     const int64_t k = task % quads, ng = task / quads;  // ng: image n, group
     uint8_t* dst = out + task * stride * kQuad;
+    thread_local std::vector<uint8_t> plane;
+    plane.resize(static_cast<size_t>(stride));
     for (int64_t i = 0; i < kQuad; ++i) {
       const int64_t c = k * kQuad + i;
       if (c >= g.in_channels_per_group) {
-        for (int64_t p = 0; p < stride; ++p) dst[p * kQuad + i] = zero;
-        continue;
+        std::fill(plane.begin(), plane.end(), raw_zero);
+      } else {
+        const auto* src = reinterpret_cast<const uint8_t*>(x + (ng * g.in_channels_per_group + c) * in_plane);
+        if (g.layout.copy) {
+          FillPlaneBody<uint8_t>(g, src, plane.data(), raw_zero);
+        } else {
+          std::copy(src, src + stride, plane.begin());
+        }
       }
-      const int16_t* src = centered + (ng * g.in_channels_per_group + c) * stride;
-      for (int64_t p = 0; p < stride; ++p) dst[p * kQuad + i] = static_cast<uint8_t>(src[p] + zero);
+      for (int64_t p = 0; p < stride; ++p) dst[p * kQuad + i] = plane[static_cast<size_t>(p)] ^ flip;
     }
   });
   return out;
@@ -109,9 +120,8 @@ template <class T>
 void Run(const ConvGeometry& g, const QuantizedWeights& w, const int64_t* offsets, const QuadTerms* quads,
          const T* x, T* y, const ParallelFor& parallel_for, const ScratchAllocator& scratch) {
   const PhaseLayout& l = g.layout;
-  const int16_t* staged = StageCentered(g, w, x, parallel_for, scratch);
   if (quads) {
-    const uint8_t* in = StageQuads(g, w, staged, parallel_for, scratch);
+    const uint8_t* in = StageQuads(g, w, x, parallel_for, scratch);
     const int64_t group_bytes = (g.in_channels_per_group + kQuad - 1) / kQuad * l.channel_stride * kQuad;
     const int32_t zero = w.quant().x_zero + UnsignedOffset(w.quant());
     parallel_for(g.batch * g.out_channels, [&](int64_t task) {
@@ -123,6 +133,7 @@ void Run(const ConvGeometry& g, const QuantizedWeights& w, const int64_t* offset
     });
     return;
   }
+  const int16_t* staged = StageCentered(g, w, x, parallel_for, scratch);
   parallel_for(g.batch * g.out_channels, [&](int64_t task) {
     const int64_t n = task / g.out_channels, m = task % g.out_channels;
     const int64_t group = m / g.out_channels_per_group;
