@@ -9,6 +9,7 @@ from . import _core
 DOMAIN: str = _core.DOMAIN
 OP_TYPE: str = _core.OP_TYPE
 OP_VERSION: int = _core.OP_VERSION
+Q_OP_TYPE: str = _core.Q_OP_TYPE  # SparseQLinearConv, the quantized form (same domain and version)
 
 # The fused epilogue's steps: name -> the defaults of its activation_params (their number is the
 # number the step takes; the float32 values the kernel uses, Clip's as -inf and inf). PRelu takes

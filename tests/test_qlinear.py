@@ -1,12 +1,13 @@
 """SparseQLinearConv (docs/operator.md) equals ONNX Runtime's own QLinearConv on the same
 quantized weight: uint8 and int8 activations, int8 weights and uint8 weights with zero point 128,
-per-tensor and per-channel scales, int32 bias, padding, strides, dilations and groups. ORT's int8
-path is the reference; the issue's bar is 99.9% of elements equal and none more than one step
-away, and the kernel reproduces ORT's arithmetic (int32 sums, float requantization rounded half
-to even), so every element must be equal here."""
+per-tensor and per-channel scales, int32 bias, padding, strides, dilations and groups, on each
+int8 kernel (VNNI, portable). ORT's int8 path is the reference; the issue's bar is 99.9% of
+elements equal and none more than one step away, and the kernels reproduce ORT's arithmetic
+(int32 sums, float requantization rounded half to even), so every element must be equal here."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -16,11 +17,10 @@ import onnxruntime as ort
 import pytest
 from isa import Variant, forced_isa
 from models import conv_model, dense_reference, seeded_rng
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 from onnx_sparsify import _core
 from onnx_sparsify.csr import dense_to_csr
-
-OPSET, IR_VERSION = 17, 8
+from onnx_sparsify.layer_models import Quantization, qlinear_conv_model, sparse_qlinear_conv_model
 
 # (id, x shape, weight shape, Conv attributes)
 LAYERS = [
@@ -50,37 +50,9 @@ def _range(dtype: str) -> tuple[int, int]:
     return int(info.min), int(info.max)
 
 
-def _qlinear_conv_model(x_shape, w_q, w_zero, scales, bias, attrs, x_type) -> onnx.ModelProto:
-    x_scale, x_zero, w_scale, y_scale, y_zero = scales
-    elem = TensorProto.UINT8 if x_type == "uint8" else TensorProto.INT8
-    inits = [
-        numpy_helper.from_array(np.array(x_scale, np.float32), "x_scale"),
-        numpy_helper.from_array(np.array(x_zero, x_type), "x_zero"),
-        numpy_helper.from_array(w_q, "w"),
-        numpy_helper.from_array(w_scale, "w_scale"),
-        numpy_helper.from_array(np.array(w_zero, w_q.dtype), "w_zero"),
-        numpy_helper.from_array(np.array(y_scale, np.float32), "y_scale"),
-        numpy_helper.from_array(np.array(y_zero, x_type), "y_zero"),
-        numpy_helper.from_array(bias, "b"),
-    ]
-    node = helper.make_node(
-        "QLinearConv",
-        ["x", "x_scale", "x_zero", "w", "w_scale", "w_zero", "y_scale", "y_zero", "b"],
-        ["y"],
-        kernel_shape=list(w_q.shape[2:]),
-        **attrs,
-    )
-    graph = helper.make_graph(
-        [node],
-        "g",
-        [helper.make_tensor_value_info("x", elem, list(x_shape))],
-        [helper.make_tensor_value_info("y", elem, None)],
-        inits,
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
-
-
 def _case(rng: np.random.Generator, x_shape, w_shape, attrs, x_type: str, w_type: str, per_channel: bool):
+    """Random X, a quantized weight with 80% of its elements at the zero point, a bias, and
+    scales that spread the outputs over Y's range (a few percent saturating at each end)."""
     x_lo, x_hi = _range(x_type)
     x = rng.integers(x_lo, x_hi + 1, size=x_shape).astype(x_type)
     x_zero = int(rng.integers(x_lo, x_hi + 1))
@@ -90,19 +62,36 @@ def _case(rng: np.random.Generator, x_shape, w_shape, attrs, x_type: str, w_type
     w_q = (centered + w_zero).astype(w_type)
     m = w_shape[0]
     w_scale = rng.uniform(0.002, 0.02, size=m if per_channel else 1).astype(np.float32)
-    x_scale = np.float32(rng.uniform(0.01, 0.05))
+    x_scale = float(np.float32(rng.uniform(0.01, 0.05)))
     bias = rng.integers(-5000, 5000, size=m).astype(np.int32)
-    # y_scale and y_zero_point spread the real outputs over the type's range, a few percent of
-    # them saturating at each end (the int32 sums in float64: exact).
-    acc = dense_reference(
-        conv_model(x_shape, centered.astype(np.float32), bias.astype(np.float32), attrs),
-        (x - x_zero).astype(np.float32),
-    ).astype(np.float64)
-    real = acc * float(x_scale) * np.broadcast_to(w_scale, (m,)).reshape([1, m] + [1] * (acc.ndim - 2))
+    # The int32 sums, exact in float32 at these sizes.
+    reference = conv_model(x_shape, centered.astype(np.float32), bias.astype(np.float32), attrs)
+    acc = dense_reference(reference, (x - x_zero).astype(np.float32)).astype(np.float64)
+    real = acc * x_scale * np.broadcast_to(w_scale, (m,)).reshape([1, m] + [1] * (acc.ndim - 2))
     lo, hi = np.percentile(real, [3, 97])
-    y_scale = np.float32((hi - lo) / (x_hi - x_lo))
+    y_scale = float(np.float32((hi - lo) / (x_hi - x_lo)))
     y_zero = int(np.clip(round(x_lo - lo / y_scale), x_lo, x_hi))
-    return x, w_q, w_zero, centered.astype(np.int8), (x_scale, x_zero, w_scale, y_scale, y_zero), bias
+    return x, w_q, bias, Quantization(x_type, x_scale, x_zero, w_scale, w_zero, y_scale, y_zero)
+
+
+def _ort_int8(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    """ONNX Runtime's own int8 run (every graph optimization, as deployed)."""
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+def _direct(x, w_q, bias, attrs, q: Quantization, isa: str) -> np.ndarray:
+    """_core.sparse_qlinear_conv on the same layer."""
+    csr = dense_to_csr((w_q.astype(np.int32) - q.w_zero).astype(np.float32))
+    return _core.sparse_qlinear_conv(
+        x, q.x_scale, q.x_zero, csr.values.astype(np.int8), csr.col_indices, csr.row_ptr, q.w_scale, q.y_scale,
+        q.y_zero, bias, attributes=dict(attrs, kernel_shape=list(w_q.shape[2:])), isa=isa,
+    )  # fmt: skip
+
+
+def _session(model: onnx.ModelProto) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.register_custom_ops_library(onnx_sparsify.library_path())
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 @pytest.mark.parametrize("layer", LAYERS, ids=[c[0] for c in LAYERS])
@@ -115,32 +104,10 @@ def test_equals_ort_qlinear_conv(layer, types, per_channel, spread, isa) -> None
     name, x_shape, w_shape, attrs = layer
     x_type, w_type = types
     rng = seeded_rng(name, x_type, w_type, per_channel, spread)
-    x, w_q, w_zero, centered, scales, bias = _case(rng, x_shape, w_shape, attrs, x_type, w_type, per_channel)
-    scales = (*scales[:3], np.float32(scales[3] * spread), scales[4])
-    model = _qlinear_conv_model(x_shape, w_q, w_zero, scales, bias, attrs, x_type)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    expected = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"]).run(
-        None, {"x": x}
-    )[0]
-
-    csr = dense_to_csr(centered.astype(np.float32))
-    x_scale, x_zero, w_scale, y_scale, y_zero = scales
-    direct = dict(attrs, kernel_shape=list(w_shape[2:]))
-    actual = _core.sparse_qlinear_conv(
-        x,
-        float(x_scale),
-        x_zero,
-        csr.values.astype(np.int8),
-        csr.col_indices,
-        csr.row_ptr,
-        w_scale,
-        float(y_scale),
-        y_zero,
-        bias,
-        attributes=direct,
-        isa=isa,
-    )
+    x, w_q, bias, q = _case(rng, x_shape, w_shape, attrs, x_type, w_type, per_channel)
+    q = dataclasses.replace(q, y_scale=float(np.float32(q.y_scale * spread)))
+    expected = _ort_int8(qlinear_conv_model(x_shape, w_q, bias, attrs, q), x)
+    actual = _direct(x, w_q, bias, attrs, q, isa)
     assert actual.dtype == expected.dtype and actual.shape == expected.shape
     lo, hi = _range(x_type)
     inside = ((expected > lo) & (expected < hi)).mean()
@@ -157,71 +124,17 @@ def test_ties_round_half_to_even(types, isa) -> None:
     x_type, w_type = types
     rng = seeded_rng("ties", x_type, w_type)
     x_shape, w_shape, attrs = (1, 4, 6, 6), (6, 4, 1, 1), {}
-    x, w_q, w_zero, centered, _, bias = _case(rng, x_shape, w_shape, attrs, x_type, w_type, False)
+    _, w_q, _, q = _case(rng, x_shape, w_shape, attrs, x_type, w_type, False)
     x_lo, x_hi = _range(x_type)
     zero = (x_lo + x_hi) // 2
     x = (zero + rng.integers(-1, 2, size=x_shape)).astype(x_type)  # x - x_zero_point in [-1, 1]: few saturate
     bias = rng.integers(-40, 41, size=w_shape[0]).astype(np.int32)
-    scales = (np.float32(0.25), zero, np.array([0.5], np.float32), np.float32(0.25), zero)
-    model = _qlinear_conv_model(x_shape, w_q, w_zero, scales, bias, attrs, x_type)
-    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[
-        0
-    ]
-    csr = dense_to_csr(centered.astype(np.float32))
-    actual = _core.sparse_qlinear_conv(
-        x,
-        0.25,
-        scales[1],
-        csr.values.astype(np.int8),
-        csr.col_indices,
-        csr.row_ptr,
-        scales[2],
-        0.25,
-        scales[4],
-        bias,
-        attributes={"kernel_shape": [1, 1]},
-        isa=isa,
+    q = dataclasses.replace(
+        q, x_scale=0.25, x_zero=zero, w_scale=np.array([0.5], np.float32), y_scale=0.25, y_zero=zero
     )
+    expected = _ort_int8(qlinear_conv_model(x_shape, w_q, bias, attrs, q), x)
     assert ((expected > x_lo) & (expected < x_hi)).mean() > 0.5
-    np.testing.assert_array_equal(actual, expected)
-
-
-def _sparse_qlinear_conv_model(x_shape, centered, scales, bias, attrs, x_type, symbolic=False) -> onnx.ModelProto:
-    """One SparseQLinearConv node (the plugin's operator) with the CSR of `centered` (W minus its
-    zero point); `symbolic` leaves X's batch and spatial sizes unnamed in the model."""
-    x_scale, x_zero, w_scale, y_scale, y_zero = scales
-    elem = TensorProto.UINT8 if x_type == "uint8" else TensorProto.INT8
-    csr = dense_to_csr(centered.astype(np.float32))
-    inits = [
-        numpy_helper.from_array(np.array(x_scale, np.float32), "x_scale"),
-        numpy_helper.from_array(np.array(x_zero, x_type), "x_zero"),
-        numpy_helper.from_array(csr.values.astype(np.int8), "w_values"),
-        numpy_helper.from_array(csr.col_indices, "w_cols"),
-        numpy_helper.from_array(csr.row_ptr, "w_rows"),
-        numpy_helper.from_array(w_scale, "w_scale"),
-        numpy_helper.from_array(np.array(y_scale, np.float32), "y_scale"),
-        numpy_helper.from_array(np.array(y_zero, x_type), "y_zero"),
-        numpy_helper.from_array(bias, "b"),
-    ]
-    node = helper.make_node(
-        _core.Q_OP_TYPE,
-        ["x", "x_scale", "x_zero", "w_values", "w_cols", "w_rows", "w_scale", "y_scale", "y_zero", "b"],
-        ["y"],
-        domain=_core.DOMAIN,
-        kernel_shape=list(centered.shape[2:]),
-        in_channels_per_group=centered.shape[1],
-        **attrs,
-    )
-    dims = [None if symbolic and i != 1 else d for i, d in enumerate(x_shape)]
-    graph = helper.make_graph(
-        [node],
-        "g",
-        [helper.make_tensor_value_info("x", elem, dims)],
-        [helper.make_tensor_value_info("y", elem, None)],
-        inits,
-    )
-    opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid(_core.DOMAIN, _core.OP_VERSION)]
-    return helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION)
+    np.testing.assert_array_equal(_direct(x, w_q, bias, attrs, q, isa), expected)
 
 
 @pytest.mark.parametrize("layer", LAYERS, ids=[c[0] for c in LAYERS])
@@ -230,32 +143,22 @@ def _sparse_qlinear_conv_model(x_shape, centered, scales, bias, attrs, x_type, s
 @pytest.mark.parametrize("isa", QUANTIZED_ISAS)
 def test_plugin_equals_ort_qlinear_conv(layer, types, symbolic, isa) -> None:
     """The ONNX Runtime plugin's SparseQLinearConv, output pre-filled with a sentinel pattern,
-    against ORT's QLinearConv; a symbolic X plans at the first call's shape instead."""
+    against ORT's QLinearConv; a symbolic X (every size but the channels) plans per call."""
     name, x_shape, w_shape, attrs = layer
     x_type, w_type = types
     rng = seeded_rng("plugin", name, x_type, w_type, symbolic)
-    x, w_q, w_zero, centered, scales, bias = _case(rng, x_shape, w_shape, attrs, x_type, w_type, True)
-    expected = ort.InferenceSession(
-        _qlinear_conv_model(x_shape, w_q, w_zero, scales, bias, attrs, x_type).SerializeToString(),
-        providers=["CPUExecutionProvider"],
-    ).run(None, {"x": x})[0]
-    model = _sparse_qlinear_conv_model(x_shape, centered, scales, bias, attrs, x_type, symbolic)
+    x, w_q, bias, q = _case(rng, x_shape, w_shape, attrs, x_type, w_type, True)
+    expected = _ort_int8(qlinear_conv_model(x_shape, w_q, bias, attrs, q), x)
+    names = [symbolic and i != 1 for i in range(len(x_shape))]
     with forced_isa(Variant(isa, "loops")):
-        session = _session(model)
-    # Bound output pre-filled with values the kernel must overwrite everywhere.
-    out = np.full(expected.shape, 0x5A, expected.dtype)
+        session = _session(sparse_qlinear_conv_model(x_shape, w_q, bias, attrs, q, names))
+    out = np.full(expected.shape, 0x5A, expected.dtype)  # every element must be overwritten
     binding = session.io_binding()
     binding.bind_cpu_input("x", x)
     binding.bind_output("y", "cpu", 0, out.dtype, out.shape, out.ctypes.data)
     session.run_with_iobinding(binding)
     np.testing.assert_array_equal(out, expected)
     assert session.get_outputs()[0].type == f"tensor({x_type})"
-
-
-def _session(model: onnx.ModelProto) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.register_custom_ops_library(onnx_sparsify.library_path())
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def _replace_initializer(model: onnx.ModelProto, name: str, value: np.ndarray | None) -> onnx.ModelProto:
@@ -292,10 +195,8 @@ def test_malformed_node_fails_at_creation_naming_it(case) -> None:
     name, value, message = case
     rng = seeded_rng("malformed", name)
     x_shape, w_shape, attrs = LAYERS[0][1:]
-    x, _, _, centered, scales, bias = _case(rng, x_shape, w_shape, attrs, "uint8", "int8", True)
-    model = _replace_initializer(
-        _sparse_qlinear_conv_model(x_shape, centered, scales, bias, attrs, "uint8"), name, value
-    )
+    _, w_q, bias, q = _case(rng, x_shape, w_shape, attrs, "uint8", "int8", True)
+    model = _replace_initializer(sparse_qlinear_conv_model(x_shape, w_q, bias, attrs, q), name, value)
     model.graph.node[0].name = "qconv1"
     with pytest.raises(Exception, match=rf"(SparseQLinearConv node 'qconv1'|Node \(qconv1\)).*{re.escape(message)}"):
         _session(model)
@@ -303,10 +204,9 @@ def test_malformed_node_fails_at_creation_naming_it(case) -> None:
 
 def test_accumulation_that_could_overflow_is_refused() -> None:
     """One output channel reading 73728 weights of 127: 127 x 255 x 73728 exceeds int32."""
-    centered = np.full((1, 8192, 3, 3), 127, np.int8)
-    scales = (np.float32(0.1), 0, np.array([0.01], np.float32), np.float32(1.0), 0)
-    model = _sparse_qlinear_conv_model((1, 8192, 3, 3), centered, scales, np.zeros(1, np.int32), {}, "uint8")
+    w_q = np.full((1, 8192, 3, 3), 127, np.int8)
+    q = Quantization("uint8", 0.1, 0, np.array([0.01], np.float32), 0, 1.0, 0)
     with pytest.raises(Exception, match="int32 accumulation could overflow"):
-        _session(model)
-    centered[0, 7360:] = 0  # 66240 weights: 127 x 255 x 66240 < 2^31 - 1
-    _session(_sparse_qlinear_conv_model((1, 8192, 3, 3), centered, scales, np.zeros(1, np.int32), {}, "uint8"))
+        _session(sparse_qlinear_conv_model((1, 8192, 3, 3), w_q, None, {}, q))
+    w_q[0, 7360:] = 0  # 66240 weights: 127 x 255 x 66240 < 2^31 - 1
+    _session(sparse_qlinear_conv_model((1, 8192, 3, 3), w_q, None, {}, q))
