@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -79,6 +80,16 @@ constexpr int64_t kQuadSlack = 64;
 // The uint8 value vpdpbusd reads for x: x itself, or int8 x + 128.
 int32_t UnsignedOffset(const QuantParams& q) { return q.is_signed ? 128 : 0; }
 
+// dst[4p + i] = planes[i * n + p] ^ flip for i < 4: a quad's 4 padded channels, one dword per position.
+void Interleave(const uint8_t* planes, int64_t n, uint8_t flip, uint8_t* dst) {
+  const uint32_t flips = flip * 0x01010101u;
+  const uint8_t *a = planes, *b = planes + n, *c = planes + 2 * n, *d = planes + 3 * n;
+  for (int64_t p = 0; p < n; ++p) {
+    const uint32_t v = (a[p] | b[p] << 8 | c[p] << 16 | static_cast<uint32_t>(d[p]) << 24) ^ flips;
+    std::memcpy(dst + 4 * p, &v, 4);
+  }
+}
+
 // Each group's channels in quads: position p of quad k holds channels 4k .. 4k + 3 of the group as
 // uint8 (x, or int8 x + 128), padded with the zero point (so shifted), as are the channels past the
 // group's end. One pass: each channel is padded into the thread's buffer, then interleaved.
@@ -96,22 +107,24 @@ const uint8_t* StageQuads(const ConvGeometry& g, const QuantizedWeights& w, cons
   parallel_for(g.batch * g.group * quads, [&](int64_t task) {
     const int64_t k = task % quads, ng = task / quads;  // ng: image n, group
     uint8_t* dst = out + task * stride * kQuad;
-    thread_local std::vector<uint8_t> plane;
-    plane.resize(static_cast<size_t>(stride));
+    thread_local std::vector<uint8_t> buffer;
+    buffer.resize(static_cast<size_t>(kQuad * stride));
+    uint8_t* planes = buffer.data();  // one TLS look-up, not one per element
     for (int64_t i = 0; i < kQuad; ++i) {
       const int64_t c = k * kQuad + i;
+      uint8_t* plane = planes + i * stride;
       if (c >= g.in_channels_per_group) {
-        std::fill(plane.begin(), plane.end(), raw_zero);
+        std::fill(plane, plane + stride, raw_zero);
       } else {
         const auto* src = reinterpret_cast<const uint8_t*>(x + (ng * g.in_channels_per_group + c) * in_plane);
         if (g.layout.copy) {
-          FillPlaneBody<uint8_t>(g, src, plane.data(), raw_zero);
+          FillPlaneBody<uint8_t>(g, src, plane, raw_zero);
         } else {
-          std::copy(src, src + stride, plane.begin());
+          std::copy(src, src + stride, plane);
         }
       }
-      for (int64_t p = 0; p < stride; ++p) dst[p * kQuad + i] = plane[static_cast<size_t>(p)] ^ flip;
     }
+    Interleave(planes, stride, flip, dst);
   });
   return out;
 }
