@@ -1,6 +1,7 @@
 #include "kernels/qconv_vnni.h"
 
 #include <algorithm>
+#include <cstring>
 
 #ifdef ONNX_SPARSIFY_X86
 #include <immintrin.h>
@@ -16,8 +17,7 @@ namespace onnx_sparsify {
 #ifdef ONNX_SPARSIFY_X86
 namespace {
 
-constexpr int kLanes = 16;         // dwords per vector: positions
-constexpr int kVectors = 8;        // accumulators per chunk
+constexpr int kVectors = 8;  // accumulators per chunk, of kLanes (cpu_tiles.h) dwords: positions
 constexpr int kChunk = kLanes * kVectors;
 
 #define ONNX_SPARSIFY_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni")))
@@ -49,38 +49,59 @@ ONNX_SPARSIFY_TARGET inline void Chunk(const uint8_t* in, const int64_t* offsets
   }
 }
 
-ONNX_SPARSIFY_TARGET void Row(const uint8_t* in, const int64_t* offsets, const int32_t* dwords, int64_t n,
-                              int32_t init, float multiplier, const QuantParams& q, int64_t count, int8_t* out) {
-  for (int64_t c = 0; c < count; c += kChunk) {
-    const int valid = static_cast<int>(std::min<int64_t>(kChunk, count - c));
-    const uint8_t* base = in + c * 4;
-    switch ((valid + kLanes - 1) / kLanes) {
-      case 8: Chunk<8>(base, offsets, dwords, n, init, multiplier, q, valid, out + c); break;
-      case 7: Chunk<7>(base, offsets, dwords, n, init, multiplier, q, valid, out + c); break;
-      case 6: Chunk<6>(base, offsets, dwords, n, init, multiplier, q, valid, out + c); break;
-      case 5: Chunk<5>(base, offsets, dwords, n, init, multiplier, q, valid, out + c); break;
-      case 4: Chunk<4>(base, offsets, dwords, n, init, multiplier, q, valid, out + c); break;
-      case 3: Chunk<3>(base, offsets, dwords, n, init, multiplier, q, valid, out + c); break;
-      case 2: Chunk<2>(base, offsets, dwords, n, init, multiplier, q, valid, out + c); break;
-      default: Chunk<1>(base, offsets, dwords, n, init, multiplier, q, valid, out + c); break;
+// Copies virtual positions [p, p + count) of `src` into the output plane y, dropping those
+// outside the output (rows of the phase extents are longer than the output's).
+void Scatter(const ConvGeometry& g, const int8_t* src, int64_t p, int64_t count, int8_t* y) {
+  const PhaseLayout& l = g.layout;
+  const int64_t e12 = l.extent[1] * l.extent[2];
+  int64_t o0 = p / e12, o1 = p % e12 / l.extent[2], o2 = p % l.extent[2];
+  for (int64_t done = 0; done < count;) {
+    const int64_t span = std::min(count - done, l.extent[2] - o2);  // to the end of this virtual row
+    if (o1 < g.axes[1].out && o2 < g.axes[2].out) {
+      std::memcpy(y + (o0 * g.axes[1].out + o1) * g.axes[2].out + o2, src + done,
+                  static_cast<size_t>(std::min(span, g.axes[2].out - o2)));
+    }
+    done += span;
+    o2 = 0;
+    if (++o1 == l.extent[1]) {
+      o1 = 0;
+      ++o0;
     }
   }
 }
 
 }  // namespace
 
-void QuadRowsVnni(const ConvGeometry& g, const QuadTerms& terms, const QuantParams& q, int64_t m, int32_t init,
-                  const uint8_t* quads, void* y) {
+ONNX_SPARSIFY_TARGET void QuadRowsVnni(const ConvGeometry& g, const QuadTerms& terms, const QuantParams& q, int64_t m,
+                                       int32_t init, const uint8_t* quads, void* y) {
   const PhaseLayout& l = g.layout;
   const int64_t begin = terms.row_begin[static_cast<size_t>(m)], end = terms.row_begin[static_cast<size_t>(m) + 1];
+  const int64_t* offsets = terms.offsets.data() + begin;
+  const int32_t* dwords = terms.dwords.data() + begin;
   const float multiplier = q.multipliers[static_cast<size_t>(m)];
   int8_t* out = static_cast<int8_t*>(y);  // the bytes of uint8 or int8 outputs alike
-  for (int64_t o0 = 0; o0 < g.axes[0].out; ++o0) {
-    for (int64_t o1 = 0; o1 < g.axes[1].out; ++o1) {
-      const int64_t virtual_row = (o0 * l.extent[1] + o1) * l.extent[2];
-      Row(quads + virtual_row * 4, terms.offsets.data() + begin, terms.dwords.data() + begin, end - begin, init,
-          multiplier, q, g.axes[2].out, out + (o0 * g.axes[1].out + o1) * g.axes[2].out);
+  // The plane's virtual positions in chunks, every term broadcast once per chunk of up to kChunk
+  // positions: rows of the phase extents run on into each other, and the positions between output
+  // rows are computed and dropped (Scatter) unless the extents are the output's.
+  const bool direct = l.extent[1] == g.axes[1].out && l.extent[2] == g.axes[2].out;
+  const int64_t length = ((g.axes[0].out - 1) * l.extent[1] + (g.axes[1].out - 1)) * l.extent[2] + g.axes[2].out;
+  alignas(64) int8_t chunk[kChunk];
+  for (int64_t c = 0; c < length; c += kChunk) {
+    const int valid = static_cast<int>(std::min<int64_t>(kChunk, length - c));
+    const uint8_t* base = quads + c * 4;
+    int8_t* dst = direct ? out + c : chunk;
+    const int64_t n = end - begin;
+    switch ((valid + kLanes - 1) / kLanes) {
+      case 8: Chunk<8>(base, offsets, dwords, n, init, multiplier, q, valid, dst); break;
+      case 7: Chunk<7>(base, offsets, dwords, n, init, multiplier, q, valid, dst); break;
+      case 6: Chunk<6>(base, offsets, dwords, n, init, multiplier, q, valid, dst); break;
+      case 5: Chunk<5>(base, offsets, dwords, n, init, multiplier, q, valid, dst); break;
+      case 4: Chunk<4>(base, offsets, dwords, n, init, multiplier, q, valid, dst); break;
+      case 3: Chunk<3>(base, offsets, dwords, n, init, multiplier, q, valid, dst); break;
+      case 2: Chunk<2>(base, offsets, dwords, n, init, multiplier, q, valid, dst); break;
+      default: Chunk<1>(base, offsets, dwords, n, init, multiplier, q, valid, dst); break;
     }
+    if (!direct) Scatter(g, chunk, c, valid, out);
   }
 }
 #else

@@ -9,9 +9,9 @@
 
 namespace onnx_sparsify {
 
-// Output channel m's plane of one image into y (uint8 when !is_signed, else int8): every output
-// row's positions from `quads` (the channel's group, QuadTerms' layout; read up to 64 bytes past
-// a row's last position), starting from `init` (bias minus x_zero_point times the row's sum).
+// Output channel m's plane of one image into y (uint8 when !is_signed, else int8), from `quads`
+// (the channel's group, QuadTerms' layout; read up to 64 bytes past the plane's last position),
+// every sum starting from `init` (the bias minus the zero point's share, sparse_qconv_cpu.cc).
 void QuadRowsVnni(const ConvGeometry& g, const QuadTerms& terms, const QuantParams& q, int64_t m, int32_t init,
                   const uint8_t* quads, void* y);
 
