@@ -21,16 +21,17 @@ IR_VERSION = 8  # loads in every ONNX Runtime from 1.21 on
 OPSET = 17
 
 
-def x_input(x_shape: Sequence[int], symbolic: Sequence[bool] = ()) -> onnx.ValueInfoProto:
-    """The input 'x', its axes named d0, d1, ... where `symbolic` says so."""
+def x_input(
+    x_shape: Sequence[int], symbolic: Sequence[bool] = (), elem: int = TensorProto.FLOAT
+) -> onnx.ValueInfoProto:
+    """The input 'x' of element type `elem`, its axes named d0, d1, ... where `symbolic` says so."""
     dims: list[Any] = [f"d{i}" if i < len(symbolic) and symbolic[i] else d for i, d in enumerate(x_shape)]
-    return helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)
+    return helper.make_tensor_value_info("x", elem, dims)
 
 
-def _model(nodes, inputs, initializers, opsets) -> onnx.ModelProto:
-    graph = helper.make_graph(
-        nodes, "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializers
-    )
+def _model(nodes, inputs, initializers, opsets, elem: int = TensorProto.FLOAT) -> onnx.ModelProto:
+    """A graph of `nodes` whose output 'y' has element type `elem`."""
+    graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("y", elem, None)], initializers)
     return helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION)
 
 
@@ -132,18 +133,6 @@ class Quantization:
         }
 
 
-def _quantized_model(x_shape, node, q: Quantization, initializers, symbolic, opsets) -> onnx.ModelProto:
-    dims: list[Any] = [f"d{i}" if i < len(symbolic) and symbolic[i] else d for i, d in enumerate(x_shape)]
-    graph = helper.make_graph(
-        [node],
-        "g",
-        [helper.make_tensor_value_info("x", q.elem, dims)],
-        [helper.make_tensor_value_info("y", q.elem, None)],
-        initializers,
-    )
-    return helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION)
-
-
 def qlinear_conv_model(
     x_shape: Sequence[int],
     w_q: np.ndarray,
@@ -160,7 +149,7 @@ def qlinear_conv_model(
         inputs.append("b")
         tensors.append(numpy_helper.from_array(bias.astype(np.int32), "b"))
     node = helper.make_node("QLinearConv", inputs, ["y"], kernel_shape=list(w_q.shape[2:]), **attrs)
-    return _quantized_model(x_shape, node, q, tensors, symbolic, [helper.make_opsetid("", OPSET)])
+    return _model([node], [x_input(x_shape, symbolic, q.elem)], tensors, [helper.make_opsetid("", OPSET)], q.elem)
 
 
 def sparse_qlinear_conv_model(
@@ -195,4 +184,4 @@ def sparse_qlinear_conv_model(
         **attrs,
     )
     opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid(DOMAIN, OP_VERSION)]
-    return _quantized_model(x_shape, node, q, tensors, symbolic, opsets)
+    return _model([node], [x_input(x_shape, symbolic, q.elem)], tensors, opsets, q.elem)
