@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import isa as isas
 import numpy as np
 import onnx
 import onnx_sparsify
@@ -33,12 +34,11 @@ LAYERS = [
     ("3d", (1, 4, 5, 6, 7), (6, 4, 3, 3, 3), {"pads": [1, 1, 1, 1, 1, 1]}),
 ]
 
-# The int8 kernels: VNNI where the CPU has it, the portable loops everywhere (any other isa).
+# The int8 kernels: VNNI's generated code and loops where the CPU has VNNI, the portable loops
+# everywhere (any other instruction set runs them).
 QUANTIZED_ISAS = [
-    pytest.param(
-        isa, id=isa, marks=pytest.mark.skipif(isa not in _core.supported_cpu_isas(), reason=f"this CPU lacks {isa}")
-    )
-    for isa in ("avx512vnni", "baseline")
+    pytest.param(v, id=str(v), marks=pytest.mark.skipif(not isas.supported(v), reason=f"this machine lacks {v}"))
+    for v in (Variant("avx512vnni", "generated"), Variant("avx512vnni", "loops"), Variant("baseline", "loops"))
 ]
 
 # (x type, weight type): the pairs ORT's QLinearConv runs on the CPU.
@@ -79,12 +79,12 @@ def _ort_int8(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
 
 
-def _direct(x, w_q, bias, attrs, q: Quantization, isa: str) -> np.ndarray:
+def _direct(x, w_q, bias, attrs, q: Quantization, isa: Variant) -> np.ndarray:
     """_core.sparse_qlinear_conv on the same layer."""
     csr = dense_to_csr((w_q.astype(np.int32) - q.w_zero).astype(np.float32))
     return _core.sparse_qlinear_conv(
         x, q.x_scale, q.x_zero, csr.values.astype(np.int8), csr.col_indices, csr.row_ptr, q.w_scale, q.y_scale,
-        q.y_zero, bias, attributes=dict(attrs, kernel_shape=list(w_q.shape[2:])), isa=isa,
+        q.y_zero, bias, attributes=dict(attrs, kernel_shape=list(w_q.shape[2:])), **isas.core_args(isa),
     )  # fmt: skip
 
 
@@ -150,7 +150,7 @@ def test_plugin_equals_ort_qlinear_conv(layer, types, symbolic, isa) -> None:
     x, w_q, bias, q = _case(rng, x_shape, w_shape, attrs, x_type, w_type, True)
     expected = _ort_int8(qlinear_conv_model(x_shape, w_q, bias, attrs, q), x)
     names = [symbolic and i != 1 for i in range(len(x_shape))]
-    with forced_isa(Variant(isa, "loops")):
+    with forced_isa(isa):
         session = _session(sparse_qlinear_conv_model(x_shape, w_q, bias, attrs, q, names))
     out = np.full(expected.shape, 0x5A, expected.dtype)  # every element must be overwritten
     binding = session.io_binding()

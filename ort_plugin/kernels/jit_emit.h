@@ -34,6 +34,8 @@ struct Generator {
 };
 
 void EmitBlockAvx512(Xbyak::CodeGenerator& c, const std::vector<Term>& terms, int channels, int64_t out_stride);
+// The same block with VNNI's int8 dot products (vpdpbusd) and int32 accumulators.
+void EmitBlockVnni(Xbyak::CodeGenerator& c, const std::vector<Term>& terms, int channels, int64_t out_stride);
 void EmitBlockAvx2(Xbyak::CodeGenerator& c, const std::vector<Term>& terms, int channels, int64_t out_stride);
 
 // JitArgs field offsets, in bytes.

@@ -1,11 +1,16 @@
-// The AVX-512 generator: zmm0-27 accumulate up to 28 output channels of 16 positions, zmm31
-// holds the input vector, each weight is broadcast from memory by the multiply-add itself
-// ({1to16}), and the row's last vector is stored under k2.
+// The AVX-512 generators: zmm0-27 accumulate up to 28 output channels of 16 positions, zmm31
+// holds the input vector, each weight is broadcast from memory by the product itself ({1to16}),
+// and the row's last vector is stored under k2. The float block multiplies and adds
+// (vfmadd231ps); the VNNI block adds 4 products of uint8 inputs and int8 weights into each int32
+// lane (vpdpbusd), its start values and sums the bits of int32s.
 #include "kernels/jit_emit.h"
 
 namespace onnx_sparsify::jit {
 
-void EmitBlockAvx512(Xbyak::CodeGenerator& c, const std::vector<Term>& terms, int channels, int64_t out_stride) {
+namespace {
+
+void EmitEvexBlock(Xbyak::CodeGenerator& c, const std::vector<Term>& terms, int channels, int64_t out_stride,
+                   bool dot_product) {
   using namespace Xbyak;
   using namespace Xbyak::util;
   const Zmm input = zmm31;
@@ -18,7 +23,12 @@ void EmitBlockAvx512(Xbyak::CodeGenerator& c, const std::vector<Term>& terms, in
         ValueCursor cursor(c, kValues, 128);
         for (size_t i = 0; i < terms.size(); ++i) {
           if (i == 0 || terms[i].offset != terms[i - 1].offset) c.vmovups(input, ptr[kIn + terms[i].offset * 4]);
-          c.vfmadd231ps(Zmm(terms[i].slot), input, ptr_b[cursor.At(static_cast<int64_t>(i))]);
+          const Address weight = ptr_b[cursor.At(static_cast<int64_t>(i))];
+          if (dot_product) {
+            c.vpdpbusd(Zmm(terms[i].slot), input, weight);
+          } else {
+            c.vfmadd231ps(Zmm(terms[i].slot), input, weight);
+          }
         }
       },
       [&](bool last) {
@@ -31,6 +41,16 @@ void EmitBlockAvx512(Xbyak::CodeGenerator& c, const std::vector<Term>& terms, in
           }
         }
       });
+}
+
+}  // namespace
+
+void EmitBlockAvx512(Xbyak::CodeGenerator& c, const std::vector<Term>& terms, int channels, int64_t out_stride) {
+  EmitEvexBlock(c, terms, channels, out_stride, false);
+}
+
+void EmitBlockVnni(Xbyak::CodeGenerator& c, const std::vector<Term>& terms, int channels, int64_t out_stride) {
+  EmitEvexBlock(c, terms, channels, out_stride, true);
 }
 
 }  // namespace onnx_sparsify::jit

@@ -1,6 +1,7 @@
 #include "kernels/jit_tiles.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <tuple>
 
@@ -21,10 +22,13 @@ alignas(64) constexpr int32_t kTailLanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 
 #ifdef ONNX_SPARSIFY_JIT
 // The generator for `isa`, null for none. Generated AVX2 code is not the default: measured
 // against the AVX2 loops it gains little (docs/performance.md), so it runs only when forced.
-const jit::Generator* GeneratorFor(CpuIsa isa) {
+const jit::Generator* GeneratorFor(CpuIsa isa, JitProduct product = JitProduct::kFloat) {
   static constexpr jit::Generator kAvx512{16, 28, jit::EmitBlockAvx512, true};
   static constexpr jit::Generator kAvx2{8, 14, jit::EmitBlockAvx2, false};
-  static_assert(kAvx512.max_channels <= kJitMaxChannels && kAvx2.max_channels <= kJitMaxChannels);
+  static constexpr jit::Generator kVnni{16, 28, jit::EmitBlockVnni, true};
+  static_assert(kAvx512.max_channels <= kJitMaxChannels && kAvx2.max_channels <= kJitMaxChannels &&
+                kVnni.max_channels <= kJitMaxChannels);
+  if (product == JitProduct::kInt8Quads) return isa == CpuIsa::kAvx512Vnni ? &kVnni : nullptr;
   switch (isa) {
     case CpuIsa::kAvx512Vnni:
     case CpuIsa::kAvx512: return &kAvx512;
@@ -76,16 +80,17 @@ struct JitTiles::Code {};
 JitTiles::JitTiles() = default;
 JitTiles::~JitTiles() = default;
 
-bool JitTiles::Available(CpuIsa isa) { return Unavailability(isa).empty(); }
+bool JitTiles::Available(CpuIsa isa, JitProduct product) { return Unavailability(isa, product).empty(); }
 
-std::string JitTiles::Unavailability(CpuIsa isa) {
+std::string JitTiles::Unavailability(CpuIsa isa, JitProduct product) {
 #ifdef ONNX_SPARSIFY_JIT
-  if (!GeneratorFor(isa)) return std::string("no code generator for ") + CpuIsaName(isa);
+  if (!GeneratorFor(isa, product)) return std::string("no code generator for ") + CpuIsaName(isa);
   if (!CpuSupports(isa)) return std::string("the CPU lacks ") + CpuIsaName(isa);
   if (!ExecutableMemoryGranted()) return "executable memory refused";
   return "";
 #else
   (void)isa;
+  (void)product;
   return "code generation needs x86-64 Linux";
 #endif
 }
@@ -102,22 +107,33 @@ bool JitTiles::RunsByDefault(CpuIsa isa) {
 std::unique_ptr<JitTiles> JitTiles::Build(CpuIsa isa, const SparseWeights& weights,
                                           const std::vector<int64_t>& offsets, int64_t in_stride,
                                           int64_t out_channels_per_group, int64_t out_stride) {
-#ifdef ONNX_SPARSIFY_JIT
-  // About 8 bytes of code per nonzero: beyond kMaxNonzeros (some 100 MB) the loops run instead.
-  constexpr int64_t kMaxNonzeros = int64_t{1} << 24;
-  if (!Available(isa) || out_channels_per_group <= 0 || static_cast<int64_t>(offsets.size()) != weights.nnz() ||
-      weights.nnz() > kMaxNonzeros) {
-    return nullptr;
+  if (static_cast<int64_t>(offsets.size()) != weights.nnz()) return nullptr;
+  std::vector<int64_t> row_begin(static_cast<size_t>(weights.out_channels()) + 1);
+  for (int64_t m = 0; m <= weights.out_channels(); ++m) {
+    row_begin[static_cast<size_t>(m)] = m < weights.out_channels() ? weights.row_begin(m) : weights.nnz();
   }
-  const jit::Generator& gen = *GeneratorFor(isa);
+  std::vector<uint32_t> bits(static_cast<size_t>(weights.nnz()));
+  if (!bits.empty()) std::memcpy(bits.data(), weights.values(), bits.size() * sizeof(float));
+  const JitRows rows{weights.out_channels(), row_begin.data(), offsets.data(), bits.data()};
+  return Build(isa, JitProduct::kFloat, rows, in_stride, out_channels_per_group, out_stride);
+}
+
+std::unique_ptr<JitTiles> JitTiles::Build(CpuIsa isa, JitProduct product, const JitRows& rows, int64_t in_stride,
+                                          int64_t out_channels_per_group, int64_t out_stride) {
+#ifdef ONNX_SPARSIFY_JIT
+  // About 8 bytes of code per term: beyond kMaxTerms (some 100 MB) the loops run instead.
+  constexpr int64_t kMaxTerms = int64_t{1} << 24;
+  const int64_t terms_total = rows.row_begin[rows.out_channels];
+  if (!Available(isa, product) || out_channels_per_group <= 0 || terms_total > kMaxTerms) return nullptr;
+  const jit::Generator& gen = *GeneratorFor(isa, product);
   // Every displacement must fit 32 bits: the offsets and the stores' channel planes (values:
   // the cursor advances).
   constexpr int64_t kMaxElement = std::numeric_limits<int32_t>::max() / 4;
   if (out_stride <= 0 || out_stride > kMaxElement / gen.max_channels) return nullptr;
-  for (int64_t o : offsets) {
-    if (o < 0 || o > kMaxElement) return nullptr;
+  for (int64_t j = 0; j < terms_total; ++j) {
+    if (rows.offsets[j] < 0 || rows.offsets[j] > kMaxElement) return nullptr;
   }
-  const int64_t groups = weights.out_channels() / out_channels_per_group;
+  const int64_t groups = rows.out_channels / out_channels_per_group;
   const int64_t per_group = (out_channels_per_group + gen.max_channels - 1) / gen.max_channels;
   const int64_t width = (out_channels_per_group + per_group - 1) / per_group;  // channels per block, evened out
 
@@ -131,10 +147,11 @@ std::unique_ptr<JitTiles> JitTiles::Build(CpuIsa isa, const SparseWeights& weigh
   std::vector<size_t> code_starts, value_starts;
   struct Entry {
     jit::Term term;
-    float value;
+    uint32_t value;
   };
   std::vector<Entry> entries;
   std::vector<jit::Term> terms;
+  std::vector<uint32_t> values;
   try {
     for (int64_t group = 0; group < groups; ++group) {
       for (int64_t b = 0; b < per_group; ++b) {
@@ -142,8 +159,8 @@ std::unique_ptr<JitTiles> JitTiles::Build(CpuIsa isa, const SparseWeights& weigh
         const int64_t m_end = std::min((group + 1) * out_channels_per_group, m_begin + width);
         entries.clear();
         for (int64_t m = m_begin; m < m_end; ++m) {
-          for (int64_t j = weights.row_begin(m); j < weights.row_end(m); ++j) {
-            entries.push_back({{offsets[static_cast<size_t>(j)], static_cast<int>(m - m_begin)}, weights.values()[j]});
+          for (int64_t j = rows.row_begin[m]; j < rows.row_begin[m + 1]; ++j) {
+            entries.push_back({{rows.offsets[j], static_cast<int>(m - m_begin)}, rows.values[j]});
           }
         }
         // By input offset, so that each input vector is loaded once per block.
@@ -151,11 +168,11 @@ std::unique_ptr<JitTiles> JitTiles::Build(CpuIsa isa, const SparseWeights& weigh
           return std::tie(a.term.offset, a.term.slot) < std::tie(b.term.offset, b.term.slot);
         });
         terms.clear();
-        while (jit->values_.size() % 16) jit->values_.push_back(0.0f);
-        value_starts.push_back(jit->values_.size());
+        while (values.size() % 16) values.push_back(0);
+        value_starts.push_back(values.size());
         for (const Entry& e : entries) {
           terms.push_back(e.term);
-          jit->values_.push_back(e.value);
+          values.push_back(e.value);
         }
         c.align(64);
         code_starts.push_back(c.getSize());
@@ -167,6 +184,8 @@ std::unique_ptr<JitTiles> JitTiles::Build(CpuIsa isa, const SparseWeights& weigh
   } catch (const Xbyak::Error&) {
     return nullptr;  // out of memory for the code, or a mapping refused: the loops run instead
   }
+  jit->values_.resize(values.size());
+  if (!values.empty()) std::memcpy(jit->values_.data(), values.data(), values.size() * sizeof(float));
   jit->code_bytes_ = c.getSize();
   for (size_t i = 0; i < jit->blocks_.size(); ++i) {
     jit->blocks_[i].fn = reinterpret_cast<Fn>(const_cast<uint8_t*>(c.getCode()) + code_starts[i]);
@@ -175,8 +194,8 @@ std::unique_ptr<JitTiles> JitTiles::Build(CpuIsa isa, const SparseWeights& weigh
   return jit;
 #else
   (void)isa;
-  (void)weights;
-  (void)offsets;
+  (void)product;
+  (void)rows;
   (void)out_channels_per_group;
   (void)in_stride;
   (void)out_stride;

@@ -44,6 +44,20 @@ struct JitArgs {
 JitArgs MakeJitArgs(const float* in, const float* values, float* out, const float* bias, int64_t rows,
                     int64_t vectors, int64_t in_row, int64_t out_row, int64_t tail);
 
+// The rows a generator turns into code: output channel m's terms [row_begin[m], row_begin[m + 1]),
+// each an input element offset (4-byte elements) and a 32-bit value (a float weight, or a dword of
+// 4 int8 weights for the int8 dot products).
+struct JitRows {
+  int64_t out_channels;
+  const int64_t* row_begin;  // out_channels + 1 entries
+  const int64_t* offsets;
+  const uint32_t* values;
+};
+
+// What the generated code computes per term: a float multiply-add (the weight broadcast), or
+// AVX-512 VNNI's dot product of 4 uint8 inputs with 4 int8 weights into an int32 (vpdpbusd).
+enum class JitProduct { kFloat, kInt8Quads };
+
 class JitTiles {
  public:
   using Fn = void (*)(const JitArgs* args);
@@ -62,11 +76,15 @@ class JitTiles {
   // to check that a call's layout matches).
   static std::unique_ptr<JitTiles> Build(CpuIsa isa, const SparseWeights& weights, const std::vector<int64_t>& offsets,
                                          int64_t in_stride, int64_t out_channels_per_group, int64_t out_stride);
+  // The same from rows of any product (kInt8Quads: AVX-512 VNNI only; `bias` then holds int32 sums'
+  // start values and `out` receives int32 sums).
+  static std::unique_ptr<JitTiles> Build(CpuIsa isa, JitProduct product, const JitRows& rows, int64_t in_stride,
+                                         int64_t out_channels_per_group, int64_t out_stride);
 
   // Whether this machine runs code generated for `isa`: a generator for it, the CPU supports it,
   // and executable memory is granted; if not, why, in a few words.
-  static bool Available(CpuIsa isa);
-  static std::string Unavailability(CpuIsa isa);
+  static bool Available(CpuIsa isa, JitProduct product = JitProduct::kFloat);
+  static std::string Unavailability(CpuIsa isa, JitProduct product = JitProduct::kFloat);
   // Whether generated code is the default strategy for `isa` (measured faster than its loops).
   static bool RunsByDefault(CpuIsa isa);
 

@@ -17,12 +17,27 @@ namespace onnx_sparsify {
 #ifdef ONNX_SPARSIFY_X86
 namespace {
 
-constexpr int kVectors = 8;  // accumulators per chunk, of kLanes (cpu_tiles.h) dwords: positions
-constexpr int kChunk = kLanes * kVectors;
+// Positions per chunk: 8 accumulators of kLanes (cpu_tiles.h) dwords; the generated code's sums
+// buffer holds a channel's chunk every kCpuTilePositions (QuantizedPlan::Make).
+constexpr int kChunk = static_cast<int>(kCpuTilePositions);
+constexpr int kVectors = kChunk / kLanes;
+static_assert(kVectors == 8, "Chunk<R> dispatches on 1 to 8 vectors");
 
 #define ONNX_SPARSIFY_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
-// Positions [0, valid) of one output row: sums, requantized, stored as bytes.
+// Sums of 16 positions requantized (quantization.h), the first `count` stored as bytes.
+ONNX_SPARSIFY_TARGET inline void StoreRequantized(__m512i sums, float multiplier, const QuantParams& q, int count,
+                                                  int8_t* out) {
+  __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), _mm512_set1_ps(multiplier));
+  v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(static_cast<float>(q.y_min() - q.y_zero))),
+                    _mm512_set1_ps(static_cast<float>(q.y_max() - q.y_zero)));
+  // vcvtps2dq rounds as MXCSR says: to nearest even by default, as ORT relies on too.
+  const __m512i out32 = _mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(q.y_zero));
+  const __mmask16 mask = count >= kLanes ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << count) - 1);
+  _mm512_mask_cvtepi32_storeu_epi8(out, mask, out32);  // in range: truncation is exact
+}
+
+// Positions [0, valid) of a chunk: sums, requantized, stored as bytes.
 template <int R>
 ONNX_SPARSIFY_TARGET inline void Chunk(const uint8_t* in, const int64_t* offsets, const int32_t* dwords, int64_t n,
                                        int32_t init, float multiplier, const QuantParams& q, int valid,
@@ -34,19 +49,7 @@ ONNX_SPARSIFY_TARGET inline void Chunk(const uint8_t* in, const int64_t* offsets
     const uint8_t* p = in + offsets[j] * 4;
     for (int r = 0; r < R; ++r) acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_loadu_si512(p + r * 64), w);
   }
-  const __m512 scale = _mm512_set1_ps(multiplier);
-  const __m512 lo = _mm512_set1_ps(static_cast<float>(q.y_min() - q.y_zero));
-  const __m512 hi = _mm512_set1_ps(static_cast<float>(q.y_max() - q.y_zero));
-  const __m512i zero = _mm512_set1_epi32(q.y_zero);
-  for (int r = 0; r < R; ++r) {
-    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r]), scale);
-    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-    // vcvtps2dq rounds as MXCSR says: to nearest even by default, as ORT relies on too.
-    const __m512i out32 = _mm512_add_epi32(_mm512_cvtps_epi32(v), zero);
-    const int left = valid - r * kLanes;
-    const __mmask16 mask = left >= kLanes ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
-    _mm512_mask_cvtepi32_storeu_epi8(out + r * kLanes, mask, out32);  // in range: truncation is exact
-  }
+  for (int r = 0; r < R; ++r) StoreRequantized(acc[r], multiplier, q, valid - r * kLanes, out + r * kLanes);
 }
 
 // Copies virtual positions [p, p + count) of `src` into the output plane y, dropping those
@@ -104,9 +107,41 @@ ONNX_SPARSIFY_TARGET void QuadRowsVnni(const ConvGeometry& g, const QuadTerms& t
     if (!direct) Scatter(g, chunk, c, valid, out);
   }
 }
+
+ONNX_SPARSIFY_TARGET void QuadBlockVnni(const ConvGeometry& g, const JitTiles& code, const JitTiles::Block& block,
+                                        const QuantParams& q, const int32_t* inits, const uint8_t* quads, void* y) {
+  const PhaseLayout& l = g.layout;
+  const bool direct = l.extent[1] == g.axes[1].out && l.extent[2] == g.axes[2].out;
+  const int64_t length = ((g.axes[0].out - 1) * l.extent[1] + (g.axes[1].out - 1)) * l.extent[2] + g.axes[2].out;
+  const int64_t channels = block.m_end - block.m_begin;
+  alignas(64) int32_t sums[kJitMaxChannels * kChunk];
+  alignas(64) int8_t chunk[kChunk];
+  for (int64_t c = 0; c < length; c += kChunk) {
+    const int valid = static_cast<int>(std::min<int64_t>(kChunk, length - c));
+    const int64_t vectors = (valid + kLanes - 1) / kLanes;
+    // The block's code reads dwords at 4-byte offsets, as a float block reads floats.
+    const JitArgs args = MakeJitArgs(reinterpret_cast<const float*>(quads + c * 4), block.values,
+                                     reinterpret_cast<float*>(sums), reinterpret_cast<const float*>(inits + block.m_begin),
+                                     1, vectors, 0, 0, kLanes);
+    block.fn(&args);
+    for (int64_t j = 0; j < channels; ++j) {
+      const int64_t m = block.m_begin + j;
+      int8_t* plane = static_cast<int8_t*>(y) + m * g.out_plane;
+      int8_t* dst = direct ? plane + c : chunk;
+      const float multiplier = q.multipliers[static_cast<size_t>(m)];
+      for (int v = 0; v < vectors; ++v) {
+        StoreRequantized(_mm512_load_si512(sums + j * code.out_stride() + v * kLanes), multiplier, q,
+                         valid - v * kLanes, dst + v * kLanes);
+      }
+      if (!direct) Scatter(g, chunk, c, valid, plane);
+    }
+  }
+}
 #else
 void QuadRowsVnni(const ConvGeometry&, const QuadTerms&, const QuantParams&, int64_t, int32_t, const uint8_t*,
                   void*) {}
+void QuadBlockVnni(const ConvGeometry&, const JitTiles&, const JitTiles::Block&, const QuantParams&, const int32_t*,
+                   const uint8_t*, void*) {}
 #endif
 
 }  // namespace onnx_sparsify

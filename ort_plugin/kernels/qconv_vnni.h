@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "kernels/conv_params.h"
+#include "kernels/jit_tiles.h"
 #include "kernels/sparse_qconv_cpu.h"
 
 namespace onnx_sparsify {
@@ -14,5 +15,12 @@ namespace onnx_sparsify {
 // every sum starting from `init` (the bias minus the zero point's share, sparse_qconv_cpu.cc).
 void QuadRowsVnni(const ConvGeometry& g, const QuadTerms& terms, const QuantParams& q, int64_t m, int32_t init,
                   const uint8_t* quads, void* y);
+
+// The same with generated code (QuantizedPlan's, JitProduct::kInt8Quads): block `block` of `code`
+// computes the int32 sums of its channels for a chunk of positions, reading each input vector
+// once for all of them; then each channel is requantized. `inits` holds every channel's start
+// value; `y` is the image's output (all channels).
+void QuadBlockVnni(const ConvGeometry& g, const JitTiles& code, const JitTiles::Block& block, const QuantParams& q,
+                   const int32_t* inits, const uint8_t* quads, void* y);
 
 }  // namespace onnx_sparsify

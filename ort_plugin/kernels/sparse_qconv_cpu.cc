@@ -80,6 +80,17 @@ constexpr int64_t kQuadSlack = 64;
 // The uint8 value vpdpbusd reads for x: x itself, or int8 x + 128.
 int32_t UnsignedOffset(const QuantParams& q) { return q.is_signed ? 128 : 0; }
 
+// Each output channel's VNNI start value: the quads hold x + offset where the sum wants
+// x - x_zero_point, so the bias loses (x_zero_point + offset) times the channel's weight sum.
+std::vector<int32_t> Inits(const QuantizedWeights& w) {
+  const int32_t zero = w.quant().x_zero + UnsignedOffset(w.quant());
+  std::vector<int32_t> inits(static_cast<size_t>(w.weights().out_channels()));
+  for (int64_t m = 0; m < w.weights().out_channels(); ++m) {
+    inits[static_cast<size_t>(m)] = (w.bias() ? w.bias()[m] : 0) - zero * w.row_sum(m);
+  }
+  return inits;
+}
+
 // dst[4p + i] = planes[i * n + p] ^ flip for i < 4: a quad's 4 padded channels, one dword per position.
 void Interleave(const uint8_t* planes, int64_t n, uint8_t flip, uint8_t* dst) {
   const uint32_t flips = flip * 0x01010101u;
@@ -130,19 +141,29 @@ const uint8_t* StageQuads(const ConvGeometry& g, const QuantizedWeights& w, cons
 }
 
 template <class T>
-void Run(const ConvGeometry& g, const QuantizedWeights& w, const int64_t* offsets, const QuadTerms* quads,
-         const T* x, T* y, const ParallelFor& parallel_for, const ScratchAllocator& scratch) {
+void Run(const ConvGeometry& g, const QuantizedWeights& w, const QuantizedPlan& plan, const int64_t* offsets,
+         const QuadTerms* quads, const T* x, T* y, const ParallelFor& parallel_for, const ScratchAllocator& scratch) {
   const PhaseLayout& l = g.layout;
   if (quads) {
     const uint8_t* in = StageQuads(g, w, x, parallel_for, scratch);
     const int64_t group_bytes = (g.in_channels_per_group + kQuad - 1) / kQuad * l.channel_stride * kQuad;
-    const int32_t zero = w.quant().x_zero + UnsignedOffset(w.quant());
+    const std::vector<int32_t> call_inits = plan.inits().empty() ? Inits(w) : std::vector<int32_t>();
+    const int32_t* inits = plan.inits().empty() ? call_inits.data() : plan.inits().data();
+    if (const JitTiles* code = plan.CodeFor(g)) {
+      const int64_t blocks = code->block_count();
+      parallel_for(g.batch * blocks, [&](int64_t task) {
+        const int64_t n = task / blocks;
+        const JitTiles::Block& block = code->block(task % blocks);
+        const int64_t group = block.m_begin / g.out_channels_per_group;
+        QuadBlockVnni(g, *code, block, w.quant(), inits, in + (n * g.group + group) * group_bytes,
+                      y + n * g.out_channels * g.out_plane);
+      });
+      return;
+    }
     parallel_for(g.batch * g.out_channels, [&](int64_t task) {
       const int64_t n = task / g.out_channels, m = task % g.out_channels;
       const int64_t group = m / g.out_channels_per_group;
-      // The quads read x + offset where the sum wants x - x_zero_point: the offset's share comes off.
-      const int32_t init = (w.bias() ? w.bias()[m] : 0) - zero * w.row_sum(m);
-      QuadRowsVnni(g, *quads, w.quant(), m, init, in + (n * g.group + group) * group_bytes, y + task * g.out_plane);
+      QuadRowsVnni(g, *quads, w.quant(), m, inits[m], in + (n * g.group + group) * group_bytes, y + task * g.out_plane);
     });
     return;
   }
@@ -222,14 +243,27 @@ QuadTerms PackQuads(const QuantizedWeights& w, const std::vector<int64_t>& offse
 }
 
 QuantizedPlan QuantizedPlan::Make(const ConvAttributes& attrs, const QuantizedWeights& weights, CpuIsa isa,
-                                  const std::vector<int64_t>& x_shape) {
+                                  CpuStrategy strategy, const std::vector<int64_t>& x_shape) {
   QuantizedPlan plan;
   plan.cpu_ = CpuPlan::Make(attrs, weights.weights(), isa, CpuStrategy::kLoops, x_shape);
-  if (isa == CpuIsa::kAvx512Vnni && !x_shape.empty()) {
-    const ConvGeometry g = PrepareCall(attrs, weights.weights(), x_shape);
-    plan.quads_ = PackQuads(weights, plan.cpu_.offsets(), g.layout.channel_stride);
+  if (isa != CpuIsa::kAvx512Vnni) return plan;
+  plan.inits_ = Inits(weights);
+  if (x_shape.empty()) return plan;
+  const ConvGeometry g = PrepareCall(attrs, weights.weights(), x_shape);
+  plan.quads_ = PackQuads(weights, plan.cpu_.offsets(), g.layout.channel_stride);
+  if (strategy == CpuStrategy::kGenerated) {
+    std::vector<uint32_t> dwords(plan.quads_.dwords.begin(), plan.quads_.dwords.end());
+    const JitRows rows{weights.weights().out_channels(), plan.quads_.row_begin.data(), plan.quads_.offsets.data(),
+                       dwords.data()};
+    // One chunk of positions per call: channel j's sums at j * kCpuTilePositions in the buffer.
+    plan.code_ = JitTiles::Build(isa, JitProduct::kInt8Quads, rows, g.layout.channel_stride,
+                                 g.out_channels_per_group, kCpuTilePositions);
   }
   return plan;
+}
+
+const QuadTerms* QuantizedPlan::QuadsFor(const ConvGeometry& g) const {
+  return quads_.row_begin.empty() || !cpu_.Serves(g) ? nullptr : &quads_;
 }
 
 void SparseQConvCpu(const QuantizedPlan& plan, const QuantizedWeights& w, const ConvGeometry& g, const void* x,
@@ -246,9 +280,11 @@ void SparseQConvCpu(const QuantizedPlan& plan, const QuantizedWeights& w, const 
     quads = &call_quads;
   }
   if (w.quant().is_signed) {
-    Run(g, w, offsets.data(), quads, static_cast<const int8_t*>(x), static_cast<int8_t*>(y), parallel_for, scratch);
+    Run(g, w, plan, offsets.data(), quads, static_cast<const int8_t*>(x), static_cast<int8_t*>(y), parallel_for,
+        scratch);
   } else {
-    Run(g, w, offsets.data(), quads, static_cast<const uint8_t*>(x), static_cast<uint8_t*>(y), parallel_for, scratch);
+    Run(g, w, plan, offsets.data(), quads, static_cast<const uint8_t*>(x), static_cast<uint8_t*>(y), parallel_for,
+        scratch);
   }
 }
 

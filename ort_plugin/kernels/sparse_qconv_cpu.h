@@ -5,7 +5,8 @@
 // - baseline (every CPU): each output row summed in int32 with compiled loops;
 // - avx512vnni: the input channels interleaved in quads (4 uint8 per position, qconv_vnni.h) and
 //   the weight packed in quads of the same 4 channels, so that one vpdpbusd adds 4 products into
-//   each of 16 positions.
+//   each of 16 positions; with the generated strategy, code made per layer (jit_tiles.h) runs
+//   blocks of output channels, each input vector loaded once per block.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "kernels/cpu_call.h"
 #include "kernels/cpu_plan.h"
 #include "kernels/cpu_weights.h"
+#include "kernels/jit_tiles.h"
 #include "kernels/quantization.h"
 
 namespace onnx_sparsify {
@@ -52,19 +54,27 @@ struct QuadTerms {
 };
 
 // The prepared plan of a SparseQLinearConv layer, made once per kernel (or per call from Python)
-// by Make: SparseConv's CpuPlan (instruction set, offsets) and, for avx512vnni, the quad terms.
+// by Make: SparseConv's CpuPlan (instruction set, offsets) and, for avx512vnni, the quad terms,
+// each output channel's start value and, with the generated strategy, the code.
 class QuantizedPlan {
  public:
-  // As CpuPlan::Make, with the loops strategy; x_shape empty where X's shape is not known.
+  // As CpuPlan::Make (strategy: CpuStrategy::kGenerated makes code for avx512vnni, else the
+  // loops run); x_shape empty where X's shape is not known.
   static QuantizedPlan Make(const ConvAttributes& attrs, const QuantizedWeights& weights, CpuIsa isa,
-                            const std::vector<int64_t>& x_shape);
+                            CpuStrategy strategy, const std::vector<int64_t>& x_shape);
   const CpuPlan& cpu() const { return cpu_; }
   // The quad terms for calls of geometry g: null unless the plan runs VNNI and serves g.
-  const QuadTerms* QuadsFor(const ConvGeometry& g) const { return quads_.row_begin.empty() || !cpu_.Serves(g) ? nullptr : &quads_; }
+  const QuadTerms* QuadsFor(const ConvGeometry& g) const;
+  // The code for calls of geometry g: null unless made and g is served.
+  const JitTiles* CodeFor(const ConvGeometry& g) const { return code_ && cpu_.Serves(g) ? code_.get() : nullptr; }
+  // The VNNI sums' start values: B minus the uint8 zero point's share (sparse_qconv_cpu.cc).
+  const std::vector<int32_t>& inits() const { return inits_; }
 
  private:
   CpuPlan cpu_;
   QuadTerms quads_;
+  std::vector<int32_t> inits_;
+  std::unique_ptr<JitTiles> code_;
 };
 
 // The quad terms of `weights` for a layout with channel_stride positions per channel, given each

@@ -67,7 +67,8 @@ SparseQLinearConvCpuKernel::SparseQLinearConvCpuKernel(const OrtApi& api, const 
     bias.assign(data, data + b.size());
   }
   weights_ = QuantizedWeights(std::move(weights), std::move(quant), std::move(bias));
-  plan_ = QuantizedPlan::Make(attrs_, weights_, SelectedCpuIsa(), attrs_.PlannedInputShape(x_shape));
+  const CpuIsa isa = SelectedCpuIsa();
+  plan_ = QuantizedPlan::Make(attrs_, weights_, isa, SelectedCpuStrategy(isa), attrs_.PlannedInputShape(x_shape));
 }
 
 void SparseQLinearConvCpuKernel::Compute(OrtKernelContext* context) const {

@@ -59,11 +59,12 @@ py::array_t<float> SparseConv(const FloatArray& x, const FloatArray& values, con
                               const std::optional<FloatArray>& residual);
 
 // cpu_entry.cc: SparseQLinearConv on the CPU (docs/operator.md) on NumPy arrays: x uint8 or
-// int8 (Y has its type), W_values int8, B int32; `isa` as for SparseConv (its strategy: loops).
+// int8 (Y has its type), W_values int8, B int32; `isa` and `strategy` as for SparseConv.
 py::array SparseQLinearConv(const py::array& x, float x_scale, int32_t x_zero_point, const py::array& values,
                             const py::array& col_indices, const py::array& row_ptr, const FloatArray& w_scale,
                             float y_scale, int32_t y_zero_point, const std::optional<py::array>& bias,
-                            const py::dict& attributes, int threads, const std::optional<std::string>& isa_name);
+                            const py::dict& attributes, int threads, const std::optional<std::string>& isa_name,
+                            const std::optional<std::string>& strategy_name);
 
 // cpu_entry.cc: the CPU plan (cpu_plan.h) made for a layer and input shape: its instruction set
 // and strategy, the path a call takes, its generated code's size in bytes, blocks and lanes (0

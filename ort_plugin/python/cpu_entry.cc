@@ -129,8 +129,10 @@ py::dict PlanInfo(const std::vector<int64_t>& x_shape, const FloatArray& values,
 py::array SparseQLinearConv(const py::array& x, float x_scale, int32_t x_zero_point, const py::array& values,
                             const py::array& col_indices, const py::array& row_ptr, const FloatArray& w_scale,
                             float y_scale, int32_t y_zero_point, const std::optional<py::array>& bias,
-                            const py::dict& attributes, int threads, const std::optional<std::string>& isa_name) {
+                            const py::dict& attributes, int threads, const std::optional<std::string>& isa_name,
+                            const std::optional<std::string>& strategy_name) {
   const CpuIsa isa = CallIsa(isa_name);
+  const CpuStrategy strategy = CallStrategy(strategy_name, isa);
   const bool is_signed = x.dtype().is(py::dtype::of<int8_t>());
   if (!is_signed && !x.dtype().is(py::dtype::of<uint8_t>())) throw InvalidArgument("x must be uint8 or int8");
   if (!values.dtype().is(py::dtype::of<int8_t>())) throw InvalidArgument("W_values must be int8");
@@ -162,7 +164,7 @@ py::array SparseQLinearConv(const py::array& x, float x_scale, int32_t x_zero_po
       blocks.emplace_back(n);
       return blocks.back().data();
     };
-    const QuantizedPlan plan = QuantizedPlan::Make(attrs, qweights, isa, x_shape);
+    const QuantizedPlan plan = QuantizedPlan::Make(attrs, qweights, isa, strategy, x_shape);
     SparseQConvCpu(plan, qweights, g, x_c.data(), y.mutable_data(), ThreadedFor(std::max(1, threads)), scratch);
   }
   return y;

@@ -45,10 +45,11 @@ PYBIND11_MODULE(_core, m) {
   m.def("sparse_qlinear_conv", &SparseQLinearConv, py::arg("x"), py::arg("x_scale"), py::arg("x_zero_point"),
         py::arg("values"), py::arg("col_indices"), py::arg("row_ptr"), py::arg("w_scale"), py::arg("y_scale"),
         py::arg("y_zero_point"), py::arg("bias") = py::none(), py::kw_only(), py::arg("attributes") = py::dict(),
-        py::arg("threads") = 1, py::arg("isa") = py::none(),
+        py::arg("threads") = 1, py::arg("isa") = py::none(), py::arg("strategy") = py::none(),
         "SparseQLinearConv on the CPU: x uint8 or int8 (the output has its type), values int8 (the nonzeros of "
-        "W minus its zero point), w_scale one or one per output channel, bias int32; `isa` forces the "
-        "instruction set (avx512vnni runs the VNNI kernel, the others the portable loops). Raises InvalidArgument.");
+        "W minus its zero point), w_scale one or one per output channel, bias int32; `isa` and `strategy` force "
+        "the kernel (avx512vnni: VNNI, generated code or loops; any other: the portable loops). Raises "
+        "InvalidArgument.");
   m.def("cpu_plan_info", &PlanInfo, py::arg("x_shape"), py::arg("values"), py::arg("col_indices"),
         py::arg("row_ptr"), py::kw_only(), py::arg("attributes") = py::dict(), py::arg("any_size") = false,
         py::arg("isa") = py::none(), py::arg("strategy") = py::none(),
