@@ -27,6 +27,7 @@ from models import (
 )
 from onnx_sparsify import _core
 from onnx_sparsify.check import check
+from onnx_sparsify.layer_models import qlinear_conv_model, sparse_qlinear_conv_model
 
 # (x_shape, w_shape, attrs): whole 128-position tiles, padding, strides, groups, the plane path.
 LAYERS = [
@@ -59,6 +60,35 @@ def check_layers() -> bool:
     return ok
 
 
+def check_quantized() -> bool:
+    """SparseQLinearConv on this CPU's default int8 kernel (the portable one without AVX-512)
+    against the exact arithmetic (quantization.h: exact int32 sums, float requantization). ORT's
+    own QLinearConv is printed beside it: without VNNI its uint8 x int8 path adds pairs of
+    products in saturating int16 (vpmaddubsw) and leaves the exact values on some elements."""
+    from test_qlinear import _case, _ort_int8, _session
+
+    ok = True
+    for x_type, w_type in (("uint8", "int8"), ("int8", "int8")):
+        rng = np.random.default_rng(1)
+        x_shape, w_shape, attrs = (1, 8, 12, 20), (12, 8, 3, 3), {"pads": [1, 1, 1, 1]}
+        x, w_q, bias, q = _case(rng, x_shape, w_shape, attrs, x_type, w_type, True)
+        sums = session(conv_model(x_shape, w_q.astype(np.float32), bias.astype(np.float32), attrs), plugin=False).run(
+            None, {"x": x.astype(np.float32) - q.x_zero}
+        )[0]  # exact in float32 at these sizes
+        scale = (np.float32(q.x_scale) * q.w_scale / np.float32(q.y_scale)).astype(np.float32).reshape(1, -1, 1, 1)
+        lo, hi = np.iinfo(x_type).min, np.iinfo(x_type).max
+        exact = np.clip(np.rint(sums.astype(np.float32) * scale) + q.y_zero, lo, hi).astype(x_type)
+        actual = _session(sparse_qlinear_conv_model(x_shape, w_q, bias, attrs, q)).run(None, {"x": x})[0]
+        ort_int8 = _ort_int8(qlinear_conv_model(x_shape, w_q, bias, attrs, q), x)
+        equal = float((actual == exact).mean())
+        ok &= equal == 1.0
+        print(
+            f"SparseQLinearConv {x_type} x {w_type}: {equal:.2%} of elements exact "
+            f"(ORT's QLinearConv here: {float((ort_int8 == exact).mean()):.2%})"
+        )
+    return ok
+
+
 def check_model(path: str, shape: list[int]) -> bool:
     """Prunes the model to 90%, rewrites every eligible Conv and compares with ORT's dense run."""
     reference, _ = onnx_sparsify.prune_convs(onnx.load(path), 0.9)
@@ -88,6 +118,7 @@ def main() -> int:
         os.environ[STRATEGY_ENV] = strategy
         ok &= check_layers()
     del os.environ[STRATEGY_ENV]
+    ok &= check_quantized()
     if len(sys.argv) == 3:
         ok &= check_model(sys.argv[1], [int(d) for d in sys.argv[2].split(",")])
     return 0 if ok else 1

@@ -1,6 +1,7 @@
 """On a CPU without AVX-512 the plugin picks its AVX2 variant by itself and gives ORT's answers:
 valgrind's virtual CPU (--tool=none runs the code, checks nothing) has no AVX-512, so this runs
-tests/no_avx512_check.py under it, on whole-tile layers and a rewritten third-party model.
+tests/no_avx512_check.py under it, on whole-tile layers (both strategies), SparseQLinearConv's
+portable kernel and a rewritten third-party model.
 tools/run_tests.sh installs valgrind; the check takes about a minute."""
 
 from __future__ import annotations
