@@ -104,7 +104,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             log.info("%s", table(rows[-1:]).splitlines()[-1])
     print(table(rows))
     if args.out:
-        args.out.write_text(json.dumps({"machine": machine(fma=False), "rows": rows}, indent=1))
+        info = machine(fma=False)
+        args.out.write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
+        args.out.with_suffix(".md").write_text(
+            f"Machine: {info['cpu']}, {info['cores']} cores, onnxruntime {info['onnxruntime']}, "
+            f"onnx-sparsify {info['onnx_sparsify']}, {info['date']}; `python -m benchmarks.quantized "
+            f"--layers {args.layers} --threads {args.threads}`. Medians of 5 alternating rounds; ratios are "
+            f"ORT's time over SparseQLinearConv's.\n\n{table(rows)}\n"
+        )
 
 
 if __name__ == "__main__":
