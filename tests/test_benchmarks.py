@@ -299,3 +299,29 @@ def test_real_deepsparse_times_a_dense_conv() -> None:
     assert 0.0 <= ds["fraction_of_supported_ops"] <= 1.0 and ds["fallback"] == (ds["fraction_of_supported_ops"] == 0)
     assert ds["rel_l2_error"] < 1e-4 and ds["median_ms"] > 0
     assert ds["gflops"] == pytest.approx(row["sparse_flop"] / ds["median_ms"] / 1e6)
+
+
+def test_int8_side_by_side_is_complete_and_exact() -> None:
+    """benchmarks.quantized on a small layer: four timings, and SparseQLinearConv equal to ORT's
+    QLinearConv on every element (this CPU's default int8 kernel)."""
+    from benchmarks.quantized import compare, table
+
+    layer = Layer("T", (1, 8, 20, 20), 12, (3, 3), {"pads": [1, 1, 1, 1]})
+    row = compare(layer, threads=1, block_s=0.01)
+    assert all(row[name] > 0 for name in ("ort_fp32", "ort_int8", "sparse_fp32", "sparse_int8"))
+    assert row["int8_elements_equal"] == 1.0 and row["int8_max_step"] == 0
+    assert "| T |" in table([row])
+
+
+def test_variants_compare_plugin_builds_side_by_side() -> None:
+    """benchmarks.variants with two columns of the installed plugin (loops and the default):
+    both exact against ORT's Conv, timings positive."""
+    from benchmarks.variants import Column, compare
+
+    loops = Column.parse("loops=,ONNX_SPARSIFY_CPU_ISA=baseline")
+    assert (loops.label, loops.plugin, dict(loops.env)) == ("loops", "", {"ONNX_SPARSIFY_CPU_ISA": "baseline"})
+    row = compare(
+        Layer("T", (1, 8, 20, 20), 12, (3, 3), {"pads": [1, 1, 1, 1]}), [loops, Column.parse("default=")], 1, 0.01
+    )
+    for label in ("loops", "default"):
+        assert row[label]["ms"] > 0 and row[label]["rel_l2"] < 1e-5
