@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
-from onnx import numpy_helper
+from onnx import external_data_helper, numpy_helper
 
 log = logging.getLogger(__name__)
 
@@ -217,14 +217,15 @@ def external_data_name(path: str | os.PathLike) -> str:
 def _write(model: onnx.ModelProto, path: Path, external_data: bool) -> None:
     """Writes the model to `path` (and its data to `<name>.data` beside it)."""
     if external_data:
-        onnx.save_model(
-            model,
-            str(path),
-            save_as_external_data=True,
-            all_tensors_to_one_file=True,
-            location=external_data_name(path),
-            size_threshold=1024,
-        )
+        # onnx's own save_as_external_data refuses a `location` that exists relative to the
+        # current directory (not to the model's folder), so a second run into a folder that is
+        # the current directory would fail: convert under onnx's temporary name, then point the
+        # tensors at ours, which resolves inside the staging folder.
+        external_data_helper.convert_model_to_external_data(model, all_tensors_to_one_file=True, size_threshold=1024)
+        for tensor in every_tensor(model):
+            if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                external_data_helper.set_external_data(tensor, external_data_name(path))
+        onnx.save_model(model, str(path))
     else:
         path.write_bytes(model.SerializeToString())
 

@@ -269,3 +269,23 @@ def test_check_runs_models_too_large_to_serialize_from_a_file(tmp_path: Path, mo
     assert result.passed
     assert sources and all(isinstance(s, str) for s in sources)
     assert rewritten.SerializeToString() == before  # check() does not touch the caller's models
+
+
+def test_second_run_with_external_data_into_the_working_directory(tmp_path: Path, monkeypatch) -> None:
+    """Relative paths, the current directory the output's folder: the second run overwrites
+    the first's model and data (onnx's own check looked for the data file relative to the
+    current directory and refused with "External data file exists")."""
+    weight = random_sparse_weight(np.random.default_rng(0), (64, 8, 3, 3), 0.9)
+    src = tmp_path / "in" / "model.onnx"
+    src.parent.mkdir()
+    onnx.save(_model(weight), src, save_as_external_data=True, location="weights.bin", size_threshold=0)
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.chdir(out)
+    for _ in range(2):
+        assert cli.main([str(src), "-o", "sparse.onnx", "--min-sparsity", "0", "-q"]) == cli.EXIT_OK
+        assert sorted(p.name for p in out.iterdir()) == ["sparse.onnx", "sparse.onnx.data"]
+    x = np.random.default_rng(1).standard_normal((1, 8, 4, 4)).astype(np.float32)
+    expected = session(_model(weight), plugin=False).run(None, {"x": x})[0]
+    actual = session(onnx.load(out / "sparse.onnx"), plugin=True).run(None, {"x": x})[0]
+    assert rel_l2(actual, expected) < 1e-5
