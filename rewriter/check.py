@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 # the model's own spread between ORT's optimized and unoptimized runs; a wrong one is far above.
 SENSITIVITY_FACTOR = 10.0
 MIN_TOLERANCE = 1e-4
+
+
+# The most bytes of random data generated for one input (--check and the end-to-end check): a
+# declared size beyond it is refused by name rather than failing in NumPy's allocator.
+MAX_FEED_BYTES = 1 << 31
 
 
 class CheckError(Exception):
@@ -125,11 +131,24 @@ def random_feeds(
                     f"input '{value.name}' has an unknown size on axis {first_unknown_axis(declared)}: "
                     f"give it with --input-shape {value.name}:DIMS"
                 )
+        _check_feed_size(value.name, shape, dtype)
         if np.issubdtype(dtype, np.floating):
             feeds[value.name] = rng.standard_normal(shape).astype(dtype)
         else:
             feeds[value.name] = np.zeros(shape, dtype=dtype)
     return feeds
+
+
+def _check_feed_size(name: str, shape: Sequence[int], dtype: np.dtype) -> None:
+    """CheckError naming the input and the limit when a random input of `shape` would exceed
+    MAX_FEED_BYTES (the random values are drawn in float64: 8 bytes an element at least)."""
+    elements = math.prod(int(d) for d in shape)
+    needed = elements * max(np.dtype(dtype).itemsize, 8)
+    if needed > MAX_FEED_BYTES:
+        raise CheckError(
+            f"input '{name}' of shape {_dims(shape)} ({elements} elements) needs {needed / 2**30:.3g} GiB of random "
+            f"data, over the limit of {MAX_FEED_BYTES / 2**30:.0f} GiB per input"
+        )
 
 
 @contextlib.contextmanager

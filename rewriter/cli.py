@@ -5,6 +5,7 @@ Exit codes:
   1  --check found the rewritten model disagreeing with the reference
   2  usage error: a bad flag or value, -o naming the input (or its external data), an
      --input-shape naming no input or of the wrong rank or sizes, --check lacking an input size
+     or needing more than 2 GiB of random data for one input (check.MAX_FEED_BYTES)
   3  the input cannot be used: missing, unreadable, not ONNX, unsupported opset, unsafe external
      data, or malformed where ONNX Runtime would refuse it too (the message names the node)
   4  the output (or the JSON report) cannot be written

@@ -139,7 +139,25 @@ def _external_file(tensor: onnx.TensorProto, folder: Path) -> Path:
     if not target.is_file():
         problem = "is not a regular file" if target.exists() else "does not exist"
         raise ModelLoadError(f"tensor '{tensor.name}': external data file '{location}' {problem}")
+    _check_extent(tensor, target)
     return target
+
+
+def _check_extent(tensor: onnx.TensorProto, target: Path) -> None:
+    """ModelLoadError, naming the tensor, the file and its size, unless the tensor's offset and
+    length lie inside the file (a huge length or offset would otherwise fail in read or seek
+    with a message that says nothing)."""
+    _, offset, length = _external_info(tensor)
+    try:
+        size = target.stat().st_size
+    except OSError as e:
+        raise ModelLoadError(f"tensor '{tensor.name}': cannot read {target.name} ({e.strerror})") from None
+    end = offset + (length or 0)
+    if offset > size or end > size:
+        span = f"offset {offset}" + (f", length {length}" if length is not None else "")
+        raise ModelLoadError(
+            f"tensor '{tensor.name}': its external data ({span}) lies beyond the end of {target.name} ({size} bytes)"
+        )
 
 
 def _read_external(tensor: onnx.TensorProto, target: Path) -> None:

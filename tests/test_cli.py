@@ -239,3 +239,23 @@ def test_default_decision_keeps_tiny_layers_dense(model_path: Path, tmp_path: Pa
     """With shapes known, the cost model sees that these tiny layers would not pay."""
     result = _run(str(model_path), "-o", str(tmp_path / "out.onnx"), "--input-shape", "x:1x4x8x8")
     assert result.returncode == 5 and "predicted" in result.stderr
+
+
+@pytest.mark.parametrize("size", [100_000, 2**62], ids=["1e5", "2^62"])
+def test_declared_input_too_large_to_generate_is_named(tmp_path: Path, size: int, caplog) -> None:
+    """Declared sizes whose random inputs would not fit: the end-to-end check keeps the model
+    dense (exit 5) and --check refuses (exit 2), each naming the input and the limit (a raw
+    MemoryError or NumPy's "array is too big", exit 3, before)."""
+    from onnx_sparsify.check import MAX_FEED_BYTES
+
+    path = tmp_path / "big.onnx"
+    onnx.save(_model(x_dims=(1, 4, size, size)), path)
+    out = tmp_path / "out.onnx"
+    limit = f"over the limit of {MAX_FEED_BYTES / 2**30:.0f} GiB per input"
+    assert cli.main([str(path), "-o", str(out)]) == cli.EXIT_NOTHING_REWRITTEN
+    assert any("input 'x'" in r.getMessage() and limit in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    code = cli.main([str(path), "-o", str(out), "--min-sparsity", "0", "--check", "-q"])
+    assert code == cli.EXIT_USAGE
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line.startswith("--check: input 'x' of shape 1x4x") and limit in line
