@@ -199,16 +199,19 @@ def relative_l2(actual: np.ndarray, expected: np.ndarray) -> float:
 
 
 def _error(actual: np.ndarray, expected: np.ndarray) -> float:
-    """Relative L2 error for floats (inf on new NaNs or a shape change); mismatch rate otherwise."""
+    """Relative L2 error over the finite values, for floats; mismatch rate otherwise. Non-finite
+    values are compared by position: the same NaN, +inf and -inf in the same places agree, any
+    other difference (or another shape) is an infinite error."""
     if actual.shape != expected.shape:
         return float("inf")
     if not np.issubdtype(expected.dtype, np.floating):
         return float(np.mean(actual != expected)) if expected.size else 0.0
     a, e = actual.astype(np.float64), expected.astype(np.float64)
-    nan_a, nan_e = np.isnan(a), np.isnan(e)
-    if (nan_a != nan_e).any():
-        return float("inf")
-    return relative_l2(np.where(nan_a, 0, a), np.where(nan_e, 0, e))
+    for kind in (np.isnan, np.isposinf, np.isneginf):
+        if (kind(a) != kind(e)).any():
+            return float("inf")
+    finite = np.isfinite(e)
+    return relative_l2(a[finite], e[finite])
 
 
 def check(

@@ -316,6 +316,47 @@ def test_check_catches_a_wrong_rewrite() -> None:
     assert not result.passed and result.worst_output == "y"
 
 
+def _log_of_conv(perturb: float = 1.0) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """x -> Conv (channel 0 all zeros) -> Log -> y: -inf on channel 0, NaN where the Conv is
+    negative, in both the reference and the rewrite; the rewrite's weights scaled by `perturb`."""
+    w = random_sparse_weight(np.random.default_rng(7), (6, 4, 3, 3), 0.9)
+    w[0] = 0
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Log", ["c"], ["y"], name="log"),
+    ]
+    model = _graph_model(nodes, [numpy_helper.from_array(w, "w")])
+    scaled = _graph_model(nodes, [numpy_helper.from_array(w * np.float32(perturb), "w")])
+    return model, onnx_sparsify.sparsify(scaled, min_sparsity=0)[0]
+
+
+def test_check_compares_non_finite_outputs_by_position() -> None:
+    """The same NaN / -inf pattern in both models agrees; the finite values are measured (the
+    error was NaN, lost by max(), or infinite): a sound rewrite passes, a 1% scaled one fails
+    with the finite values' relative L2 error, computed here with NumPy alone."""
+    reference, rewritten = _log_of_conv()
+    result = check(reference, rewritten)
+    assert result.passed and np.isfinite(result.worst_error) and result.worst_error < 1e-5
+    reference, scaled = _log_of_conv(1.01)
+    result = check(reference, scaled, runs=1)
+    x = np.random.default_rng(0).standard_normal((1, 4, 8, 8)).astype(np.float32)
+    expected = session(reference, plugin=False).run(None, {"x": x})[0].astype(np.float64)
+    actual = session(scaled, plugin=True).run(None, {"x": x})[0].astype(np.float64)
+    assert (np.isnan(expected) == np.isnan(actual)).all() and np.isneginf(expected[:, 0]).all()
+    finite = np.isfinite(expected)
+    want = np.linalg.norm(actual[finite] - expected[finite]) / np.linalg.norm(expected[finite])
+    assert not result.passed and result.worst_error == pytest.approx(want, rel=1e-3)
+
+
+def test_check_counts_a_different_non_finite_pattern_as_infinite() -> None:
+    from onnx_sparsify.check import _error
+
+    e = np.array([1.0, np.nan, np.inf, -np.inf], np.float32)
+    assert _error(e.copy(), e) == 0.0
+    for changed in ([1.0, 2.0, np.inf, -np.inf], [1.0, np.nan, -np.inf, -np.inf], [1.0, np.nan, np.nan, -np.inf]):
+        assert _error(np.array(changed, np.float32), e) == float("inf")
+
+
 def test_ir3_model_declares_initializers_as_inputs() -> None:
     w = _w((4, 4, 3, 3))
     graph = helper.make_graph(
