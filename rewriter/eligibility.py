@@ -21,7 +21,9 @@ def _check_attributes(node: onnx.NodeProto, k: int) -> None:
     label = node_label(node)
     for name in ("kernel_shape", "strides", "pads", "dilations"):
         attribute(node, name, None, _INTS)
-    attribute(node, "group", 1, _INT)
+    group = attribute(node, "group", 1, _INT)
+    if group < 1:
+        raise MalformedModelError(f"node '{label}': attribute 'group' is {group}; it must be at least 1")
     auto_pad = attribute(node, "auto_pad", "NOTSET", _STRING)
     for name, count, low in (("strides", k, 1), ("dilations", k, 1), ("pads", 2 * k, 0)):
         values = attribute(node, name, None)

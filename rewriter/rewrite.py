@@ -26,6 +26,7 @@ from .context import Context, known_shapes
 from .decision import REFERENCE, Decision, Rates
 from .emit import all_convs, rewrite_model
 from .end_to_end import LayerKey
+from .graph_checks import check_acyclic
 from .graph_walk import all_graphs
 from .model_io import cap_ir_version, check_opsets, load_model, tensor_bytes
 from .pruning import prune_convs
@@ -107,6 +108,7 @@ def sparsify(
     else:
         source = load_model(model).model
     check_opsets(source)
+    check_acyclic(source)
     if min_sparsity is not None and not 0.0 <= min_sparsity <= 1.0:
         raise ValueError(f"min_sparsity must be within [0, 1], got {min_sparsity}")
     if provider not in ("cpu", "cuda"):

@@ -143,12 +143,28 @@ def test_check_failure_exits_1(model_path: Path, tmp_path: Path, monkeypatch, ca
         (lambda d: _malformed(d, "dtype"), 3, "node 'conv1': input 'w1'"),
         (lambda d: _malformed(d, "negative_dim"), 3, "node 'conv1': input 'w1'"),
         (lambda d: _malformed(d, "pads"), 3, "node 'conv2'"),
+        (lambda d: _malformed(d, "group_zero"), 3, "node 'conv2': attribute 'group' is 0"),
+        (lambda d: _malformed(d, "self_loop"), 3, "graph 'main': node 'relu1' reads its own output 'b'"),
+        (lambda d: _malformed(d, "cycle"), 3, "graph 'main': the graph has a cycle (nodes 'relu1', 'conv2'"),
     ],
-    ids=["missing", "folder", "binary_junk", "text", "future_opset", "weight_dtype", "weight_dims", "conv_pads"],
+    ids=[
+        "missing",
+        "folder",
+        "binary_junk",
+        "text",
+        "future_opset",
+        "weight_dtype",
+        "weight_dims",
+        "conv_pads",
+        "group_zero",
+        "self_loop",
+        "cycle",
+    ],
 )
-def test_bad_inputs(tmp_path: Path, make_input, expected_code: int, message: str) -> None:
+@pytest.mark.parametrize("flags", [("--min-sparsity", "0"), ("--no-measure",)], ids=["min_sparsity", "no_measure"])
+def test_bad_inputs(tmp_path: Path, make_input, expected_code: int, message: str, flags: tuple[str, ...]) -> None:
     out = tmp_path / "out.onnx"
-    result = _run(str(make_input(tmp_path)), "-o", str(out), "--min-sparsity", "0")
+    result = _run(str(make_input(tmp_path)), "-o", str(out), *flags)
     assert result.returncode == expected_code, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -162,6 +178,12 @@ def _malformed(folder: Path, defect: str) -> Path:
         model.graph.initializer[0].data_type = 999
     elif defect == "negative_dim":
         model.graph.initializer[0].dims[0] = -1
+    elif defect == "group_zero":
+        model.graph.node[2].attribute.append(helper.make_attribute("group", 0))
+    elif defect == "self_loop":  # relu1: b -> b
+        model.graph.node[1].input[0] = "b"
+    elif defect == "cycle":  # relu1 reads conv2's output, conv2 reads relu1's
+        model.graph.node[1].input[0] = "y"
     else:
         model.graph.node[2].attribute.append(helper.make_attribute("pads", [1, 1]))
     path = folder / "malformed.onnx"
