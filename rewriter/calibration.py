@@ -174,9 +174,10 @@ def calibrate(threads: int = 1, tick: Callable[[], None] = lambda: None) -> Rate
         dense_rates,
         copy_gb_per_s,
         call_us,
-        cpu_model(),
-        threads,
-        machine_versions(),
+        densest=max(DENSITIES),
+        machine=cpu_model(),
+        threads=threads,
+        versions=machine_versions(),
     )
     log.info("calibrated %s, %d thread(s): %s", rates.machine, threads, rates.to_dict())
     return rates
