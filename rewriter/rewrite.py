@@ -129,6 +129,7 @@ def sparsify(
     default_cpu = min_sparsity is None and provider == "cpu"
     rates = _rates(calibration, threads, progress, report) if default_cpu else REFERENCE
     shapes = known_shapes(pruned, input_shapes)
+    inferred_shapes = known_shapes(pruned, input_shapes, declared=False)
     memo: dict[LayerKey, Decision] = {}
 
     def rewrite(reverted: Mapping[LayerKey, str], report: Report) -> tuple[onnx.ModelProto, Context]:
@@ -142,6 +143,7 @@ def sparsify(
             autotune=autotune,
             provider=provider,
             cuda_unavailable=cuda_unavailable_reason() if autotune and provider == "cuda" else None,
+            inferred_shapes=inferred_shapes,
             rates=rates,
             threads=threads,
             memo=memo,
