@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from ._contract import MAX_ATTRIBUTE_VALUE, MAX_DILATED_EXTENT
 from .context import Context
 from .graph_walk import Scope, attribute, node_label, refers_to_caller
 from .model_io import MalformedModelError
@@ -39,6 +40,34 @@ def _check_attributes(node: onnx.NodeProto, k: int) -> None:
         raise MalformedModelError(f"node '{label}': unknown auto_pad '{auto_pad}' (ONNX has {', '.join(_AUTO_PADS)})")
     if auto_pad != "NOTSET" and attribute(node, "pads", None) is not None:
         raise MalformedModelError(f"node '{label}': both auto_pad {auto_pad} and pads are set")
+
+
+def _beyond_plugin_bounds(node: onnx.NodeProto, weight: np.ndarray, group: int) -> Refusal | None:
+    """Why the plugin would refuse this Conv's attributes as SparseConv's (conv_params.cc's
+    bounds, read through _core), or None: ONNX Runtime's Conv may run it, so it stays dense."""
+    k = weight.ndim - 2
+    values = {
+        "kernel_shape": list(weight.shape[2:]),
+        "strides": list(attribute(node, "strides", [1] * k)),
+        "dilations": list(attribute(node, "dilations", [1] * k)),
+        "pads": list(attribute(node, "pads", [0] * 2 * k)),
+        "group": [group],
+        "in_channels_per_group": [weight.shape[1]],
+    }
+    for name, given in values.items():
+        if any(v > MAX_ATTRIBUTE_VALUE for v in given):
+            return Refusal(
+                Code.CONV_UNSUPPORTED,
+                f"{name} {given} exceeds the plugin's bound of {MAX_ATTRIBUTE_VALUE} per value; left dense",
+            )
+    for axis, (size, dilation) in enumerate(zip(values["kernel_shape"], values["dilations"])):
+        if (size - 1) * dilation >= MAX_DILATED_EXTENT:
+            return Refusal(
+                Code.CONV_UNSUPPORTED,
+                f"the dilated kernel spans {(size - 1) * dilation} on axis {axis}, beyond the plugin's bound of "
+                f"{MAX_DILATED_EXTENT - 1}; left dense",
+            )
+    return None
 
 
 def eligibility(node: onnx.NodeProto, scope: Scope, weight: np.ndarray | None, ctx: Context) -> Refusal | None:
@@ -82,6 +111,9 @@ def eligibility(node: onnx.NodeProto, scope: Scope, weight: np.ndarray | None, c
         if x_shape[1] != weight.shape[1] * group:
             expects = weight.shape[1] * group
             return Refusal(Code.WRONG_SHAPE, f"input has {x_shape[1]} channels but the weight expects {expects}")
+    beyond = _beyond_plugin_bounds(node, weight, group)
+    if beyond is not None:
+        return beyond
     if attribute(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
         if any(d != 1 for d in attribute(node, "dilations", [1] * k)):
             return Refusal(

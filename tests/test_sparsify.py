@@ -357,6 +357,35 @@ def test_check_counts_a_different_non_finite_pattern_as_infinite() -> None:
         assert _error(np.array(changed, np.float32), e) == float("inf")
 
 
+@pytest.mark.parametrize(
+    "weight_shape, attrs, what",
+    [
+        ((4, 4, 1, 1), {"strides": [2**25, 1]}, "strides"),
+        ((4, 4, 1, 1), {"pads": [0, 0, 2**40, 0]}, "pads"),
+        ((4, 4, 257), {"dilations": [2**23]}, "dilated kernel"),
+    ],
+    ids=["stride_2^25", "pads_2^40", "dilated_extent_2^31"],
+)
+def test_conv_beyond_the_plugins_bounds_stays_dense(weight_shape, attrs, what) -> None:
+    """Attribute values ONNX's Conv allows but the plugin refuses (conv_params.cc's bounds, read
+    through _core): the Conv stays dense with the reason (the SparseConv written failed to load
+    while the CLI exited 0)."""
+    from onnx_sparsify._contract import MAX_ATTRIBUTE_VALUE, MAX_DILATED_EXTENT
+
+    assert (MAX_ATTRIBUTE_VALUE, MAX_DILATED_EXTENT) == (2**24, 2**31)
+    x_shape = (1, 4, 8, 8) if len(weight_shape) == 4 else (1, 4, 8)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", **attrs)]
+    model = graph_model(nodes, [numpy_helper.from_array(_w(weight_shape), "w")], x_shape, output_shape=None)
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert report.rewritten == 0 and report.layers[0].code == Code.CONV_UNSUPPORTED
+    assert what in report.layers[0].reason
+    assert [n.op_type for n in rewritten.graph.node] == ["Conv"]
+    if "strides" in attrs:  # ORT's Conv runs it: so does the model written
+        x = RNG.standard_normal(x_shape).astype(np.float32)
+        expected = session(model, plugin=False).run(None, {"x": x})[0]
+        np.testing.assert_array_equal(session(rewritten, plugin=True).run(None, {"x": x})[0], expected)
+
+
 def test_ir3_model_declares_initializers_as_inputs() -> None:
     w = _w((4, 4, 3, 3))
     graph = helper.make_graph(

@@ -8,10 +8,6 @@
 namespace onnx_sparsify {
 namespace {
 
-// Generous bound on any single attribute value: keeps every derived product far from overflow
-// while allowing any real network.
-constexpr int64_t kMaxAttributeValue = int64_t{1} << 24;
-
 std::string Join(const std::vector<int64_t>& v) {
   std::string s = "[";
   for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
@@ -77,7 +73,7 @@ ConvAttributes ConvAttributes::Parse(const AttributeSource& src) {
   for (size_t i = 0; i < k; ++i) {
     // Kernels keep positions inside the dilated kernel in 32 bits (cpu_weights.h).
     const int64_t extent = (a.kernel_shape[i] - 1) * a.dilations[i];  // < 2^48 by the bounds above
-    if (extent >= (int64_t{1} << 31)) {
+    if (extent >= kMaxDilatedExtent) {
       throw InvalidArgument("dilated kernel extent " + std::to_string(extent) + " on axis " + std::to_string(i) +
                             " exceeds 2^31");
     }

@@ -15,6 +15,14 @@ namespace onnx_sparsify {
 
 enum class AutoPad { kNotSet, kSameUpper, kSameLower, kValid };
 
+// Generous bound on any single attribute value (kernel_shape, strides, dilations, pads, group,
+// in_channels_per_group, input_shape_hint): keeps every derived product far from overflow while
+// allowing any real network. The rewriter reads it through _core (MAX_ATTRIBUTE_VALUE).
+inline constexpr int64_t kMaxAttributeValue = int64_t{1} << 24;
+// Kernels keep positions inside the dilated kernel, (kernel - 1) x dilation, in 32 bits
+// (cpu_weights.h): an extent of this or more is refused (_core.MAX_DILATED_EXTENT).
+inline constexpr int64_t kMaxDilatedExtent = int64_t{1} << 31;
+
 // Reads one node's attributes. Each accessor returns nullopt when the attribute is absent and
 // throws InvalidArgument when it is present with another type.
 class AttributeSource {
