@@ -125,12 +125,17 @@ ConvAttributes ConvAttributes::Parse(const AttributeSource& src) {
 std::vector<int64_t> ConvAttributes::PlannedInputShape(std::vector<int64_t> declared) const {
   if (!input_shape_hint.empty()) {
     bool agrees = declared.empty() || declared.size() == input_shape_hint.size();
-    for (size_t i = 1; agrees && i < declared.size(); ++i) {
+    for (size_t i = 0; agrees && i < declared.size(); ++i) {
       agrees = declared[i] < 0 || declared[i] == input_shape_hint[i];
     }
     if (!agrees) {
       throw InvalidArgument("attribute 'input_shape_hint' " + Join(input_shape_hint) +
                             " contradicts X's declared shape " + Join(declared));
+    }
+    if (in_channels() > 0 && input_shape_hint[1] != in_channels()) {
+      throw InvalidArgument("attribute 'input_shape_hint' " + Join(input_shape_hint) + " has " +
+                            std::to_string(input_shape_hint[1]) + " channels but group x in_channels_per_group is " +
+                            std::to_string(in_channels()));
     }
   }
   if (!declared.empty() && declared[0] < 0) declared[0] = 1;
@@ -140,6 +145,11 @@ std::vector<int64_t> ConvAttributes::PlannedInputShape(std::vector<int64_t> decl
   std::vector<int64_t> planned = input_shape_hint;
   planned[0] = 1;
   return planned;
+}
+
+bool ConvAttributes::PlansFromHint(const std::vector<int64_t>& declared) const {
+  if (input_shape_hint.empty()) return false;
+  return declared.empty() || std::any_of(declared.begin() + 1, declared.end(), [](int64_t d) { return d < 0; });
 }
 
 AxisGeometry ResolveAxis(const ConvAttributes& attrs, int axis, int64_t in) {

@@ -73,8 +73,13 @@ struct ConvAttributes {
   // The shape a kernel prepares for at creation: `declared` (X's type in the model; -1 for an
   // unknown size, empty for an unknown rank) where every size but the batch is known, else
   // input_shape_hint, else empty. An unknown batch is taken as 1: nothing prepared depends on
-  // it. Throws InvalidArgument when the hint contradicts a declared size.
+  // it. Throws InvalidArgument when the hint contradicts a declared size (the batch included)
+  // or the channels group x in_channels_per_group.
   std::vector<int64_t> PlannedInputShape(std::vector<int64_t> declared) const;
+  // Whether PlannedInputShape(declared) is the hint's shape (the model leaves a size other than
+  // the batch unknown): a hint is for speed only, so a kernel that cannot plan for it (a geometry
+  // no input could run) ignores it instead of failing.
+  bool PlansFromHint(const std::vector<int64_t>& declared) const;
 };
 
 // One spatial axis after padding is resolved.
