@@ -229,7 +229,10 @@ def _measure(
             layer.measured_us = cost.sparse_us + cost.reorder_us
             layer.measured_speedup = cost.speedup
             if layer.rewritten and cost.speedup is not None and cost.speedup < 1.0:
-                layer.reason += "; measured slower in place, but the model with it reverted measured no faster"
+                layer.reason += (
+                    "; kept although slower than its dense Conv in place: the model with it reverted was timed "
+                    "and was not faster"
+                )
     report.end_to_end = result
     if kept is None:
         return _all_dense(pruned, report, result.verdict)
