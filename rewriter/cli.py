@@ -9,7 +9,8 @@ Exit codes:
   3  the input cannot be used: missing, unreadable, not ONNX, unsupported opset, unsafe external
      data, or malformed where ONNX Runtime would refuse it too (the message names the node)
   4  the output (or the JSON report) cannot be written
-  5  no Conv was rewritten; the output was written unchanged (apart from its IR version)
+  5  no Conv was rewritten; the output was written unchanged (apart from its IR version), or
+     only pruned with --prune
 
 The output is staged in a temporary folder beside it and moved into place only on exit 0 or 5:
 on any other exit nothing is left at the output path, a file already there is untouched, and the
@@ -358,7 +359,8 @@ def run(args: argparse.Namespace) -> int:
         raise _Failure(EXIT_OUTPUT, str(e)) from None
     if not report.rewritten:
         why = f" ({report.end_to_end_skipped})" if report.end_to_end_skipped else ""
-        log.warning("no Conv was rewritten (%d found)%s; %s written unchanged", report.convs, why, args.output)
+        written = "pruned (--prune), with no SparseConv" if args.prune is not None else "unchanged"
+        log.warning("no Conv was rewritten (%d found)%s; %s written %s", report.convs, why, args.output, written)
         return EXIT_NOTHING_REWRITTEN
     return EXIT_OK
 

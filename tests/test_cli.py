@@ -281,3 +281,15 @@ def test_declared_input_too_large_to_generate_is_named(tmp_path: Path, size: int
     assert code == cli.EXIT_USAGE
     [line] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert line.startswith("--check: input 'x' of shape 1x4x") and limit in line
+
+
+def test_nothing_rewritten_after_prune_does_not_say_unchanged(tmp_path: Path, caplog) -> None:
+    """--prune changed the file written even when no Conv became SparseConv: the warning says it
+    was written pruned (it said "written unchanged"), and the file holds the pruned weights."""
+    model_path, out = tmp_path / "dense.onnx", tmp_path / "out.onnx"
+    onnx.save(_model(sparsity=0.0), model_path)
+    assert cli.main([str(model_path), "-o", str(out), "--prune", "0.5", "--min-sparsity", "1"]) == 5
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("no Conv was rewritten")]
+    assert line.endswith(f"{out} written pruned (--prune), with no SparseConv") and "unchanged" not in line
+    weight = numpy_helper.to_array(next(t for t in onnx.load(out).graph.initializer if t.name == "w1"))
+    assert np.mean(weight == 0) >= 0.5
