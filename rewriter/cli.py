@@ -350,7 +350,7 @@ def run(args: argparse.Namespace) -> int:
     reference, model, report = _rewrite(args, loaded, input_shapes)
     try:
         with StagedModel(model, args.output, external_data=loaded.external_data or None) as staged:
-            if args.check and report.rewritten:
+            if args.check:  # also when nothing was rewritten: the file written is what --check vouches for
                 original = loaded.model if args.prune is not None else None
                 report.check = _check(reference, staged.path, original, input_shapes)
             _report(args, report, console)

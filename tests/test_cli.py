@@ -293,3 +293,15 @@ def test_nothing_rewritten_after_prune_does_not_say_unchanged(tmp_path: Path, ca
     assert line.endswith(f"{out} written pruned (--prune), with no SparseConv") and "unchanged" not in line
     weight = numpy_helper.to_array(next(t for t in onnx.load(out).graph.initializer if t.name == "w1"))
     assert np.mean(weight == 0) >= 0.5
+
+
+def test_check_runs_when_nothing_was_rewritten(tmp_path: Path, capsys) -> None:
+    """--check with a model that stays dense (here pruned, with --min-sparsity 1): the check
+    line is printed and the JSON report holds its result, with pruning's drift (there was none)."""
+    model_path, out, report = tmp_path / "dense.onnx", tmp_path / "out.onnx", tmp_path / "report.json"
+    onnx.save(_model(sparsity=0.0), model_path)
+    flags = ["--prune", "0.5", "--min-sparsity", "1", "--check", "--input-shape", "x:1x4x8x8"]
+    assert cli.main([str(model_path), "-o", str(out), *flags, "--report-json", str(report)]) == 5
+    assert "check passed: worst output 'y'" in capsys.readouterr().err
+    check = json.loads(report.read_text())["check"]
+    assert check["passed"] and check["worst_error"] == 0.0 and check["pruning_drift"]["y"] > 0.01
