@@ -198,6 +198,18 @@ def _refuse_input_as_output(args: argparse.Namespace) -> None:
         raise _Failure(EXIT_USAGE, f"-o {args.output}: that is the input model; refusing to overwrite it")
 
 
+def _refuse_missing_output_folder(args: argparse.Namespace) -> None:
+    """-o and --report-json into a folder that does not exist (or naming a folder): exit 4 before
+    any work, not after the rewrite and its measurement."""
+    for flag, path in (("-o", args.output), ("--report-json", args.report_json)):
+        if path is None:
+            continue
+        if not path.parent.is_dir():
+            raise _Failure(EXIT_OUTPUT, f"{flag} {path}: folder {path.parent} does not exist")
+        if path.is_dir():
+            raise _Failure(EXIT_OUTPUT, f"{flag} {path}: is a folder")
+
+
 def _refuse_external_data_as_output(args: argparse.Namespace, external_files: frozenset[Path]) -> None:
     """-o must not overwrite the input's external data, nor write its own over it."""
     from .model_io import external_data_name
@@ -339,6 +351,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True, quiet=args.quiet)
     _refuse_input_as_output(args)
+    _refuse_missing_output_folder(args)
     try:
         loaded = load_model(args.input)  # sparsify() checks the opsets
     except ModelLoadError as e:

@@ -305,3 +305,21 @@ def test_check_runs_when_nothing_was_rewritten(tmp_path: Path, capsys) -> None:
     assert "check passed: worst output 'y'" in capsys.readouterr().err
     check = json.loads(report.read_text())["check"]
     assert check["passed"] and check["worst_error"] == 0.0 and check["pruning_drift"]["y"] > 0.01
+
+
+@pytest.mark.parametrize("flag", ["-o", "--report-json"])
+def test_missing_output_folder_fails_before_any_work(model_path: Path, tmp_path: Path, monkeypatch, caplog, flag):
+    """-o (or --report-json) into a folder that does not exist: exit 4 and one line before the
+    model is even read (it was reported only after the whole rewrite and its measurement)."""
+    from onnx_sparsify import rewrite
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the rewrite ran before the output folder was checked")
+
+    monkeypatch.setattr(rewrite, "sparsify", must_not_run)
+    missing = tmp_path / "no" / "such" / "out.onnx"
+    out = missing if flag == "-o" else tmp_path / "out.onnx"
+    extra = [] if flag == "-o" else ["--report-json", str(missing)]
+    assert cli.main([str(model_path), "-o", str(out), *extra]) == cli.EXIT_OUTPUT
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line == f"{flag} {missing}: folder {missing.parent} does not exist; {out} not written"
