@@ -428,12 +428,6 @@ def calibrate_main(argv: Sequence[str] | None = None) -> int:
             log.error("%s: cannot write the calibration (%s)", target, e.strerror)
             return EXIT_OUTPUT
         log.info("wrote %s", target)
-    log.info(
-        "%s, %d thread(s): dense Conv %.0f GMAC/s (unit stride)",
-        rates.machine,
-        rates.threads,
-        rates.dense_macs_per_us["unit stride"] / 1e3,
-    )
     return EXIT_OK
 
 

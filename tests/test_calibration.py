@@ -239,3 +239,19 @@ def test_no_measure_rewrites_no_conv_too_dense_to_win(sparsity: float, rates: Ra
     _, report = onnx_sparsify.sparsify(model, calibration=rates, measure=False)
     assert report.rewritten == 0 and report.convs == 2
     assert all(layer.code == Code.COST_MODEL and layer.predicted_speedup < MARGIN for layer in report.layers)
+
+
+def test_calibrate_prints_a_table_not_a_dict(tmp_path, monkeypatch, caplog) -> None:
+    """onnx-sparsify-calibrate printed the raw Rates dict; now one row per kind of layer, with
+    ORT's dense rate and the predicted speedups at the calibrated densities (TRUE's numbers)."""
+    monkeypatch.setenv(calibration.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(calibration, "_time_probe", _synthetic)
+    with caplog.at_level("INFO", logger="onnx_sparsify"):
+        assert cli.calibrate_main([]) == cli.EXIT_OK
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "{" not in text and "'efficiency'" not in text
+    rows = {line.split("  ")[0].strip(): line for line in text.splitlines() if line.startswith(KINDS)}
+    assert sorted(rows) == sorted(KINDS)
+    base, slope = TRUE.efficiency["unit stride"]
+    speedups = " / ".join(f"{(base + slope * d) / d:.2f}x" for d in calibration.DENSITIES)
+    assert "40.0 GMAC/s" in rows["unit stride"] and rows["unit stride"].endswith(speedups)
