@@ -274,15 +274,16 @@ def _calibration(args: argparse.Namespace):
 
 
 def _rewrite(args: argparse.Namespace, loaded, input_shapes: dict[str, list[int]]):
-    """(reference, rewritten model, report): the pruned model with --prune, else the input."""
+    """(reference, rewritten model, report, whether --prune pruned any weight): the reference is
+    the pruned model with --prune, else the input."""
     from . import rewrite
     from .model_io import ModelLoadError
     from .pruning import prune_convs
 
     try:
-        reference = loaded.model
+        reference, achieved = loaded.model, {}
         if args.prune is not None:
-            reference, _ = prune_convs(loaded.model, args.prune, args.keep)
+            reference, achieved = prune_convs(loaded.model, args.prune, args.keep)
         model, report = rewrite.sparsify(
             reference,
             min_sparsity=args.min_sparsity,
@@ -300,7 +301,7 @@ def _rewrite(args: argparse.Namespace, loaded, input_shapes: dict[str, list[int]
         raise _Failure(EXIT_INPUT, str(e)) from None
     if args.prune is not None:
         report.pruned_to = args.prune
-    return reference, model, report
+    return reference, model, report, bool(achieved)
 
 
 def _check_can_run(model, input_shapes: dict[str, list[int]]) -> None:
@@ -360,7 +361,7 @@ def run(args: argparse.Namespace) -> int:
     input_shapes = _input_shapes(args, loaded.model)
     if args.check:
         _check_can_run(loaded.model, input_shapes)
-    reference, model, report = _rewrite(args, loaded, input_shapes)
+    reference, model, report, pruned = _rewrite(args, loaded, input_shapes)
     try:
         with StagedModel(model, args.output, external_data=loaded.external_data or None) as staged:
             if args.check:  # also when nothing was rewritten: the file written is what --check vouches for
@@ -372,7 +373,7 @@ def run(args: argparse.Namespace) -> int:
         raise _Failure(EXIT_OUTPUT, str(e)) from None
     if not report.rewritten:
         why = f" ({report.end_to_end_skipped})" if report.end_to_end_skipped else ""
-        written = "pruned (--prune), with no SparseConv" if args.prune is not None else "unchanged"
+        written = "pruned (--prune), with no SparseConv" if pruned else "unchanged"
         log.warning("no Conv was rewritten (%d found)%s; %s written %s", report.convs, why, args.output, written)
         return EXIT_NOTHING_REWRITTEN
     return EXIT_OK
