@@ -296,6 +296,7 @@ def _rewrite(args: argparse.Namespace, loaded, input_shapes: dict[str, list[int]
             sample_inputs=_sample_inputs(args, loaded.model),
             measure=args.measure,
             threads=args.threads,
+            timed=True,  # with --min-sparsity, the report still gives the end-to-end time (not with --no-measure)
         )
     except ModelLoadError as e:
         raise _Failure(EXIT_INPUT, str(e)) from None
