@@ -139,16 +139,24 @@ def random_feeds(
     return feeds
 
 
-def _check_feed_size(name: str, shape: Sequence[int], dtype: np.dtype) -> None:
-    """CheckError naming the input and the limit when a random input of `shape` would exceed
-    MAX_FEED_BYTES (the random values are drawn in float64: 8 bytes an element at least)."""
+def feed_too_large(shape: Sequence[int], dtype: type = np.float32) -> str | None:
+    """Why random data of `shape` is not generated (over MAX_FEED_BYTES; the values are drawn
+    in float64, 8 bytes an element at least), or None."""
     elements = math.prod(int(d) for d in shape)
     needed = elements * max(np.dtype(dtype).itemsize, 8)
-    if needed > MAX_FEED_BYTES:
-        raise CheckError(
-            f"input '{name}' of shape {_dims(shape)} ({elements} elements) needs {needed / 2**30:.3g} GiB of random "
-            f"data, over the limit of {MAX_FEED_BYTES / 2**30:.0f} GiB per input"
-        )
+    if needed <= MAX_FEED_BYTES:
+        return None
+    return (
+        f"of shape {_dims(shape)} ({elements} elements) needs {needed / 2**30:.3g} GiB of random data, "
+        f"over the limit of {MAX_FEED_BYTES / 2**30:.0f} GiB per input"
+    )
+
+
+def _check_feed_size(name: str, shape: Sequence[int], dtype: np.dtype) -> None:
+    """CheckError naming the input and the limit when a random input of `shape` is too large."""
+    why = feed_too_large(shape, dtype)
+    if why is not None:
+        raise CheckError(f"input '{name}' {why}")
 
 
 @contextlib.contextmanager

@@ -3,6 +3,8 @@ ONNX Runtime would refuse (raised, naming the node)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 
@@ -11,6 +13,7 @@ from .context import Context
 from .graph_walk import Scope, attribute, node_label, refers_to_caller
 from .model_io import MalformedModelError
 from .result import Code, Refusal
+from .shapes import resolve_shape
 
 _AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 _INTS, _INT, _STRING = onnx.AttributeProto.INTS, onnx.AttributeProto.INT, onnx.AttributeProto.STRING
@@ -70,6 +73,37 @@ def _beyond_plugin_bounds(node: onnx.NodeProto, weight: np.ndarray, group: int) 
     return None
 
 
+# The plugin computes element counts of X, its padded and phase-split copy and Y in 64 bits and
+# refuses a declared shape whose counts overflow; the rewriter leaves dense, with a margin for
+# the copy's row alignment, a Conv whose counts reach this.
+MAX_ELEMENTS = 1 << 62
+
+
+def _sizes_overflow(node: onnx.NodeProto, weight: np.ndarray, x_shape: list | None) -> Refusal | None:
+    """Why the plugin would refuse this Conv's declared input size (its element counts overflow
+    64 bits), or None. ORT's Conv loads such a model; the Conv stays dense."""
+    k = weight.ndim - 2
+    sizes = resolve_shape(x_shape) if x_shape is not None and len(x_shape) == k + 2 else None
+    if not sizes:
+        return None
+    pads = list(attribute(node, "pads", [0] * 2 * k))
+    dilations = list(attribute(node, "dilations", [1] * k))
+    padded = [
+        d + (pads[i] + pads[i + k] if len(pads) == 2 * k else 0) + (weight.shape[2 + i] - 1) * dilations[i]
+        for i, d in enumerate(sizes[2:])
+    ]
+    elements = max(
+        math.prod(sizes), math.prod([sizes[0], sizes[1], *padded]), math.prod([sizes[0], weight.shape[0], *padded])
+    )
+    if elements >= MAX_ELEMENTS:
+        return Refusal(
+            Code.CONV_UNSUPPORTED,
+            f"input of size {'x'.join(map(str, sizes))}: its element counts reach 2^62, beyond the plugin's 64-bit "
+            "sizes; left dense",
+        )
+    return None
+
+
 def eligibility(node: onnx.NodeProto, scope: Scope, weight: np.ndarray | None, ctx: Context) -> Refusal | None:
     """Why this Conv cannot become SparseConv, or None. Raises MalformedModelError where ONNX
     Runtime would refuse the model itself."""
@@ -111,7 +145,7 @@ def eligibility(node: onnx.NodeProto, scope: Scope, weight: np.ndarray | None, c
         if x_shape[1] != weight.shape[1] * group:
             expects = weight.shape[1] * group
             return Refusal(Code.WRONG_SHAPE, f"input has {x_shape[1]} channels but the weight expects {expects}")
-    beyond = _beyond_plugin_bounds(node, weight, group)
+    beyond = _beyond_plugin_bounds(node, weight, group) or _sizes_overflow(node, weight, x_shape)
     if beyond is not None:
         return beyond
     if attribute(node, "auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):

@@ -13,6 +13,7 @@ import onnx
 from ._contract import MAX_EPILOGUE_STEPS
 from .autotune import MARGIN as AUTOTUNE_MARGIN
 from .autotune import time_layer
+from .check import feed_too_large
 from .context import Context
 from .conv_to_sparse import conv_attributes
 from .csr import CsrWeight, dense_to_csr
@@ -251,6 +252,10 @@ def _decision(
         ctx.autotune_skipped += 1
         unknown = f"{decision.reason}; not autotuned: input size {_dims(x_shape)} unknown"
         return dataclasses.replace(decision, reason=unknown, code=Code.NOT_AUTOTUNED)  # the cost model decided
+    too_large = feed_too_large(x_shape)
+    if too_large is not None:  # the cost model decided
+        reason = f"{decision.reason}; not autotuned: its input {too_large}"
+        return dataclasses.replace(decision, reason=reason, code=Code.NOT_AUTOTUNED)
     csr = dense_to_csr(folded.weight, index_dtype)
     act = folded.activations
     dense_ms, sparse_ms = time_layer(

@@ -386,6 +386,32 @@ def test_conv_beyond_the_plugins_bounds_stays_dense(weight_shape, attrs, what) -
         np.testing.assert_array_equal(session(rewritten, plugin=True).run(None, {"x": x})[0], expected)
 
 
+def test_declared_sizes_the_plugin_cannot_count_stay_dense() -> None:
+    """X declared 1x2x2^62x3: ORT's Conv loads the model, the plugin refuses sizes whose counts
+    overflow 64 bits, so the Conv stays dense with the reason (the SparseConv written failed
+    to load with --no-measure)."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")]
+    model = graph_model(nodes, [numpy_helper.from_array(_w((4, 2, 3, 3)), "w")], (1, 2, 2**62, 3), output_shape=None)
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0, measure=False)
+    assert report.rewritten == 0 and report.layers[0].code == Code.CONV_UNSUPPORTED
+    assert "2^62" in report.layers[0].reason
+    session(rewritten, plugin=True)  # loads, as the original does
+
+
+def test_autotune_does_not_time_an_input_too_large_to_generate() -> None:
+    """--autotune on a declared 1x2x100000x100000 input: the cost model decides, the reason says
+    why (a raw MemoryError before)."""
+    from onnx_sparsify.check import MAX_FEED_BYTES
+
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])]
+    x_shape = (1, 2, 100_000, 100_000)
+    model = graph_model(nodes, [numpy_helper.from_array(_w((4, 2, 3, 3)), "w")], x_shape, output_shape=None)
+    _, report = onnx_sparsify.sparsify(model, autotune=True, measure=False)
+    layer = report.layers[0]
+    assert layer.code == Code.NOT_AUTOTUNED and layer.autotune_dense_ms is None
+    assert f"over the limit of {MAX_FEED_BYTES / 2**30:.0f} GiB per input" in layer.reason
+
+
 def test_ir3_model_declares_initializers_as_inputs() -> None:
     w = _w((4, 4, 3, 3))
     graph = helper.make_graph(
