@@ -7,7 +7,8 @@ Exit codes:
      --input-shape naming no input or of the wrong rank or sizes, --check lacking an input size
      or needing more than 2 GiB of random data for one input (check.MAX_FEED_BYTES)
   3  the input cannot be used: missing, unreadable, not ONNX, unsupported opset, unsafe external
-     data, or malformed where ONNX Runtime would refuse it too (the message names the node)
+     data, or malformed where ONNX Runtime would refuse it too (a graph with a cycle included;
+     the message names the node)
   4  the output (or the JSON report) cannot be written
   5  no Conv was rewritten; the output was written unchanged (apart from its IR version), or
      only pruned with --prune
