@@ -53,12 +53,12 @@ class Rates:
     dense_macs_per_us: dict[str, float]  # ORT's dense Conv, multiply-adds per microsecond, by kind
     copy_gb_per_s: float = 10.0  # SparseConv's copy of a padded or strided input
     sparse_call_us: float = 3.0  # SparseConv's fixed cost per call beyond ORT's own per-node cost
-    # The highest density calibration measured (calibration.DENSITIES; REFERENCE's fit went to
-    # 50% zeros). Beyond it the efficiency is not extrapolated: see sparse_efficiency().
-    densest: float = 0.3
     machine: str = ""  # the CPU they were measured on
     threads: int = 1
     versions: dict[str, str] = field(default_factory=dict)  # onnxruntime, onnx_sparsify, plugin, cpu_isa, cpu_strategy
+    # The highest density calibration measured (calibration.DENSITIES; REFERENCE's fit went to
+    # 50% zeros). Beyond it the efficiency is not extrapolated: see sparse_efficiency().
+    densest: float = 0.3
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,10 +74,10 @@ class Rates:
                 dense,
                 float(data["copy_gb_per_s"]),
                 float(data["sparse_call_us"]),
-                float(data.get("densest", cls.__dataclass_fields__["densest"].default)),
                 str(data.get("machine", "")),
                 int(data.get("threads", 1)),
                 {str(k): str(v) for k, v in dict(data.get("versions", {})).items()},
+                float(data.get("densest", cls.__dataclass_fields__["densest"].default)),
             )
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise ValueError(f"not a calibration of onnx-sparsify's cost model ({type(e).__name__}: {e})") from None

@@ -82,8 +82,19 @@ def test_a_real_calibration_gives_usable_rates() -> None:
         (lambda d: d["efficiency"].update(strided=[float("nan"), 0.1]), "finite and positive"),
         (lambda d: d.update(copy_gb_per_s="fast"), "ValueError"),
         (lambda d: d["efficiency"].update(strided=[0.1]), "IndexError"),
+        (lambda d: d.update(densest=0.0), "finite and positive"),
+        (lambda d: d.update(densest=1.5), "finite and positive"),
     ],
-    ids=["no_efficiency", "missing_kind", "negative_rate", "nan", "not_a_number", "short_pair"],
+    ids=[
+        "no_efficiency",
+        "missing_kind",
+        "negative_rate",
+        "nan",
+        "not_a_number",
+        "short_pair",
+        "densest_0",
+        "densest_1.5",
+    ],
 )
 def test_a_malformed_calibration_file_is_refused(tmp_path, edit, message) -> None:
     data = REFERENCE.to_dict()
@@ -255,3 +266,11 @@ def test_calibrate_prints_a_table_not_a_dict(tmp_path, monkeypatch, caplog) -> N
     base, slope = TRUE.efficiency["unit stride"]
     speedups = " / ".join(f"{(base + slope * d) / d:.2f}x" for d in calibration.DENSITIES)
     assert "40.0 GMAC/s" in rows["unit stride"] and rows["unit stride"].endswith(speedups)
+
+
+def test_a_calibration_file_from_before_densest_reads_as_calibrated_to_70_percent_zeros(tmp_path) -> None:
+    data = FILED.to_dict()
+    del data["densest"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    assert calibration.load(path) == dataclasses.replace(FILED, densest=max(calibration.DENSITIES))
