@@ -19,15 +19,21 @@ _AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 _INTS, _INT, _STRING = onnx.AttributeProto.INTS, onnx.AttributeProto.INT, onnx.AttributeProto.STRING
 
 
+def _check_group(node: onnx.NodeProto) -> None:
+    """MalformedModelError, naming the node, for a group that is not an integer of at least 1:
+    ONNX Runtime refuses it whatever the weight (checked before the weight decides anything)."""
+    group = attribute(node, "group", 1, _INT)
+    if group < 1:
+        raise MalformedModelError(f"node '{node_label(node)}': attribute 'group' is {group}; it must be at least 1")
+
+
 def _check_attributes(node: onnx.NodeProto, k: int) -> None:
     """Raises MalformedModelError, naming the node, for the Conv attributes ONNX Runtime refuses
     when it loads a model: a wrong type, count or range, an unknown auto_pad, auto_pad with pads."""
     label = node_label(node)
     for name in ("kernel_shape", "strides", "pads", "dilations"):
         attribute(node, name, None, _INTS)
-    group = attribute(node, "group", 1, _INT)
-    if group < 1:
-        raise MalformedModelError(f"node '{label}': attribute 'group' is {group}; it must be at least 1")
+    _check_group(node)
     auto_pad = attribute(node, "auto_pad", "NOTSET", _STRING)
     for name, count, low in (("strides", k, 1), ("dilations", k, 1), ("pads", 2 * k, 0)):
         values = attribute(node, name, None)
@@ -107,6 +113,7 @@ def _sizes_overflow(node: onnx.NodeProto, weight: np.ndarray, x_shape: list | No
 def eligibility(node: onnx.NodeProto, scope: Scope, weight: np.ndarray | None, ctx: Context) -> Refusal | None:
     """Why this Conv cannot become SparseConv, or None. Raises MalformedModelError where ONNX
     Runtime would refuse the model itself."""
+    _check_group(node)
     if len(node.input) < 2:
         return Refusal(Code.MISSING_INPUT, "Conv without a weight input")
     if weight is None:

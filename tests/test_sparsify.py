@@ -412,6 +412,21 @@ def test_autotune_does_not_time_an_input_too_large_to_generate() -> None:
     assert f"over the limit of {MAX_FEED_BYTES / 2**30:.0f} GiB per input" in layer.reason
 
 
+def test_group_zero_is_refused_even_with_a_computed_weight() -> None:
+    """ONNX Runtime refuses group 0 whatever the weight: MalformedModelError naming the node (a
+    computed weight made the Conv a plain "not constant" refusal, exit 5)."""
+    from onnx_sparsify.model_io import MalformedModelError
+
+    nodes = [
+        helper.make_node("Identity", ["w0"], ["w"], name="id"),
+        helper.make_node("Conv", ["x", "w"], ["y"], name="conv", group=0),
+    ]
+    model = _graph_model(nodes, [])
+    model.graph.input.append(helper.make_tensor_value_info("w0", TensorProto.FLOAT, [4, 4, 3, 3]))
+    with pytest.raises(MalformedModelError, match="node 'conv': attribute 'group' is 0"):
+        onnx_sparsify.sparsify(model, min_sparsity=0)
+
+
 def test_ir3_model_declares_initializers_as_inputs() -> None:
     w = _w((4, 4, 3, 3))
     graph = helper.make_graph(
