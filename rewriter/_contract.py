@@ -17,3 +17,10 @@ Q_OP_TYPE: str = _core.Q_OP_TYPE  # SparseQLinearConv, the quantized form (same 
 # MAX_EPILOGUE_STEPS of them, comma-separated.
 ACTIVATIONS: dict[str, tuple[float, ...]] = {str(k): tuple(float(v) for v in d) for k, d in _core.ACTIVATIONS.items()}
 MAX_EPILOGUE_STEPS: int = int(_core.MAX_EPILOGUE_STEPS)
+
+# The bounds the plugin checks SparseConv's attributes against (conv_params.h): any attribute
+# value (kernel_shape, strides, dilations, pads, group, in_channels_per_group, input_shape_hint)
+# at most MAX_ATTRIBUTE_VALUE, a dilated kernel's extent (kernel - 1) x dilation below
+# MAX_DILATED_EXTENT. The rewriter never writes a node beyond them.
+MAX_ATTRIBUTE_VALUE: int = int(_core.MAX_ATTRIBUTE_VALUE)
+MAX_DILATED_EXTENT: int = int(_core.MAX_DILATED_EXTENT)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .decision import KINDS, Rates, layer_traits
+from .decision import KINDS, Rates, layer_traits, sparse_efficiency
 
 log = logging.getLogger(__name__)
 
@@ -174,12 +174,33 @@ def calibrate(threads: int = 1, tick: Callable[[], None] = lambda: None) -> Rate
         dense_rates,
         copy_gb_per_s,
         call_us,
-        cpu_model(),
-        threads,
-        machine_versions(),
+        densest=max(DENSITIES),
+        machine=cpu_model(),
+        threads=threads,
+        versions=machine_versions(),
     )
-    log.info("calibrated %s, %d thread(s): %s", rates.machine, threads, rates.to_dict())
+    log.info("%s", describe(rates))
     return rates
+
+
+def describe(rates: Rates) -> str:
+    """The rates as a small table: per kind of layer, ORT's dense rate and what the cost model
+    predicts for SparseConv at the calibrated densities, then the fixed costs."""
+    zeros = [1.0 - d for d in DENSITIES]
+    at = " / ".join(f"{z:.0%}" for z in zeros)
+    header = f"{'kind':<12} {'dense Conv':>12}   {'sparse efficiency at ' + at + ' zeros':<38} predicted speedup"
+    lines = [f"calibration of {rates.machine or 'an unnamed machine'}, {rates.threads} thread(s):", header]
+    for kind in KINDS:
+        efficiency = [sparse_efficiency(kind, d, rates) for d in DENSITIES]
+        shown = " / ".join(f"{e:.2f}" for e in efficiency)
+        speedups = " / ".join(f"{e / d:.2f}x" for e, d in zip(efficiency, DENSITIES))
+        dense = f"{rates.dense_macs_per_us[kind] / 1e3:.1f} GMAC/s"
+        lines.append(f"{kind:<12} {dense:>12}   {shown:<38} {speedups}")
+    lines.append(
+        f"input copy {rates.copy_gb_per_s:.1f} GB/s, fixed cost {rates.sparse_call_us:.1f} us per call; "
+        f"densities beyond {rates.densest:.0%} nonzeros are not extrapolated"
+    )
+    return "\n".join(lines)
 
 
 def save(rates: Rates, path: str | os.PathLike) -> None:

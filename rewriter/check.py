@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 # the model's own spread between ORT's optimized and unoptimized runs; a wrong one is far above.
 SENSITIVITY_FACTOR = 10.0
 MIN_TOLERANCE = 1e-4
+
+
+# The most bytes of random data generated for one input (--check and the end-to-end check): a
+# declared size beyond it is refused by name rather than failing in NumPy's allocator.
+MAX_FEED_BYTES = 1 << 31
 
 
 class CheckError(Exception):
@@ -125,11 +131,32 @@ def random_feeds(
                     f"input '{value.name}' has an unknown size on axis {first_unknown_axis(declared)}: "
                     f"give it with --input-shape {value.name}:DIMS"
                 )
+        _check_feed_size(value.name, shape, dtype)
         if np.issubdtype(dtype, np.floating):
             feeds[value.name] = rng.standard_normal(shape).astype(dtype)
         else:
             feeds[value.name] = np.zeros(shape, dtype=dtype)
     return feeds
+
+
+def feed_too_large(shape: Sequence[int], dtype: type = np.float32) -> str | None:
+    """Why random data of `shape` is not generated (over MAX_FEED_BYTES; the values are drawn
+    in float64, 8 bytes an element at least), or None."""
+    elements = math.prod(int(d) for d in shape)
+    needed = elements * max(np.dtype(dtype).itemsize, 8)
+    if needed <= MAX_FEED_BYTES:
+        return None
+    return (
+        f"of shape {_dims(shape)} ({elements} elements) needs {needed / 2**30:.3g} GiB of random data, "
+        f"over the limit of {MAX_FEED_BYTES / 2**30:.0f} GiB per input"
+    )
+
+
+def _check_feed_size(name: str, shape: Sequence[int], dtype: np.dtype) -> None:
+    """CheckError naming the input and the limit when a random input of `shape` is too large."""
+    why = feed_too_large(shape, dtype)
+    if why is not None:
+        raise CheckError(f"input '{name}' {why}")
 
 
 @contextlib.contextmanager
@@ -180,16 +207,19 @@ def relative_l2(actual: np.ndarray, expected: np.ndarray) -> float:
 
 
 def _error(actual: np.ndarray, expected: np.ndarray) -> float:
-    """Relative L2 error for floats (inf on new NaNs or a shape change); mismatch rate otherwise."""
+    """Relative L2 error over the finite values, for floats; mismatch rate otherwise. Non-finite
+    values are compared by position: the same NaN, +inf and -inf in the same places agree, any
+    other difference (or another shape) is an infinite error."""
     if actual.shape != expected.shape:
         return float("inf")
     if not np.issubdtype(expected.dtype, np.floating):
         return float(np.mean(actual != expected)) if expected.size else 0.0
     a, e = actual.astype(np.float64), expected.astype(np.float64)
-    nan_a, nan_e = np.isnan(a), np.isnan(e)
-    if (nan_a != nan_e).any():
-        return float("inf")
-    return relative_l2(np.where(nan_a, 0, a), np.where(nan_e, 0, e))
+    for kind in (np.isnan, np.isposinf, np.isneginf):
+        if (kind(a) != kind(e)).any():
+            return float("inf")
+    finite = np.isfinite(e)
+    return relative_l2(a[finite], e[finite])
 
 
 def check(

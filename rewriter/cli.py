@@ -5,10 +5,13 @@ Exit codes:
   1  --check found the rewritten model disagreeing with the reference
   2  usage error: a bad flag or value, -o naming the input (or its external data), an
      --input-shape naming no input or of the wrong rank or sizes, --check lacking an input size
+     or needing more than 2 GiB of random data for one input (check.MAX_FEED_BYTES)
   3  the input cannot be used: missing, unreadable, not ONNX, unsupported opset, unsafe external
-     data, or malformed where ONNX Runtime would refuse it too (the message names the node)
+     data, or malformed where ONNX Runtime would refuse it too (a graph with a cycle included;
+     the message names the node)
   4  the output (or the JSON report) cannot be written
-  5  no Conv was rewritten; the output was written unchanged (apart from its IR version)
+  5  no Conv was rewritten; the output was written unchanged (apart from its IR version), or
+     only pruned with --prune
 
 The output is staged in a temporary folder beside it and moved into place only on exit 0 or 5:
 on any other exit nothing is left at the output path, a file already there is untouched, and the
@@ -196,6 +199,18 @@ def _refuse_input_as_output(args: argparse.Namespace) -> None:
         raise _Failure(EXIT_USAGE, f"-o {args.output}: that is the input model; refusing to overwrite it")
 
 
+def _refuse_missing_output_folder(args: argparse.Namespace) -> None:
+    """-o and --report-json into a folder that does not exist (or naming a folder): exit 4 before
+    any work, not after the rewrite and its measurement."""
+    for flag, path in (("-o", args.output), ("--report-json", args.report_json)):
+        if path is None:
+            continue
+        if not path.parent.is_dir():
+            raise _Failure(EXIT_OUTPUT, f"{flag} {path}: folder {path.parent} does not exist")
+        if path.is_dir():
+            raise _Failure(EXIT_OUTPUT, f"{flag} {path}: is a folder")
+
+
 def _refuse_external_data_as_output(args: argparse.Namespace, external_files: frozenset[Path]) -> None:
     """-o must not overwrite the input's external data, nor write its own over it."""
     from .model_io import external_data_name
@@ -260,15 +275,16 @@ def _calibration(args: argparse.Namespace):
 
 
 def _rewrite(args: argparse.Namespace, loaded, input_shapes: dict[str, list[int]]):
-    """(reference, rewritten model, report): the pruned model with --prune, else the input."""
+    """(reference, rewritten model, report, whether --prune pruned any weight): the reference is
+    the pruned model with --prune, else the input."""
     from . import rewrite
     from .model_io import ModelLoadError
     from .pruning import prune_convs
 
     try:
-        reference = loaded.model
+        reference, achieved = loaded.model, {}
         if args.prune is not None:
-            reference, _ = prune_convs(loaded.model, args.prune, args.keep)
+            reference, achieved = prune_convs(loaded.model, args.prune, args.keep)
         model, report = rewrite.sparsify(
             reference,
             min_sparsity=args.min_sparsity,
@@ -281,12 +297,13 @@ def _rewrite(args: argparse.Namespace, loaded, input_shapes: dict[str, list[int]
             sample_inputs=_sample_inputs(args, loaded.model),
             measure=args.measure,
             threads=args.threads,
+            timed=True,  # with --min-sparsity, the report still gives the end-to-end time (not with --no-measure)
         )
     except ModelLoadError as e:
         raise _Failure(EXIT_INPUT, str(e)) from None
     if args.prune is not None:
         report.pruned_to = args.prune
-    return reference, model, report
+    return reference, model, report, bool(achieved)
 
 
 def _check_can_run(model, input_shapes: dict[str, list[int]]) -> None:
@@ -337,6 +354,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True, quiet=args.quiet)
     _refuse_input_as_output(args)
+    _refuse_missing_output_folder(args)
     try:
         loaded = load_model(args.input)  # sparsify() checks the opsets
     except ModelLoadError as e:
@@ -345,10 +363,10 @@ def run(args: argparse.Namespace) -> int:
     input_shapes = _input_shapes(args, loaded.model)
     if args.check:
         _check_can_run(loaded.model, input_shapes)
-    reference, model, report = _rewrite(args, loaded, input_shapes)
+    reference, model, report, pruned = _rewrite(args, loaded, input_shapes)
     try:
         with StagedModel(model, args.output, external_data=loaded.external_data or None) as staged:
-            if args.check and report.rewritten:
+            if args.check:  # also when nothing was rewritten: the file written is what --check vouches for
                 original = loaded.model if args.prune is not None else None
                 report.check = _check(reference, staged.path, original, input_shapes)
             _report(args, report, console)
@@ -357,7 +375,8 @@ def run(args: argparse.Namespace) -> int:
         raise _Failure(EXIT_OUTPUT, str(e)) from None
     if not report.rewritten:
         why = f" ({report.end_to_end_skipped})" if report.end_to_end_skipped else ""
-        log.warning("no Conv was rewritten (%d found)%s; %s written unchanged", report.convs, why, args.output)
+        written = "pruned (--prune), with no SparseConv" if pruned else "unchanged"
+        log.warning("no Conv was rewritten (%d found)%s; %s written %s", report.convs, why, args.output, written)
         return EXIT_NOTHING_REWRITTEN
     return EXIT_OK
 
@@ -412,12 +431,6 @@ def calibrate_main(argv: Sequence[str] | None = None) -> int:
             log.error("%s: cannot write the calibration (%s)", target, e.strerror)
             return EXIT_OUTPUT
         log.info("wrote %s", target)
-    log.info(
-        "%s, %d thread(s): dense Conv %.0f GMAC/s (unit stride)",
-        rates.machine,
-        rates.threads,
-        rates.dense_macs_per_us["unit stride"] / 1e3,
-    )
     return EXIT_OK
 
 

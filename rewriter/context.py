@@ -31,6 +31,9 @@ class Context:
     cuda_unavailable: str | None = None  # why --autotune cannot time on CUDA here
     tick: Callable[[], None] = lambda: None
     autotune_skipped: int = 0  # Convs --autotune could not time: their input size is unknown
+    # Shapes inferred without the model's declared value_info (known_shapes(declared=False)):
+    # what the residual fusion trusts.
+    inferred_shapes: dict[str, list] = field(default_factory=dict)
     rates: Rates = REFERENCE
     threads: int = 1  # for autotune's timing
     # Shared by the rewrites of one sparsify() call: decisions made (autotune times a layer once),
@@ -47,14 +50,26 @@ class Context:
         return name
 
 
-def known_shapes(model: onnx.ModelProto, input_shapes: dict[str, list[int]] | None = None) -> dict[str, list]:
+def known_shapes(
+    model: onnx.ModelProto, input_shapes: dict[str, list[int]] | None = None, declared: bool = True
+) -> dict[str, list]:
     """Value shapes from ONNX shape inference (with `input_shapes` fixing graph inputs), for
-    the report and autotuning; empty where inference fails."""
-    if input_shapes:
+    the report and autotuning; empty where inference fails. With `declared` False, the shapes
+    the model merely declares for computed values (value_info, the main graph's outputs) are
+    dropped first, so that every shape comes from the graph inputs, the initializers and the
+    operators: what a fusion that relies on a shape (a residual Add) may trust. ONNX Runtime
+    does not check declared value_info against what runs."""
+    if input_shapes or not declared:
         fixed = onnx.ModelProto()
         fixed.CopyFrom(model)
+        if not declared:
+            for graph in all_graphs(fixed):
+                del graph.value_info[:]
+            for value in fixed.graph.output:
+                if value.type.HasField("tensor_type"):
+                    value.type.tensor_type.ClearField("shape")
         for value in fixed.graph.input:
-            if value.name in input_shapes:
+            if input_shapes and value.name in input_shapes:
                 dims = value.type.tensor_type.shape.dim
                 del dims[:]
                 for d in input_shapes[value.name]:

@@ -8,7 +8,7 @@ import onnx
 from onnx import helper
 
 from . import epilogue as _epilogue
-from ._contract import DOMAIN, OP_TYPE, OP_VERSION
+from ._contract import DOMAIN, MAX_ATTRIBUTE_VALUE, OP_TYPE, OP_VERSION
 from .csr import CsrWeight
 from .shapes import resolve_shape
 
@@ -54,7 +54,7 @@ def sparse_conv_node(
         epilogue = [_epilogue.Activation(activation, tuple(activation_params)), *epilogue]
     attributes.update(_epilogue.attributes(epilogue))
     hint = input_shape_hint(input_shape)
-    if hint:
+    if hint and hint_fits(hint, attributes):
         attributes["input_shape_hint"] = hint
     return helper.make_node(
         OP_TYPE, inputs, list(conv.output), name=name if name is not None else conv.name, domain=DOMAIN, **attributes
@@ -65,6 +65,26 @@ def input_shape_hint(shape: Sequence[int | str] | None) -> list[int] | None:
     """SparseConv's input_shape_hint for X of this shape: its sizes resolved (shapes.resolve_shape:
     an unknown batch as 1), None unless every other size is known."""
     return resolve_shape(shape) if shape and len(shape) >= 3 else None
+
+
+def hint_fits(hint: Sequence[int], attributes: dict) -> bool:
+    """Whether the plugin can plan for X of shape `hint` under these SparseConv attributes: the
+    values within its bound (MAX_ATTRIBUTE_VALUE), the channels group x in_channels_per_group, and
+    on every spatial axis a padded input at least as long as the dilated kernel. A hint that
+    fails is not written (the plugin ignores a hint it cannot plan for; one beyond its bound it
+    refuses)."""
+    kernel = list(attributes["kernel_shape"])
+    k = len(kernel)
+    if len(hint) != k + 2 or not all(1 <= d <= MAX_ATTRIBUTE_VALUE for d in hint):
+        return False
+    if hint[1] != attributes.get("group", 1) * attributes["in_channels_per_group"]:
+        return False
+    auto_pad = attributes.get("auto_pad", "NOTSET")
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        return True  # every input size gives an output of at least 1
+    pads = list(attributes.get("pads", [0] * 2 * k)) if auto_pad == "NOTSET" else [0] * 2 * k
+    dilations = list(attributes.get("dilations", [1] * k))
+    return all(hint[2 + i] + pads[i] + pads[i + k] >= (kernel[i] - 1) * dilations[i] + 1 for i in range(k))
 
 
 def ensure_domain(model: onnx.ModelProto) -> None:

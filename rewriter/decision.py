@@ -5,7 +5,10 @@ then measures the whole model and reverts what loses.
 The model predicts SparseConv's speedup over ORT's dense Conv on the CPU as
 efficiency(density) / density, where efficiency is the sparse kernel's multiply-add rate
 relative to dense Conv's for that kind of layer, linear in the density. Calibration measures
-it per kind at two densities on the machine that will run the model. REFERENCE holds the
+it per kind at two densities on the machine that will run the model. The line holds only where
+it was measured: at higher densities the efficiency stays at most its value at the densest
+probe and falls to at most 1 at density 1 (sparse_efficiency), so a Conv with few zeros is
+never predicted faster than the dense work it repeats. REFERENCE holds the
 constants fitted when the model was written (1 thread, AMD Zen 5 with AVX-512), from the
 harness's measurements at 90% and 50% zeros:
 
@@ -53,6 +56,9 @@ class Rates:
     machine: str = ""  # the CPU they were measured on
     threads: int = 1
     versions: dict[str, str] = field(default_factory=dict)  # onnxruntime, onnx_sparsify, plugin, cpu_isa, cpu_strategy
+    # The highest density calibration measured (calibration.DENSITIES; REFERENCE's fit went to
+    # 50% zeros). Beyond it the efficiency is not extrapolated: see sparse_efficiency().
+    densest: float = 0.3
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,11 +77,18 @@ class Rates:
                 str(data.get("machine", "")),
                 int(data.get("threads", 1)),
                 {str(k): str(v) for k, v in dict(data.get("versions", {})).items()},
+                float(data.get("densest", cls.__dataclass_fields__["densest"].default)),
             )
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise ValueError(f"not a calibration of onnx-sparsify's cost model ({type(e).__name__}: {e})") from None
-        numbers = [*dense.values(), rates.copy_gb_per_s, *[v for pair in efficiency.values() for v in pair]]
-        if not all(math.isfinite(v) for v in numbers) or min(dense.values()) <= 0 or rates.copy_gb_per_s <= 0:
+        numbers = [*dense.values(), rates.copy_gb_per_s, rates.densest]
+        numbers += [v for pair in efficiency.values() for v in pair]
+        if (
+            not all(math.isfinite(v) for v in numbers)
+            or min(dense.values()) <= 0
+            or rates.copy_gb_per_s <= 0
+            or not 0 < rates.densest <= 1
+        ):
             raise ValueError("not a calibration of onnx-sparsify's cost model (rates must be finite and positive)")
         return rates
 
@@ -90,6 +103,7 @@ REFERENCE = Rates(
         "grouped": (0.50, 0.30),
     },
     dense_macs_per_us={"unit stride": 55e3, "strided": 55e3, "depthwise": 20e3, "grouped": 13e3},
+    densest=0.5,
     machine="reference: AMD EPYC (Zen 5), the constants fitted when the cost model was written",
 )
 
@@ -168,10 +182,26 @@ def dense_us(traits: LayerTraits, rates: Rates = REFERENCE) -> float | None:
     return traits.weight_size * traits.output_positions / rates.dense_macs_per_us[traits.kind]
 
 
+def sparse_efficiency(kind: str, density: float, rates: Rates = REFERENCE) -> float:
+    """SparseConv's multiply-add rate on the nonzeros relative to ORT's dense Conv's on all
+    weights, at this density: the calibrated line where calibration measured (up to
+    rates.densest). Beyond it nothing was measured, so the line is not extrapolated: the rate
+    per nonzero stays at most what it was at the densest probe (the sparse time grows with the
+    nonzeros) and falls linearly to at most dense Conv's at density 1, where the sparse kernel
+    does all the dense work and must never be predicted faster."""
+    base, slope = rates.efficiency[kind]
+    line = max(base + slope * density, 1e-3)
+    top = rates.densest
+    if density <= top or top >= 1.0:
+        return line
+    edge = max(base + slope * top, 1e-3)
+    towards_dense = edge + (min(edge, 1.0) - edge) * (density - top) / (1.0 - top)
+    return min(line, towards_dense)
+
+
 def predicted_speedup(traits: LayerTraits, sparsity: float, rates: Rates = REFERENCE) -> float:
     density = max(1.0 - sparsity, 1e-6)
-    base, slope = rates.efficiency[traits.kind]
-    speedup = max(base + slope * density, 1e-3) / density
+    speedup = sparse_efficiency(traits.kind, density, rates) / density
     dense = dense_us(traits, rates)
     if dense is None:
         return speedup

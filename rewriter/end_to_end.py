@@ -307,3 +307,24 @@ def check(
             f"(it must reach {MODEL_MARGIN}x)"
         )
     return None, result, reverted, costs
+
+
+def time_only(
+    original: onnx.ModelProto, rewritten: onnx.ModelProto, feeds: Mapping[str, np.ndarray], threads: int, why: str
+) -> EndToEnd:
+    """The original and the rewritten model timed against each other for the report, nothing
+    reverted: for a rewrite that `why` (the user's threshold) decided. Raises NotMeasurable when
+    the models do not run here."""
+    start = time.perf_counter()
+    result = EndToEnd(threads, {k: list(v.shape) for k, v in feeds.items()}, kept=True)
+    try:
+        original_t, rewritten_t = time_models(original, [rewritten], feeds, threads)
+    except Exception as e:  # noqa: BLE001 - ORT's failures have no common type
+        raise NotMeasurable(f"the models failed to run here ({type(e).__name__}: {e})") from None
+    result.original_ms = original_t.median_ms
+    result.rewritten_ms = result.first_ms = result.best_ms = rewritten_t.median_ms
+    result.rounds = len(original_t.round_medians_ms)
+    result.rounds_lost = rounds_lost(original_t, rewritten_t)
+    result.seconds = time.perf_counter() - start
+    result.verdict = f"{result.speedup:.2f}x the original's speed, measured; {why} decided, nothing reverted"
+    return result

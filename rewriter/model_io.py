@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
-from onnx import numpy_helper
+from onnx import external_data_helper, numpy_helper
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,25 @@ def _external_file(tensor: onnx.TensorProto, folder: Path) -> Path:
     if not target.is_file():
         problem = "is not a regular file" if target.exists() else "does not exist"
         raise ModelLoadError(f"tensor '{tensor.name}': external data file '{location}' {problem}")
+    _check_extent(tensor, target)
     return target
+
+
+def _check_extent(tensor: onnx.TensorProto, target: Path) -> None:
+    """ModelLoadError, naming the tensor, the file and its size, unless the tensor's offset and
+    length lie inside the file (a huge length or offset would otherwise fail in read or seek
+    with a message that says nothing)."""
+    _, offset, length = _external_info(tensor)
+    try:
+        size = target.stat().st_size
+    except OSError as e:
+        raise ModelLoadError(f"tensor '{tensor.name}': cannot read {target.name} ({e.strerror})") from None
+    end = offset + (length or 0)
+    if offset > size or end > size:
+        span = f"offset {offset}" + (f", length {length}" if length is not None else "")
+        raise ModelLoadError(
+            f"tensor '{tensor.name}': its external data ({span}) lies beyond the end of {target.name} ({size} bytes)"
+        )
 
 
 def _read_external(tensor: onnx.TensorProto, target: Path) -> None:
@@ -217,14 +235,15 @@ def external_data_name(path: str | os.PathLike) -> str:
 def _write(model: onnx.ModelProto, path: Path, external_data: bool) -> None:
     """Writes the model to `path` (and its data to `<name>.data` beside it)."""
     if external_data:
-        onnx.save_model(
-            model,
-            str(path),
-            save_as_external_data=True,
-            all_tensors_to_one_file=True,
-            location=external_data_name(path),
-            size_threshold=1024,
-        )
+        # onnx's own save_as_external_data refuses a `location` that exists relative to the
+        # current directory (not to the model's folder), so a second run into a folder that is
+        # the current directory would fail: convert under onnx's temporary name, then point the
+        # tensors at ours, which resolves inside the staging folder.
+        external_data_helper.convert_model_to_external_data(model, all_tensors_to_one_file=True, size_threshold=1024)
+        for tensor in every_tensor(model):
+            if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                external_data_helper.set_external_data(tensor, external_data_name(path))
+        onnx.save_model(model, str(path))
     else:
         path.write_bytes(model.SerializeToString())
 

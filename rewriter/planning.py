@@ -13,6 +13,7 @@ import onnx
 from ._contract import MAX_EPILOGUE_STEPS
 from .autotune import MARGIN as AUTOTUNE_MARGIN
 from .autotune import time_layer
+from .check import feed_too_large
 from .context import Context
 from .conv_to_sparse import conv_attributes
 from .csr import CsrWeight, dense_to_csr
@@ -148,7 +149,9 @@ def _is_residual_add(node: onnx.NodeProto, value: str, scope: Scope) -> bool:
 def _fold_residual(folded: _Folded, scope: Scope, uses, consumers, shapes: dict, claimed: set[int]) -> None:
     """Takes a following Add(result, Z) as SparseConv's residual input when Z is a computed
     tensor (a constant is bias, folded above) whose shape is known to equal the result's: then
-    the Add does not broadcast, and Z is ready where the Add is, where the SparseConv will go."""
+    the Add does not broadcast, and Z is ready where the Add is, where the SparseConv will go.
+    `shapes` are inferred from the graph's inputs and operators, never taken from declared
+    value_info alone (a false declaration would make SparseConv refuse a Z the Add broadcast)."""
     found = _single_consumer(folded.output, uses, consumers, scope.graph)
     if found is None:
         return
@@ -163,7 +166,7 @@ def _fold_residual(folded: _Folded, scope: Scope, uses, consumers, shapes: dict,
     mine, theirs = shapes.get(folded.output), shapes.get(z)
     if not mine or mine != theirs or any(d == "?" or d == 0 for d in mine):
         shown = " and ".join(f"[{', '.join(map(str, s))}]" if s else "unknown" for s in (mine, theirs))
-        unknown = f"the shapes of its inputs ({shown}) are not known to be equal"
+        unknown = f"the shapes of its inputs ({shown}, by shape inference) are not known to be equal"
         folded.notes.append(Refusal(Code.SHAPES_UNKNOWN, unknown).about(label))
         return
     folded.residual, folded.output = z, add.output[0]
@@ -249,6 +252,10 @@ def _decision(
         ctx.autotune_skipped += 1
         unknown = f"{decision.reason}; not autotuned: input size {_dims(x_shape)} unknown"
         return dataclasses.replace(decision, reason=unknown, code=Code.NOT_AUTOTUNED)  # the cost model decided
+    too_large = feed_too_large(x_shape)
+    if too_large is not None:  # the cost model decided
+        reason = f"{decision.reason}; not autotuned: its input {too_large}"
+        return dataclasses.replace(decision, reason=reason, code=Code.NOT_AUTOTUNED)
     csr = dense_to_csr(folded.weight, index_dtype)
     act = folded.activations
     dense_ms, sparse_ms = time_layer(
@@ -293,7 +300,7 @@ def plan_conv(index: int, node: onnx.NodeProto, scope: Scope, uses, consumers, c
         layer.reason, layer.code = "kept dense (--keep)", Code.KEEP
         return layer, None
 
-    folded = _fold_following(node, weight, scope, uses, consumers, ctx.shapes, claimed)
+    folded = _fold_following(node, weight, scope, uses, consumers, ctx.inferred_shapes, claimed)
     weight = folded.weight
     layer.nnz = int(np.count_nonzero(weight))
     layer.sparsity = (weight.size - layer.nnz) / weight.size

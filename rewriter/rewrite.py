@@ -26,6 +26,7 @@ from .context import Context, known_shapes
 from .decision import REFERENCE, Decision, Rates
 from .emit import all_convs, rewrite_model
 from .end_to_end import LayerKey
+from .graph_checks import check_acyclic
 from .graph_walk import all_graphs
 from .model_io import cap_ir_version, check_opsets, load_model, tensor_bytes
 from .pruning import prune_convs
@@ -76,6 +77,7 @@ def sparsify(
     measure: bool = True,
     threads: int = 1,
     sample_inputs: Mapping[str, np.ndarray] | None = None,
+    timed: bool = False,
 ) -> tuple[onnx.ModelProto, Report]:
     """Rewrites a model's sparse Convs to SparseConv.
 
@@ -94,7 +96,9 @@ def sparsify(
     random inputs of the resolved shapes, an unknown batch as 1: shapes.resolve_shape), reverts the layers measured
     slower than their dense Conv and keeps the model dense unless the rewrite is measured faster
     (end_to_end.py). Where the model cannot be timed (an input size unknown), it stays dense and
-    the report says why; ``measure=False`` trusts the cost model alone.
+    the report says why; ``measure=False`` trusts the cost model alone. With ``min_sparsity``
+    (which decides instead), ``timed`` and ``measure`` still time the rewritten model against the
+    original on the CPU for the report (report.end_to_end), reverting nothing.
 
     A model ONNX Runtime would refuse to load, in a node the rewrite reads (a Conv, or a
     BatchNormalization or activation after one), raises MalformedModelError (a ModelLoadError)
@@ -107,6 +111,7 @@ def sparsify(
     else:
         source = load_model(model).model
     check_opsets(source)
+    check_acyclic(source)
     if min_sparsity is not None and not 0.0 <= min_sparsity <= 1.0:
         raise ValueError(f"min_sparsity must be within [0, 1], got {min_sparsity}")
     if provider not in ("cpu", "cuda"):
@@ -127,6 +132,7 @@ def sparsify(
     default_cpu = min_sparsity is None and provider == "cpu"
     rates = _rates(calibration, threads, progress, report) if default_cpu else REFERENCE
     shapes = known_shapes(pruned, input_shapes)
+    inferred_shapes = known_shapes(pruned, input_shapes, declared=False)
     memo: dict[LayerKey, Decision] = {}
 
     def rewrite(reverted: Mapping[LayerKey, str], report: Report) -> tuple[onnx.ModelProto, Context]:
@@ -140,6 +146,7 @@ def sparsify(
             autotune=autotune,
             provider=provider,
             cuda_unavailable=cuda_unavailable_reason() if autotune and provider == "cuda" else None,
+            inferred_shapes=inferred_shapes,
             rates=rates,
             threads=threads,
             memo=memo,
@@ -158,6 +165,8 @@ def sparsify(
             report.end_to_end_skipped = f"not measured: the calibration is from another machine ({rates.machine})"
         else:
             out, report = _measure(pruned, out, ctx, rewrite, sample_inputs, input_shapes or {}, threads)
+    elif timed and measure and min_sparsity is not None and provider == "cpu" and report.rewritten:
+        _time_only(pruned, out, report, sample_inputs, input_shapes or {}, threads)
     report.weight_bytes_before = tensor_bytes(source)
     report.weight_bytes_after = tensor_bytes(out)
     report.seconds = time.perf_counter() - start
@@ -225,12 +234,32 @@ def _measure(
             layer.measured_us = cost.sparse_us + cost.reorder_us
             layer.measured_speedup = cost.speedup
             if layer.rewritten and cost.speedup is not None and cost.speedup < 1.0:
-                layer.reason += "; measured slower in place, but the model with it reverted measured no faster"
+                layer.reason += (
+                    "; kept although slower than its dense Conv in place: the model with it reverted was timed "
+                    "and was not faster"
+                )
     report.end_to_end = result
     if kept is None:
         return _all_dense(pruned, report, result.verdict)
     log.info("end to end: %s", result.verdict)
     return kept, report
+
+
+def _time_only(
+    pruned: onnx.ModelProto,
+    out: onnx.ModelProto,
+    report: Report,
+    sample_inputs: Mapping[str, np.ndarray] | None,
+    input_shapes: Mapping[str, list[int]],
+    threads: int,
+) -> None:
+    """Times a rewrite the min_sparsity threshold decided against the original, for the report."""
+    try:
+        feeds = random_feeds(pruned, input_shapes, given=sample_inputs)
+        report.end_to_end = end_to_end.time_only(pruned, out, feeds, threads, "--min-sparsity")
+    except (CheckError, end_to_end.NotMeasurable) as e:
+        report.end_to_end_skipped = f"not timed ({e})"  # the report says it; min_sparsity decided anyway
+        log.info("end to end: %s", report.end_to_end_skipped)
 
 
 def _all_dense(pruned: onnx.ModelProto, report: Report, why: str) -> tuple[onnx.ModelProto, Report]:

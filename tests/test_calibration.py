@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import onnx_sparsify
 import pytest
+from models import conv_relu_conv
 from onnx_sparsify import calibration, cli
 from onnx_sparsify.decision import (
     KINDS,
@@ -81,8 +82,19 @@ def test_a_real_calibration_gives_usable_rates() -> None:
         (lambda d: d["efficiency"].update(strided=[float("nan"), 0.1]), "finite and positive"),
         (lambda d: d.update(copy_gb_per_s="fast"), "ValueError"),
         (lambda d: d["efficiency"].update(strided=[0.1]), "IndexError"),
+        (lambda d: d.update(densest=0.0), "finite and positive"),
+        (lambda d: d.update(densest=1.5), "finite and positive"),
     ],
-    ids=["no_efficiency", "missing_kind", "negative_rate", "nan", "not_a_number", "short_pair"],
+    ids=[
+        "no_efficiency",
+        "missing_kind",
+        "negative_rate",
+        "nan",
+        "not_a_number",
+        "short_pair",
+        "densest_0",
+        "densest_1.5",
+    ],
 )
 def test_a_malformed_calibration_file_is_refused(tmp_path, edit, message) -> None:
     data = REFERENCE.to_dict()
@@ -177,3 +189,88 @@ def test_the_commands(tmp_path, monkeypatch, caplog) -> None:
         assert len(errors) == 1 and errors[0].startswith(f"--calibration {given}"), errors
     args = [str(model), "-o", str(tmp_path / "out.onnx"), "--calibration", str(target), "--no-measure", "-q"]
     assert cli.main(args) == cli.EXIT_OK
+
+
+# This machine's calibration when issue 23 was filed (AMD EPYC, AVX-512, 1 thread), fitted at
+# 90% and 70% zeros: extended to density 1, its lines predicted 2.07x (unit stride), 1.68x
+# (strided) and 1.07x (grouped) for a Conv without a single zero.
+FILED = Rates(
+    efficiency={
+        "unit stride": (0.396, 1.677),
+        "strided": (0.691, 0.985),
+        "depthwise": (0.174, 0.664),
+        "grouped": (4.736, -3.669),
+    },
+    dense_macs_per_us={"unit stride": 54.4e3, "strided": 56.0e3, "depthwise": 21.3e3, "grouped": 11.4e3},
+    sparse_call_us=0.0,
+)
+# The line through R1's measured speedups in README's table (3.24x at 90% zeros, 2.10x at 70%):
+# efficiency 0.324 at density 0.1, 0.63 at 0.3.
+R1_LINE = dataclasses.replace(REFERENCE, efficiency={k: (0.171, 1.53) for k in KINDS}, densest=0.3)
+TRAITS = {
+    "unit stride": LayerTraits(1, 64, False),
+    "strided": LayerTraits(1, 64, True),
+    "depthwise": LayerTraits(64, 1, False),
+    "grouped": LayerTraits(32, 4, False),
+}
+
+
+@pytest.mark.parametrize("rates", [FILED, R1_LINE, REFERENCE], ids=["filed", "r1_line", "reference"])
+def test_no_gain_is_predicted_without_zeros(rates: Rates) -> None:
+    """Issue 23: at density 1 the sparse kernel does all the dense work, and calibration never
+    measured it winning there, so no line may predict a gain; beyond the densest calibrated
+    probe the time per nonzero stays at most what was measured (the sparse time scales with the
+    nonzeros)."""
+    for kind, traits in TRAITS.items():
+        assert traits.kind == kind
+        decision = decide(0.0, None, traits, rates=rates)
+        assert decision.predicted <= 1.0 and not decision.rewrite, (kind, decision)
+        at_edge = predicted_speedup(traits, 1.0 - rates.densest, rates) * rates.densest
+        for density in (0.4, 0.5, 0.7, 0.9):
+            assert predicted_speedup(traits, 1.0 - density, rates) * density <= at_edge * (1 + 1e-9), (kind, density)
+
+
+def test_thirty_percent_zeros_is_not_predicted_a_gain_from_a_line_fitted_at_seventy() -> None:
+    """R1's line gave 1.77x at 30% zeros by extrapolation; the measured efficiency at the
+    densest probe (0.63 per nonzero) gives 0.63 / 0.7 = 0.9x."""
+    traits = TRAITS["unit stride"]
+    assert predicted_speedup(traits, 0.3, R1_LINE) == pytest.approx(0.63 / 0.7, rel=1e-6)
+    assert not decide(0.3, None, traits, rates=R1_LINE).rewrite
+    assert decide(0.9, None, traits, rates=R1_LINE).predicted == pytest.approx(0.324 / 0.1, rel=1e-6)
+
+
+@pytest.mark.parametrize("sparsity, rates", [(0.0, FILED), (0.3, R1_LINE)], ids=["0%_filed", "30%_r1_line"])
+def test_no_measure_rewrites_no_conv_too_dense_to_win(sparsity: float, rates: Rates) -> None:
+    """--no-measure on a model with no zeros (this machine's calibration as filed; it rewrote 3
+    of 4 dense Convs), and with 30% zeros under rates that measured 0.63 per nonzero at 70%
+    zeros: the prediction alone rewrites nothing. (With the filed rates, 30% zeros is predicted
+    0.899 / 0.7 = 1.28x for unit stride, and SparseConv does measure 1.2x to 1.6x faster there
+    on that machine: a win, not an error of the model.)"""
+    model = conv_relu_conv((32, 32, 64), sparsity, [1, 32, 32, 32], seed=1)
+    _, report = onnx_sparsify.sparsify(model, calibration=rates, measure=False)
+    assert report.rewritten == 0 and report.convs == 2
+    assert all(layer.code == Code.COST_MODEL and layer.predicted_speedup < MARGIN for layer in report.layers)
+
+
+def test_calibrate_prints_a_table_not_a_dict(tmp_path, monkeypatch, caplog) -> None:
+    """onnx-sparsify-calibrate printed the raw Rates dict; now one row per kind of layer, with
+    ORT's dense rate and the predicted speedups at the calibrated densities (TRUE's numbers)."""
+    monkeypatch.setenv(calibration.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(calibration, "_time_probe", _synthetic)
+    with caplog.at_level("INFO", logger="onnx_sparsify"):
+        assert cli.calibrate_main([]) == cli.EXIT_OK
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "{" not in text and "'efficiency'" not in text
+    rows = {line.split("  ")[0].strip(): line for line in text.splitlines() if line.startswith(KINDS)}
+    assert sorted(rows) == sorted(KINDS)
+    base, slope = TRUE.efficiency["unit stride"]
+    speedups = " / ".join(f"{(base + slope * d) / d:.2f}x" for d in calibration.DENSITIES)
+    assert "40.0 GMAC/s" in rows["unit stride"] and rows["unit stride"].endswith(speedups)
+
+
+def test_a_calibration_file_from_before_densest_reads_as_calibrated_to_70_percent_zeros(tmp_path) -> None:
+    data = FILED.to_dict()
+    del data["densest"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    assert calibration.load(path) == dataclasses.replace(FILED, densest=max(calibration.DENSITIES))

@@ -143,12 +143,28 @@ def test_check_failure_exits_1(model_path: Path, tmp_path: Path, monkeypatch, ca
         (lambda d: _malformed(d, "dtype"), 3, "node 'conv1': input 'w1'"),
         (lambda d: _malformed(d, "negative_dim"), 3, "node 'conv1': input 'w1'"),
         (lambda d: _malformed(d, "pads"), 3, "node 'conv2'"),
+        (lambda d: _malformed(d, "group_zero"), 3, "node 'conv2': attribute 'group' is 0"),
+        (lambda d: _malformed(d, "self_loop"), 3, "graph 'main': node 'relu1' reads its own output 'b'"),
+        (lambda d: _malformed(d, "cycle"), 3, "graph 'main': the graph has a cycle (nodes 'relu1', 'conv2'"),
     ],
-    ids=["missing", "folder", "binary_junk", "text", "future_opset", "weight_dtype", "weight_dims", "conv_pads"],
+    ids=[
+        "missing",
+        "folder",
+        "binary_junk",
+        "text",
+        "future_opset",
+        "weight_dtype",
+        "weight_dims",
+        "conv_pads",
+        "group_zero",
+        "self_loop",
+        "cycle",
+    ],
 )
-def test_bad_inputs(tmp_path: Path, make_input, expected_code: int, message: str) -> None:
+@pytest.mark.parametrize("flags", [("--min-sparsity", "0"), ("--no-measure",)], ids=["min_sparsity", "no_measure"])
+def test_bad_inputs(tmp_path: Path, make_input, expected_code: int, message: str, flags: tuple[str, ...]) -> None:
     out = tmp_path / "out.onnx"
-    result = _run(str(make_input(tmp_path)), "-o", str(out), "--min-sparsity", "0")
+    result = _run(str(make_input(tmp_path)), "-o", str(out), *flags)
     assert result.returncode == expected_code, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -162,6 +178,12 @@ def _malformed(folder: Path, defect: str) -> Path:
         model.graph.initializer[0].data_type = 999
     elif defect == "negative_dim":
         model.graph.initializer[0].dims[0] = -1
+    elif defect == "group_zero":
+        model.graph.node[2].attribute.append(helper.make_attribute("group", 0))
+    elif defect == "self_loop":  # relu1: b -> b
+        model.graph.node[1].input[0] = "b"
+    elif defect == "cycle":  # relu1 reads conv2's output, conv2 reads relu1's
+        model.graph.node[1].input[0] = "y"
     else:
         model.graph.node[2].attribute.append(helper.make_attribute("pads", [1, 1]))
     path = folder / "malformed.onnx"
@@ -239,3 +261,66 @@ def test_default_decision_keeps_tiny_layers_dense(model_path: Path, tmp_path: Pa
     """With shapes known, the cost model sees that these tiny layers would not pay."""
     result = _run(str(model_path), "-o", str(tmp_path / "out.onnx"), "--input-shape", "x:1x4x8x8")
     assert result.returncode == 5 and "predicted" in result.stderr
+
+
+@pytest.mark.parametrize("size", [100_000, 2**62], ids=["1e5", "2^62"])
+def test_declared_input_too_large_to_generate_is_named(tmp_path: Path, size: int, caplog) -> None:
+    """Declared sizes whose random inputs would not fit: the end-to-end check keeps the model
+    dense (exit 5) and --check refuses (exit 2), each naming the input and the limit (a raw
+    MemoryError or NumPy's "array is too big", exit 3, before). (At 2^62 the Convs stay dense
+    before any measurement: their sizes overflow the plugin's counts.)"""
+    from onnx_sparsify.check import MAX_FEED_BYTES
+
+    path = tmp_path / "big.onnx"
+    onnx.save(_model(x_dims=(1, 4, size, size)), path)
+    out = tmp_path / "out.onnx"
+    limit = f"over the limit of {MAX_FEED_BYTES / 2**30:.0f} GiB per input"
+    assert cli.main([str(path), "-o", str(out)]) == cli.EXIT_NOTHING_REWRITTEN
+    assert size == 2**62 or any("input 'x'" in r.getMessage() and limit in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    code = cli.main([str(path), "-o", str(out), "--min-sparsity", "0", "--check", "-q"])
+    assert code == cli.EXIT_USAGE
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line.startswith("--check: input 'x' of shape 1x4x") and limit in line
+
+
+def test_nothing_rewritten_after_prune_does_not_say_unchanged(tmp_path: Path, caplog) -> None:
+    """--prune changed the file written even when no Conv became SparseConv: the warning says it
+    was written pruned (it said "written unchanged"), and the file holds the pruned weights."""
+    model_path, out = tmp_path / "dense.onnx", tmp_path / "out.onnx"
+    onnx.save(_model(sparsity=0.0), model_path)
+    assert cli.main([str(model_path), "-o", str(out), "--prune", "0.5", "--min-sparsity", "1"]) == 5
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("no Conv was rewritten")]
+    assert line.endswith(f"{out} written pruned (--prune), with no SparseConv") and "unchanged" not in line
+    weight = numpy_helper.to_array(next(t for t in onnx.load(out).graph.initializer if t.name == "w1"))
+    assert np.mean(weight == 0) >= 0.5
+
+
+def test_check_runs_when_nothing_was_rewritten(tmp_path: Path, capsys) -> None:
+    """--check with a model that stays dense (here pruned, with --min-sparsity 1): the check
+    line is printed and the JSON report holds its result, with pruning's drift (there was none)."""
+    model_path, out, report = tmp_path / "dense.onnx", tmp_path / "out.onnx", tmp_path / "report.json"
+    onnx.save(_model(sparsity=0.0), model_path)
+    flags = ["--prune", "0.5", "--min-sparsity", "1", "--check", "--input-shape", "x:1x4x8x8"]
+    assert cli.main([str(model_path), "-o", str(out), *flags, "--report-json", str(report)]) == 5
+    assert "check passed: worst output 'y'" in capsys.readouterr().err
+    check = json.loads(report.read_text())["check"]
+    assert check["passed"] and check["worst_error"] == 0.0 and check["pruning_drift"]["y"] > 0.01
+
+
+@pytest.mark.parametrize("flag", ["-o", "--report-json"])
+def test_missing_output_folder_fails_before_any_work(model_path: Path, tmp_path: Path, monkeypatch, caplog, flag):
+    """-o (or --report-json) into a folder that does not exist: exit 4 and one line before the
+    model is even read (it was reported only after the whole rewrite and its measurement)."""
+    from onnx_sparsify import rewrite
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the rewrite ran before the output folder was checked")
+
+    monkeypatch.setattr(rewrite, "sparsify", must_not_run)
+    missing = tmp_path / "no" / "such" / "out.onnx"
+    out = missing if flag == "-o" else tmp_path / "out.onnx"
+    extra = [] if flag == "-o" else ["--report-json", str(missing)]
+    assert cli.main([str(model_path), "-o", str(out), *extra]) == cli.EXIT_OUTPUT
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line == f"{flag} {missing}: folder {missing.parent} does not exist; {out} not written"

@@ -131,7 +131,11 @@ def test_reverting_is_kept_only_when_it_measures_faster(monkeypatch) -> None:
     assert _ops(model) == [OP_TYPE, OP_TYPE]
     assert all(layer.rewritten for layer in report.layers)
     assert report.end_to_end.reverted == [] and report.end_to_end.rewritten_ms == 0.5
-    assert "measured slower in place, but the model with it reverted measured no faster" in report.layers[1].reason
+    slow = report.layers[1]
+    assert slow.measured_speedup < 1 and slow.code == Code.COST_MODEL
+    assert slow.reason.endswith(
+        "; kept although slower than its dense Conv in place: the model with it reverted was timed and was not faster"
+    )
 
 
 def test_a_rewrite_measured_slower_keeps_the_model_dense(monkeypatch, tmp_path) -> None:
@@ -274,3 +278,21 @@ def test_layout_conversions_around_a_sparse_conv_are_found_in_ort_graph(tmp_path
     assert kinds == ["ReorderInput", "ReorderOutput"], (kinds, [n.op_type for n in optimized.graph.node])
     (cost,) = end_to_end.layer_costs(profile, optimized, labels, {("main", "sparse"): 100.0}, 1.0)
     assert cost.sparse_us > 0 and cost.reorder_us > 0
+
+
+def test_min_sparsity_rewrite_is_timed_for_the_report(tmp_path, capsys) -> None:
+    """--min-sparsity decides instead of the measurement, but the report still gives the
+    end-to-end time (it printed none): timed for real here, nothing reverted; --no-measure
+    (measure=False) skips it, and the library's default (timed=False) too."""
+    model, report = onnx_sparsify.sparsify(_model(), min_sparsity=0, timed=True)
+    e2e = report.end_to_end
+    assert report.rewritten == 2 and _ops(model) == [OP_TYPE, OP_TYPE]
+    assert e2e.kept and e2e.original_ms > 0 and e2e.rewritten_ms > 0 and e2e.reverted == []
+    assert e2e.rounds == end_to_end.MODEL_ROUNDS and e2e.speedup == pytest.approx(e2e.original_ms / e2e.rewritten_ms)
+    assert e2e.verdict.endswith("--min-sparsity decided, nothing reverted")
+    assert onnx_sparsify.sparsify(_model(), min_sparsity=0, timed=True, measure=False)[1].end_to_end is None
+    assert onnx_sparsify.sparsify(_model(), min_sparsity=0)[1].end_to_end is None
+    path = tmp_path / "m.onnx"
+    onnx.save(_model(), path)
+    assert cli.main([str(path), "-o", str(tmp_path / "out.onnx"), "--min-sparsity", "0"]) == cli.EXIT_OK
+    assert "end to end (1 thread(s), x 1x32x32x32): original " in capsys.readouterr().err

@@ -170,6 +170,50 @@ def test_input_shape_hint_prepares_without_changing_results(x_shape, isa) -> Non
     assert rel_l2(actual, expected) <= 1e-5
 
 
+@pytest.mark.parametrize("isa", isas.PARAMS)
+def test_a_hint_no_input_could_run_is_ignored(isa) -> None:
+    """input_shape_hint is for speed only: a hint of 2x2 for a 3x3 kernel without padding (no
+    input of that size runs) makes the plugin prepare nothing instead of failing the session,
+    and real inputs run, equal to ORT's Conv (session creation failed)."""
+    rng = np.random.default_rng(11)
+    weight = random_sparse_weight(rng, (24, 16, 3, 3), 0.9)
+    csr = dense_to_csr(weight, np.int32)
+    attrs = {"kernel_shape": [3, 3], "in_channels_per_group": 16, "input_shape_hint": [1, 16, 2, 2]}
+    symbolic = (True, False, True, True)
+    model = layer_models.sparse_conv_model(
+        (1, 16, 10, 12), csr.values, csr.col_indices, csr.row_ptr, None, attrs, symbolic
+    )
+    dense = conv_model((1, 16, 10, 12), weight, None, {}, None, (), symbolic)
+    with forced_isa(isa):
+        sparse = session(model, plugin=True)
+    for shape in ((1, 16, 10, 12), (2, 16, 3, 3)):
+        x = rng.standard_normal(shape).astype(np.float32)
+        expected = dense_reference(dense, x)
+        assert rel_l2(run_nan_prefilled(sparse, x, expected.shape), expected) <= 1e-5, shape
+
+
+def test_rewriter_never_writes_a_hint_the_plugin_cannot_plan() -> None:
+    """--input-shape 1x16x2x2 for a 3x3 Conv without padding, and a 1-D input longer than the
+    plugin's attribute bound: no hint written; a hint that fits is."""
+    from onnx_sparsify._contract import MAX_ATTRIBUTE_VALUE
+
+    rng = np.random.default_rng(6)
+
+    def hint(model):
+        node = next(n for n in model.graph.node if n.op_type == "SparseConv")
+        return next((list(a.ints) for a in node.attribute if a.name == "input_shape_hint"), None)
+
+    weight = random_sparse_weight(rng, (24, 16, 3, 3), 0.9)
+    dense = conv_model((1, 16, 40, 56), weight, None, {}, None, (), (True, False, True, True))
+    for x_shape, expected in (([1, 16, 2, 2], None), ([1, 16, 3, 3], [1, 16, 3, 3])):
+        rewritten, _ = onnx_sparsify.sparsify(dense, input_shapes={"x": x_shape}, min_sparsity=0, measure=False)
+        assert hint(rewritten) == expected, x_shape
+    long = conv_model((1, 4, MAX_ATTRIBUTE_VALUE + 1), random_sparse_weight(rng, (4, 4, 3), 0.5), None, {})
+    rewritten, _ = onnx_sparsify.sparsify(long, min_sparsity=0, measure=False)
+    assert hint(rewritten) is None
+    session(rewritten, plugin=True)  # loads
+
+
 def test_rewriter_writes_the_hint_where_shapes_resolve() -> None:
     rng = np.random.default_rng(5)
     weight = random_sparse_weight(rng, (24, 16, 3, 3), 0.9)

@@ -164,6 +164,11 @@ CASES = {
     "input_shape_hint_contradicts_static": case(
         "contradicts X's declared shape", attrs={**ATTRS, "input_shape_hint": [1, 2, 6, 7]}
     ),
+    "input_shape_hint_contradicts_batch": case(
+        "contradicts X's declared shape",
+        attrs={**ATTRS, "input_shape_hint": [3, 2, 6, 6]},
+        symbolic=(False, False, True, True),
+    ),
     "input_shape_hint_channels": case(
         "channels",
         attrs={**ATTRS, "in_channels_per_group": 2, "input_shape_hint": [1, 4, 6, 6]},

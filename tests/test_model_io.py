@@ -269,3 +269,45 @@ def test_check_runs_models_too_large_to_serialize_from_a_file(tmp_path: Path, mo
     assert result.passed
     assert sources and all(isinstance(s, str) for s in sources)
     assert rewritten.SerializeToString() == before  # check() does not touch the caller's models
+
+
+def test_second_run_with_external_data_into_the_working_directory(tmp_path: Path, monkeypatch) -> None:
+    """Relative paths, the current directory the output's folder: the second run overwrites
+    the first's model and data (onnx's own check looked for the data file relative to the
+    current directory and refused with "External data file exists")."""
+    weight = random_sparse_weight(np.random.default_rng(0), (64, 8, 3, 3), 0.9)
+    src = tmp_path / "in" / "model.onnx"
+    src.parent.mkdir()
+    onnx.save(_model(weight), src, save_as_external_data=True, location="weights.bin", size_threshold=0)
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.chdir(out)
+    for _ in range(2):
+        assert cli.main([str(src), "-o", "sparse.onnx", "--min-sparsity", "0", "-q"]) == cli.EXIT_OK
+        assert sorted(p.name for p in out.iterdir()) == ["sparse.onnx", "sparse.onnx.data"]
+    x = np.random.default_rng(1).standard_normal((1, 8, 4, 4)).astype(np.float32)
+    expected = session(_model(weight), plugin=False).run(None, {"x": x})[0]
+    actual = session(onnx.load(out / "sparse.onnx"), plugin=True).run(None, {"x": x})[0]
+    assert rel_l2(actual, expected) < 1e-5
+
+
+@pytest.mark.parametrize(
+    "key, value", [("length", 10**18), ("offset", 10**19), ("offset", 10**6)], ids=["length", "offset", "past_end"]
+)
+def test_external_data_beyond_its_file_is_named(tmp_path: Path, key: str, value: int, caplog) -> None:
+    """An offset or length past the end of the data file: exit 3 and one line naming the tensor,
+    the file and its size (a huge length failed with a bare MemoryError, a huge offset with
+    "cannot fit 'int' into an offset-sized integer")."""
+    weight = random_sparse_weight(np.random.default_rng(0), (4, 2, 1, 1), 0.5)
+    src = tmp_path / "model.onnx"
+    onnx.save(_model(weight), src, save_as_external_data=True, location="w.bin", size_threshold=0)
+    model = onnx.load(src, load_external_data=False)
+    info = {e.key: e for e in model.graph.initializer[0].external_data}
+    entry = info.get(key) or model.graph.initializer[0].external_data.add()
+    entry.key, entry.value = key, str(value)
+    src.write_bytes(model.SerializeToString())
+    size = (tmp_path / "w.bin").stat().st_size
+    assert cli.main([str(src), "-o", str(tmp_path / "o.onnx"), "--min-sparsity", "0", "-q"]) == cli.EXIT_INPUT
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "tensor 'w'" in line and f"{key} {value}" in line and f"beyond the end of w.bin ({size} bytes)" in line
+    assert not (tmp_path / "o.onnx").exists()

@@ -123,3 +123,18 @@ def test_bash_block_runs(first_line, tmp_path):
         repository = tmp_path / f"line{line}" / "triton_example"
         assert (repository / "model_repository" / "small_cnn_sparse" / "1" / "model.onnx").is_file()
         assert (repository / "libonnx_sparsify_ort.so").is_file()
+
+
+def test_status_table_median_matches_the_model_suite_table():
+    """The status table's "median Nx at 90%, 1 thread" is the median of the third-party model
+    table's 90%, 1-thread column, and the performance section says the same (they said 1.51x
+    and 1.76x)."""
+    text = README.read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| model | family |"))
+    column = [c.strip() for c in header.split("|")].index("90%, 1 thr")
+    rows = [line for line in text.splitlines() if re.match(r"\| [^|]+ \| [^|]+ \| \d+% \|", line)]
+    values = sorted(float(re.match(r"[\d.]+", [c.strip() for c in row.split("|")][column]).group()) for row in rows)
+    assert len(values) == 9
+    median = f"{values[len(values) // 2]:.2f}x"
+    assert re.search(r"median ([\d.]+x) at 90%, 1 thread", text).group(1) == median
+    assert re.search(r"Median at 90% zeros: ([\d.]+x)\s+with 1 thread", text).group(1) == median

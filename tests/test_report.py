@@ -118,3 +118,22 @@ def test_predicted_speedup_never_prints_equal_to_the_margin_when_rejected():
             assert shown < MARGIN and f"{shown:.2f}x < {MARGIN}x" in decision.reason, decision.reason
             crossing = sparsity
     assert crossing is not None and predicted_speedup(traits, float(crossing)) < MARGIN
+
+
+def test_a_model_kept_dense_reports_what_was_measured_not_a_rewritten_time():
+    """Issue 23: "original 356.976 ms, rewritten 356.976 ms: kept dense: the rewrite measured
+    2.03x": the line now gives the fastest rewrite's time, and that the original was written."""
+    from onnx_sparsify.end_to_end import EndToEnd
+
+    e2e = EndToEnd(1, {"x": [1, 3, 64, 64]}, original_ms=356.976, rewritten_ms=356.976, best_ms=175.85)
+    e2e.verdict = "kept dense: the rewrite measured 2.03x the original's speed but lost 1 of 5 timing rounds"
+    console = Console(width=300, record=True, file=io.StringIO())
+    render(Report(end_to_end=e2e), console)
+    [line] = [line for line in console.export_text().splitlines() if line.startswith("end to end")]
+    assert "rewritten 356.976" not in line
+    assert "original 356.976 ms, fastest rewrite measured 175.850 ms: kept dense" in line
+    assert "the model written is the original" in line
+    e2e.kept, e2e.rewritten_ms, e2e.verdict = True, 175.85, "2.03x faster than the original, measured"
+    console = Console(width=300, record=True, file=io.StringIO())
+    render(Report(end_to_end=e2e), console)
+    assert "original 356.976 ms, rewritten 175.850 ms: 2.03x faster" in console.export_text()

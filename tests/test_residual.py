@@ -26,6 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx_sparsify import _core
 from onnx_sparsify.csr import dense_to_csr
 from onnx_sparsify.epilogue import onnx_nodes, onnx_opsets
+from onnx_sparsify.result import Code
 
 # (id, x shape, weight shape, Conv attributes, sparsity): one per CPU code path.
 LAYOUTS = [
@@ -277,3 +278,40 @@ def test_symbolic_but_equal_shapes_fold() -> None:
     rewritten, _ = onnx_sparsify.sparsify(model, min_sparsity=0)
     assert [n.op_type for n in rewritten.graph.node] == ["SparseConv"]
     _same_as_original(model, rewritten, {"x": RNG.standard_normal((3, 4, 8, 8)).astype(np.float32)})
+
+
+def test_residual_declared_by_false_value_info_stays() -> None:
+    """Z's value_info declares the Conv's shape, but Z is a [1, 4, 1, 1] input passed through
+    Identity (whose input declares no shape, so inference alone cannot tell): the Add broadcasts
+    it in the original. Declared value_info alone is not trusted, so the Add stays (it was fused,
+    and the rewritten model failed at run time on Z's shape)."""
+    nodes = [
+        _conv("conv", "x", "c", "w"),
+        helper.make_node("Identity", ["z_in"], ["z"], name="id"),
+        helper.make_node("Add", ["c", "z"], ["y"], name="add"),
+    ]
+    z_in = helper.make_tensor_value_info("z_in", TensorProto.FLOAT, None)
+    model = _block_model(nodes, _weights("w"), extra_inputs=[z_in])
+    model.graph.value_info.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4, 8, 8]))
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert [n.op_type for n in rewritten.graph.node] == ["SparseConv", "Identity", "Add"]
+    assert [note.code for note in report.layers[0].notes] == [Code.SHAPES_UNKNOWN]
+    feeds = {"x": RNG.standard_normal((1, 4, 8, 8)).astype(np.float32), "z_in": np.ones((1, 4, 1, 1), np.float32)}
+    _same_as_original(model, rewritten, feeds)
+
+
+def test_residual_shape_inferred_from_the_graph_still_folds() -> None:
+    """The same Identity fed a declared [1, 4, 8, 8] input: inference knows Z's shape without
+    any value_info, and the Add folds."""
+    nodes = [
+        _conv("conv", "x", "c", "w"),
+        helper.make_node("Identity", ["z_in"], ["z"], name="id"),
+        helper.make_node("Add", ["c", "z"], ["y"], name="add"),
+    ]
+    z_in = helper.make_tensor_value_info("z_in", TensorProto.FLOAT, [1, 4, 8, 8])
+    model = _block_model(nodes, _weights("w"), extra_inputs=[z_in])
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert [n.op_type for n in rewritten.graph.node] == ["Identity", "SparseConv"]
+    assert report.layers[0].folded == ["residual"]
+    feeds = {k: RNG.standard_normal((1, 4, 8, 8)).astype(np.float32) for k in ("x", "z_in")}
+    _same_as_original(model, rewritten, feeds)

@@ -316,6 +316,117 @@ def test_check_catches_a_wrong_rewrite() -> None:
     assert not result.passed and result.worst_output == "y"
 
 
+def _log_of_conv(perturb: float = 1.0) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """x -> Conv (channel 0 all zeros) -> Log -> y: -inf on channel 0, NaN where the Conv is
+    negative, in both the reference and the rewrite; the rewrite's weights scaled by `perturb`."""
+    w = random_sparse_weight(np.random.default_rng(7), (6, 4, 3, 3), 0.9)
+    w[0] = 0
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Log", ["c"], ["y"], name="log"),
+    ]
+    model = _graph_model(nodes, [numpy_helper.from_array(w, "w")])
+    scaled = _graph_model(nodes, [numpy_helper.from_array(w * np.float32(perturb), "w")])
+    return model, onnx_sparsify.sparsify(scaled, min_sparsity=0)[0]
+
+
+def test_check_compares_non_finite_outputs_by_position() -> None:
+    """The same NaN / -inf pattern in both models agrees; the finite values are measured (the
+    error was NaN, lost by max(), or infinite): a sound rewrite passes, a 1% scaled one fails
+    with the finite values' relative L2 error, computed here with NumPy alone."""
+    reference, rewritten = _log_of_conv()
+    result = check(reference, rewritten)
+    assert result.passed and np.isfinite(result.worst_error) and result.worst_error < 1e-5
+    reference, scaled = _log_of_conv(1.01)
+    result = check(reference, scaled, runs=1)
+    x = np.random.default_rng(0).standard_normal((1, 4, 8, 8)).astype(np.float32)
+    expected = session(reference, plugin=False).run(None, {"x": x})[0].astype(np.float64)
+    actual = session(scaled, plugin=True).run(None, {"x": x})[0].astype(np.float64)
+    assert (np.isnan(expected) == np.isnan(actual)).all() and np.isneginf(expected[:, 0]).all()
+    finite = np.isfinite(expected)
+    want = np.linalg.norm(actual[finite] - expected[finite]) / np.linalg.norm(expected[finite])
+    assert not result.passed and result.worst_error == pytest.approx(want, rel=1e-3)
+
+
+def test_check_counts_a_different_non_finite_pattern_as_infinite() -> None:
+    from onnx_sparsify.check import _error
+
+    e = np.array([1.0, np.nan, np.inf, -np.inf], np.float32)
+    assert _error(e.copy(), e) == 0.0
+    for changed in ([1.0, 2.0, np.inf, -np.inf], [1.0, np.nan, -np.inf, -np.inf], [1.0, np.nan, np.nan, -np.inf]):
+        assert _error(np.array(changed, np.float32), e) == float("inf")
+
+
+@pytest.mark.parametrize(
+    "weight_shape, attrs, what",
+    [
+        ((4, 4, 1, 1), {"strides": [2**25, 1]}, "strides"),
+        ((4, 4, 1, 1), {"pads": [0, 0, 2**40, 0]}, "pads"),
+        ((4, 4, 257), {"dilations": [2**23]}, "dilated kernel"),
+    ],
+    ids=["stride_2^25", "pads_2^40", "dilated_extent_2^31"],
+)
+def test_conv_beyond_the_plugins_bounds_stays_dense(weight_shape, attrs, what) -> None:
+    """Attribute values ONNX's Conv allows but the plugin refuses (conv_params.cc's bounds, read
+    through _core): the Conv stays dense with the reason (the SparseConv written failed to load
+    while the CLI exited 0)."""
+    from onnx_sparsify._contract import MAX_ATTRIBUTE_VALUE, MAX_DILATED_EXTENT
+
+    assert (MAX_ATTRIBUTE_VALUE, MAX_DILATED_EXTENT) == (2**24, 2**31)
+    x_shape = (1, 4, 8, 8) if len(weight_shape) == 4 else (1, 4, 8)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", **attrs)]
+    model = graph_model(nodes, [numpy_helper.from_array(_w(weight_shape), "w")], x_shape, output_shape=None)
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0)
+    assert report.rewritten == 0 and report.layers[0].code == Code.CONV_UNSUPPORTED
+    assert what in report.layers[0].reason
+    assert [n.op_type for n in rewritten.graph.node] == ["Conv"]
+    if "strides" in attrs:  # ORT's Conv runs it: so does the model written
+        x = RNG.standard_normal(x_shape).astype(np.float32)
+        expected = session(model, plugin=False).run(None, {"x": x})[0]
+        np.testing.assert_array_equal(session(rewritten, plugin=True).run(None, {"x": x})[0], expected)
+
+
+def test_declared_sizes_the_plugin_cannot_count_stay_dense() -> None:
+    """X declared 1x2x2^62x3: ORT's Conv loads the model, the plugin refuses sizes whose counts
+    overflow 64 bits, so the Conv stays dense with the reason (the SparseConv written failed
+    to load with --no-measure)."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")]
+    model = graph_model(nodes, [numpy_helper.from_array(_w((4, 2, 3, 3)), "w")], (1, 2, 2**62, 3), output_shape=None)
+    rewritten, report = onnx_sparsify.sparsify(model, min_sparsity=0, measure=False)
+    assert report.rewritten == 0 and report.layers[0].code == Code.CONV_UNSUPPORTED
+    assert "2^62" in report.layers[0].reason
+    session(rewritten, plugin=True)  # loads, as the original does
+
+
+def test_autotune_does_not_time_an_input_too_large_to_generate() -> None:
+    """--autotune on a declared 1x2x100000x100000 input: the cost model decides, the reason says
+    why (a raw MemoryError before)."""
+    from onnx_sparsify.check import MAX_FEED_BYTES
+
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])]
+    x_shape = (1, 2, 100_000, 100_000)
+    model = graph_model(nodes, [numpy_helper.from_array(_w((4, 2, 3, 3)), "w")], x_shape, output_shape=None)
+    _, report = onnx_sparsify.sparsify(model, autotune=True, measure=False)
+    layer = report.layers[0]
+    assert layer.code == Code.NOT_AUTOTUNED and layer.autotune_dense_ms is None
+    assert f"over the limit of {MAX_FEED_BYTES / 2**30:.0f} GiB per input" in layer.reason
+
+
+def test_group_zero_is_refused_even_with_a_computed_weight() -> None:
+    """ONNX Runtime refuses group 0 whatever the weight: MalformedModelError naming the node (a
+    computed weight made the Conv a plain "not constant" refusal, exit 5)."""
+    from onnx_sparsify.model_io import MalformedModelError
+
+    nodes = [
+        helper.make_node("Identity", ["w0"], ["w"], name="id"),
+        helper.make_node("Conv", ["x", "w"], ["y"], name="conv", group=0),
+    ]
+    model = _graph_model(nodes, [])
+    model.graph.input.append(helper.make_tensor_value_info("w0", TensorProto.FLOAT, [4, 4, 3, 3]))
+    with pytest.raises(MalformedModelError, match="node 'conv': attribute 'group' is 0"):
+        onnx_sparsify.sparsify(model, min_sparsity=0)
+
+
 def test_ir3_model_declares_initializers_as_inputs() -> None:
     w = _w((4, 4, 3, 3))
     graph = helper.make_graph(

@@ -8,10 +8,6 @@
 namespace onnx_sparsify {
 namespace {
 
-// Generous bound on any single attribute value: keeps every derived product far from overflow
-// while allowing any real network.
-constexpr int64_t kMaxAttributeValue = int64_t{1} << 24;
-
 std::string Join(const std::vector<int64_t>& v) {
   std::string s = "[";
   for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
@@ -77,7 +73,7 @@ ConvAttributes ConvAttributes::Parse(const AttributeSource& src) {
   for (size_t i = 0; i < k; ++i) {
     // Kernels keep positions inside the dilated kernel in 32 bits (cpu_weights.h).
     const int64_t extent = (a.kernel_shape[i] - 1) * a.dilations[i];  // < 2^48 by the bounds above
-    if (extent >= (int64_t{1} << 31)) {
+    if (extent >= kMaxDilatedExtent) {
       throw InvalidArgument("dilated kernel extent " + std::to_string(extent) + " on axis " + std::to_string(i) +
                             " exceeds 2^31");
     }
@@ -129,12 +125,17 @@ ConvAttributes ConvAttributes::Parse(const AttributeSource& src) {
 std::vector<int64_t> ConvAttributes::PlannedInputShape(std::vector<int64_t> declared) const {
   if (!input_shape_hint.empty()) {
     bool agrees = declared.empty() || declared.size() == input_shape_hint.size();
-    for (size_t i = 1; agrees && i < declared.size(); ++i) {
+    for (size_t i = 0; agrees && i < declared.size(); ++i) {
       agrees = declared[i] < 0 || declared[i] == input_shape_hint[i];
     }
     if (!agrees) {
       throw InvalidArgument("attribute 'input_shape_hint' " + Join(input_shape_hint) +
                             " contradicts X's declared shape " + Join(declared));
+    }
+    if (in_channels() > 0 && input_shape_hint[1] != in_channels()) {
+      throw InvalidArgument("attribute 'input_shape_hint' " + Join(input_shape_hint) + " has " +
+                            std::to_string(input_shape_hint[1]) + " channels but group x in_channels_per_group is " +
+                            std::to_string(in_channels()));
     }
   }
   if (!declared.empty() && declared[0] < 0) declared[0] = 1;
@@ -144,6 +145,11 @@ std::vector<int64_t> ConvAttributes::PlannedInputShape(std::vector<int64_t> decl
   std::vector<int64_t> planned = input_shape_hint;
   planned[0] = 1;
   return planned;
+}
+
+bool ConvAttributes::PlansFromHint(const std::vector<int64_t>& declared) const {
+  if (input_shape_hint.empty()) return false;
+  return declared.empty() || std::any_of(declared.begin() + 1, declared.end(), [](int64_t d) { return d < 0; });
 }
 
 AxisGeometry ResolveAxis(const ConvAttributes& attrs, int axis, int64_t in) {

@@ -15,6 +15,14 @@ namespace onnx_sparsify {
 
 enum class AutoPad { kNotSet, kSameUpper, kSameLower, kValid };
 
+// Generous bound on any single attribute value (kernel_shape, strides, dilations, pads, group,
+// in_channels_per_group, input_shape_hint): keeps every derived product far from overflow while
+// allowing any real network. The rewriter reads it through _core (MAX_ATTRIBUTE_VALUE).
+inline constexpr int64_t kMaxAttributeValue = int64_t{1} << 24;
+// Kernels keep positions inside the dilated kernel, (kernel - 1) x dilation, in 32 bits
+// (cpu_weights.h): an extent of this or more is refused (_core.MAX_DILATED_EXTENT).
+inline constexpr int64_t kMaxDilatedExtent = int64_t{1} << 31;
+
 // Reads one node's attributes. Each accessor returns nullopt when the attribute is absent and
 // throws InvalidArgument when it is present with another type.
 class AttributeSource {
@@ -65,8 +73,13 @@ struct ConvAttributes {
   // The shape a kernel prepares for at creation: `declared` (X's type in the model; -1 for an
   // unknown size, empty for an unknown rank) where every size but the batch is known, else
   // input_shape_hint, else empty. An unknown batch is taken as 1: nothing prepared depends on
-  // it. Throws InvalidArgument when the hint contradicts a declared size.
+  // it. Throws InvalidArgument when the hint contradicts a declared size (the batch included)
+  // or the channels group x in_channels_per_group.
   std::vector<int64_t> PlannedInputShape(std::vector<int64_t> declared) const;
+  // Whether PlannedInputShape(declared) is the hint's shape (the model leaves a size other than
+  // the batch unknown): a hint is for speed only, so a kernel that cannot plan for it (a geometry
+  // no input could run) ignores it instead of failing.
+  bool PlansFromHint(const std::vector<int64_t>& declared) const;
 };
 
 // One spatial axis after padding is resolved.

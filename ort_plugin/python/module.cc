@@ -3,6 +3,7 @@
 // logic lives in ort_plugin/kernels.
 #include "kernels/build_info.h"
 #include "kernels/contract.h"
+#include "kernels/conv_params.h"
 #include "kernels/cpu_isa.h"
 #include "kernels/cpu_weights.h"
 #include "kernels/epilogue.h"
@@ -26,6 +27,10 @@ PYBIND11_MODULE(_core, m) {
   }
   m.attr("ACTIVATIONS") = activations;
   m.attr("MAX_EPILOGUE_STEPS") = kMaxEpilogueSteps;
+  // The bounds the plugin checks attributes against (conv_params.h): the rewriter leaves a Conv
+  // beyond them dense rather than write a SparseConv the plugin refuses.
+  m.attr("MAX_ATTRIBUTE_VALUE") = kMaxAttributeValue;
+  m.attr("MAX_DILATED_EXTENT") = kMaxDilatedExtent;
   // The CPU kernel's layout facts the cost model reads (cpu_weights.h): the positions of one
   // tile (it counts a layer's last, partial tile) and when the plane path runs (no input copy).
   m.attr("CPU_TILE_POSITIONS") = kCpuTilePositions;
