@@ -21,15 +21,9 @@ SparseConvCpuKernel::SparseConvCpuKernel(const OrtApi& api, const OrtKernelInfo*
   weights_ = CpuWeights(std::move(setup.weights), attrs_);
   const CpuIsa isa = SelectedCpuIsa();
   const CpuStrategy strategy = SelectedCpuStrategy(isa);
-  const std::vector<int64_t> planned = attrs_.PlannedInputShape(setup.x_shape);  // a contradicting hint throws
-  try {
-    plan_ = CpuPlan::Make(attrs_, weights_, isa, strategy, planned);
-  } catch (const InvalidArgument&) {
-    // input_shape_hint is for speed only: a hint no input could run with (a kernel larger than
-    // its padded input) prepares nothing, and each call's shape is checked as it comes.
-    if (!attrs_.PlansFromHint(setup.x_shape)) throw;
-    plan_ = CpuPlan::Make(attrs_, weights_, isa, strategy, {});
-  }
+  plan_ = PlanForNode(attrs_, setup.x_shape, [&](const std::vector<int64_t>& shape) {
+    return CpuPlan::Make(attrs_, weights_, isa, strategy, shape);
+  });
   has_bias_input_ = setup.has_bias;
   constant_bias_ = std::move(setup.constant_bias);
 }

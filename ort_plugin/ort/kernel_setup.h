@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/conv_params.h"
+#include "kernels/errors.h"
 #include "kernels/sparse_weights.h"
 
 namespace onnx_sparsify {
@@ -45,6 +46,21 @@ SparseWeights PackCsr(const ConvAttributes& attrs, const std::vector<int64_t>& x
 
 // X's shape as the model declares it (-1 for unknown sizes), or empty when unknown.
 std::vector<int64_t> DeclaredInputShape(const OrtApi& api, const OrtKernelInfo* info);
+
+// The plan `make(shape)` returns for the shape the node prepares for (PlannedInputShape, which
+// throws for a hint contradicting a declared size). input_shape_hint is for speed only: a hint no
+// input could run with (a kernel larger than its padded input) prepares nothing (`make({})`), and
+// each call's shape is checked as it comes.
+template <class Make>
+auto PlanForNode(const ConvAttributes& attrs, const std::vector<int64_t>& declared, Make make) {
+  const std::vector<int64_t> planned = attrs.PlannedInputShape(declared);
+  try {
+    return make(planned);
+  } catch (const InvalidArgument&) {
+    if (!attrs.PlansFromHint(declared)) throw;
+    return make(std::vector<int64_t>{});
+  }
+}
 
 // Whether optional input `index` is connected.
 bool InputPresent(const OrtApi& api, const OrtKernelInfo* info, size_t index);

@@ -68,7 +68,10 @@ SparseQLinearConvCpuKernel::SparseQLinearConvCpuKernel(const OrtApi& api, const 
   }
   weights_ = QuantizedWeights(std::move(weights), std::move(quant), std::move(bias));
   const CpuIsa isa = SelectedCpuIsa();
-  plan_ = QuantizedPlan::Make(attrs_, weights_, isa, SelectedCpuStrategy(isa), attrs_.PlannedInputShape(x_shape));
+  const CpuStrategy strategy = SelectedCpuStrategy(isa);
+  plan_ = PlanForNode(attrs_, x_shape, [&](const std::vector<int64_t>& shape) {
+    return QuantizedPlan::Make(attrs_, weights_, isa, strategy, shape);
+  });
 }
 
 void SparseQLinearConvCpuKernel::Compute(OrtKernelContext* context) const {
