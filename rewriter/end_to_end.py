@@ -303,7 +303,7 @@ def check(
         raise NotMeasurable(f"the models failed to run here ({type(e).__name__}: {e})") from None
     best, interval = sampled.best, sampled.interval
     if best == 0:
-        reverted = {}  # reverting measured no faster (or nothing to revert): the plan stands
+        reverted = {}  # reverting was not shown faster (or nothing to revert): the plan stands
     _record(result, interval, sampled.medians(0), sampled.medians(1 + best))
     result.first_ms = statistics.median(sampled.medians(1))
     result.reverted = [name for _, name in reverted]
@@ -312,6 +312,8 @@ def check(
     if sampled.decision == "keep":
         result.rewritten_ms, result.kept = result.best_ms, True
         result.verdict = f"{interval.estimate:.2f}x faster than the original, measured ({interval})"
+        if sampled.versus is not None:
+            result.verdict += f"; with {len(reverted)} layer(s) reverted, {sampled.versus} against the plan"
         return candidates[best], result, reverted, costs
     result.rewritten_ms = result.original_ms
     if sampled.decision == "reject":

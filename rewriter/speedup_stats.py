@@ -106,12 +106,25 @@ class Sampled:
     interval of the candidate it decided on."""
 
     rounds: list[list[float]]  # rounds[i]: each model's median in round i
-    best: int  # the candidate (0-based, the original not counted) with the highest estimate
+    best: int  # the candidate (0-based, the original not counted) chosen: choose()
     interval: Interval
     decision: str  # 'keep', 'reject' or 'undecided' (the budget ran out)
+    versus: Interval | None = None  # the chosen candidate's speedup over the first, when not the first
 
     def medians(self, model: int) -> list[float]:
         return [r[model] for r in self.rounds]
+
+
+def choose(candidates: Sequence[Sequence[float]], confidence: float = CONFIDENCE) -> tuple[int, Interval | None]:
+    """The candidate to decide on, from each one's round medians, in order of preference: the first
+    unless a later one's interval against the one chosen so far lies wholly above 1x (it is shown
+    faster), with that interval (None for the first)."""
+    best, versus = 0, None
+    for c in range(1, len(candidates)):
+        interval = speedup_interval(candidates[best], candidates[c], confidence)
+        if interval.low > 1.0:
+            best, versus = c, interval
+    return best, versus
 
 
 def look_schedule(min_rounds: int, max_rounds: int) -> list[int]:
@@ -133,9 +146,9 @@ def sample_until_decided(
     confidence: float = CONFIDENCE,
 ) -> Sampled:
     """Times rounds (`next_round()`: each model's median, the original first, then one or more
-    candidates) until the interval of the candidate with the highest estimate lies wholly at or
-    above `threshold` (keep) or below it (reject), or until `max_rounds`, or `budget_s` of
-    `clock()` after `min_rounds` (undecided)."""
+    candidates, in order of preference) until the interval of the chosen candidate (choose())
+    against the original lies wholly at or above `threshold` (keep) or below it (reject), or
+    until `max_rounds`, or `budget_s` of `clock()` after `min_rounds` (undecided)."""
     start = clock()
     looks = set(look_schedule(min_rounds, max_rounds))
     rounds: list[list[float]] = []
@@ -146,7 +159,7 @@ def sample_until_decided(
             continue
         original = [r[0] for r in rounds]
         intervals = [speedup_interval(original, [r[c] for r in rounds], confidence) for c in range(1, len(rounds[0]))]
-        best = max(range(len(intervals)), key=lambda c: intervals[c].estimate)
+        best, versus = choose([[r[c] for r in rounds] for c in range(1, len(rounds[0]))], confidence)
         decision = intervals[best].verdict(threshold)
         if decision != "undecided" or over:
-            return Sampled(rounds, best, intervals[best], decision)
+            return Sampled(rounds, best, intervals[best], decision, versus)

@@ -119,9 +119,16 @@ def test_a_layer_measured_slower_is_reverted(monkeypatch) -> None:
     assert b.code == Code.REVERTED and a.code == Code.COST_MODEL
     assert report.to_dict()["end_to_end"]["speedup"] == pytest.approx(1.25)
     assert "1.25x faster" in e2e.verdict  # the report's sentence says so
+    assert "with 1 layer(s) reverted, 1.50x, 99% interval 1.50x to 1.50x" in e2e.verdict
 
 
 def test_reverting_is_kept_only_when_it_measures_faster(monkeypatch) -> None:
+    """The plan with the slow layer reverted replaces the plan only when its interval against
+    the plan shows it faster: not when slower, nor when its rounds straddle the plan's."""
+    Injected(monkeypatch, {"conv1": 1.0, "conv2": 1000.0}, 100.0, [1.0, 0.5, [0.45, 0.55, 0.47, 0.53]])
+    model, report = onnx_sparsify.sparsify(_model())
+    assert _ops(model) == [OP_TYPE, OP_TYPE] and report.end_to_end.reverted == []
+    assert "reverted" not in report.end_to_end.verdict
     Injected(monkeypatch, {"conv1": 1.0, "conv2": 1000.0}, 100.0, [1.0, 0.5, 0.6])
     model, report = onnx_sparsify.sparsify(_model())
     assert _ops(model) == [OP_TYPE, OP_TYPE]

@@ -6,7 +6,7 @@ import itertools
 import math
 
 import pytest
-from onnx_sparsify.speedup_stats import look_schedule, median_interval, sample_until_decided, speedup_interval
+from onnx_sparsify.speedup_stats import choose, look_schedule, median_interval, sample_until_decided, speedup_interval
 
 
 def test_the_signed_rank_interval_drops_the_right_walsh_means() -> None:
@@ -38,3 +38,11 @@ def test_the_rule_times_more_rounds_until_it_decides_or_the_budget_ends() -> Non
     flip = itertools.cycle([[1.0, 0.5], [1.0, 2.0]])
     res = sample_until_decided(lambda: next(flip), 1.03, lambda: float(next(clock)), budget_s=5.0)
     assert res.decision == "undecided" and len(res.rounds) == 8  # the budget ended at the first look
+
+
+def test_a_later_candidate_is_chosen_only_when_shown_faster_than_the_first() -> None:
+    plan = [0.5] * 10
+    assert choose([plan, [0.45, 0.55] * 5]) == (0, None)  # straddles the plan: the plan stands
+    assert choose([plan, [0.6] * 10]) == (0, None)
+    best, versus = choose([plan, [0.4, 0.42] * 5])
+    assert best == 1 and versus is not None and versus.low > 1.0
