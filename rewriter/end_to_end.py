@@ -7,9 +7,11 @@ profiler then times each SparseConv in the rewritten model, plus the layout conv
 (ReorderInput/ReorderOutput) ORT put next to it because it left its NCHWc Conv chain; a
 layer costing more than its dense Conv's estimate is reverted (the estimate is this machine's
 calibrated rate, scaled so that the model's dense Convs sum to what the profiler measured for
-them). The model is timed again, in MODEL_ROUNDS alternating rounds; unless it is at least
-MODEL_MARGIN faster than the original over all of them and faster in every round, every layer
-is reverted: the default rewrite never makes a model slower.
+them). The plan (and the plan with those layers reverted) is then timed against the original in
+paired, interleaved rounds (speedup_stats.py), more rounds until the speedup's confidence interval
+lies wholly at or above MODEL_MARGIN (kept) or below it, or until the timing budget ends; unless
+it shows the rewrite at least MODEL_MARGIN faster, every layer is reverted: the default rewrite
+never makes a model slower, and an undecided measurement keeps the original, the safer plan.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import statistics
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,14 +32,15 @@ import onnx
 
 from ._contract import DOMAIN, OP_TYPE
 from .graph_walk import all_graphs
-from .timing import Timing
+from .speedup_stats import MIN_ROUNDS, Interval, Sampled, sample_until_decided, speedup_interval
 
 log = logging.getLogger(__name__)
 
-MODEL_MARGIN = 1.03  # the rewritten model must be this much faster than the original, measured
-# Alternating rounds of the model timing; the rewrite must win each one. A 0.24 ms model (Silero
-# VAD) measured 1.07x over 3 rounds in the check and 0.93x in the suite's timing right after.
-MODEL_ROUNDS = 5
+# The rewritten model must be this much faster than the original: the low end of the speedup's
+# confidence interval (speedup_stats.py) must reach it. A 0.24 ms model (Silero VAD) measured 1.07x
+# over 3 rounds in the check and 0.93x in the suite's timing right after; a 2x rewrite on a busy
+# machine lost 1 of 5 rounds: single rounds decide nothing, the interval over many does.
+MODEL_MARGIN = 1.03
 PROFILE_RUNS = 5
 _DENSE_CONV_OPS = ("Conv", "FusedConv")
 _REORDERS = ("ReorderInput", "ReorderOutput")
@@ -78,8 +82,12 @@ class EndToEnd:
     seconds: float = 0.0
     kept: bool = False  # whether the rewrite was kept (else the model stays dense)
     best_ms: float | None = None  # the fastest rewrite measured (kept or not)
-    rounds: int = 0  # the alternating rounds the models were timed in
+    rounds: int = 0  # the paired rounds the models were timed in
     rounds_lost: int = 0  # those in which the fastest rewrite was not faster than the original
+    speedup_low: float | None = None  # the fastest rewrite's speedup interval (original / rewrite)
+    speedup_high: float | None = None
+    confidence: float | None = None  # the interval's (two-sided)
+    decision: str = ""  # the interval against MODEL_MARGIN: 'keep', 'reject' or 'undecided'
 
     @property
     def speedup(self) -> float:
@@ -214,31 +222,42 @@ def layer_costs(
     return costs
 
 
-def time_models(
+def model_rounds(
     original: onnx.ModelProto, candidates: Iterable[onnx.ModelProto], feeds: Mapping[str, np.ndarray], threads: int
-) -> list[Timing]:
-    """The original and each candidate (with the plugin), timed in MODEL_ROUNDS alternating
-    rounds."""
-    from .timing import BoundRun, make_session, time_alternating
+) -> Iterator[list[float]]:
+    """Endless paired rounds of the original and each candidate (with the plugin), timed one after
+    the other in alternating blocks: each round yields every model's median (ms), the original
+    first."""
+    from .timing import BoundRun, alternating_rounds, make_session
 
     def maker(data: bytes, plugin: bool):
         return lambda: BoundRun(make_session(data, plugin, threads), feeds)
 
     makers = [maker(original.SerializeToString(), False)]
     makers += [maker(m.SerializeToString(), True) for m in candidates]
-    timings, _ = time_alternating(makers, rounds=MODEL_ROUNDS, block_s=0.1)
-    return timings
+    for blocks in alternating_rounds(makers, block_s=0.1):
+        yield [statistics.median(b) for b in blocks]
 
 
-def rounds_lost(original: Timing, candidate: Timing) -> int:
+def time_models(
+    original: onnx.ModelProto, candidates: Iterable[onnx.ModelProto], feeds: Mapping[str, np.ndarray], threads: int
+) -> Sampled:
+    """The original and each candidate timed in paired rounds until the fastest candidate's
+    speedup interval decides against MODEL_MARGIN, or the budget ends (speedup_stats.py)."""
+    rounds = model_rounds(original, candidates, feeds, threads)  # no session lives between rounds
+    return sample_until_decided(lambda: next(rounds), MODEL_MARGIN, time.perf_counter)
+
+
+def rounds_lost(original: list[float], candidate: list[float]) -> int:
     """The timing rounds in which `candidate` was not faster than `original`."""
-    return sum(o <= c for o, c in zip(original.round_medians_ms, candidate.round_medians_ms))
+    return sum(o <= c for o, c in zip(original, candidate))
 
 
-def wins(original: Timing, candidate: Timing) -> bool:
-    """Whether `candidate` is at least MODEL_MARGIN faster than `original` overall and faster in
-    every round they were timed in."""
-    return original.median_ms >= candidate.median_ms * MODEL_MARGIN and rounds_lost(original, candidate) == 0
+def _record(result: EndToEnd, interval: Interval, original: list[float], best: list[float]) -> None:
+    """The measurement's figures in `result`: medians over the rounds, the interval."""
+    result.original_ms, result.best_ms = statistics.median(original), statistics.median(best)
+    result.rounds, result.rounds_lost = interval.rounds, rounds_lost(original, best)
+    result.speedup_low, result.speedup_high, result.confidence = interval.low, interval.high, interval.confidence
 
 
 def check(
@@ -279,32 +298,34 @@ def check(
         candidates = [first]
         if reverted and len(reverted) < len(labels):
             candidates.append(rewrite(reverted))
-        original_t, *candidate_t = time_models(original, candidates, feeds, threads)
+        sampled = time_models(original, candidates, feeds, threads)
     except Exception as e:  # noqa: BLE001 - ORT's failures have no common type
         raise NotMeasurable(f"the models failed to run here ({type(e).__name__}: {e})") from None
-    best = min(range(len(candidates)), key=lambda i: candidate_t[i].median_ms)
+    best, interval = sampled.best, sampled.interval
     if best == 0:
-        reverted = {}  # reverting measured no faster (or nothing to revert): the plan stands
-    original_ms, best_ms = original_t.median_ms, candidate_t[best].median_ms
-    result.original_ms, result.first_ms, result.best_ms = original_ms, candidate_t[0].median_ms, best_ms
+        reverted = {}  # reverting was not shown faster (or nothing to revert): the plan stands
+    _record(result, interval, sampled.medians(0), sampled.medians(1 + best))
+    result.first_ms = statistics.median(sampled.medians(1))
     result.reverted = [name for _, name in reverted]
-    result.rounds = len(original_t.round_medians_ms)
-    result.rounds_lost = rounds_lost(original_t, candidate_t[best])
+    result.decision = sampled.decision
     result.seconds = time.perf_counter() - start
-    if wins(original_t, candidate_t[best]):
-        result.rewritten_ms, result.kept = best_ms, True
-        result.verdict = f"{original_ms / best_ms:.2f}x faster than the original, measured"
+    if sampled.decision == "keep":
+        result.rewritten_ms, result.kept = result.best_ms, True
+        result.verdict = f"{interval.estimate:.2f}x faster than the original, measured ({interval})"
+        if sampled.versus is not None:
+            result.verdict += f"; with {len(reverted)} layer(s) reverted, {sampled.versus} against the plan"
         return candidates[best], result, reverted, costs
-    result.rewritten_ms = original_ms
-    if original_ms >= best_ms * MODEL_MARGIN:
+    result.rewritten_ms = result.original_ms
+    if sampled.decision == "reject":
         result.verdict = (
-            f"kept dense: the rewrite measured {original_ms / best_ms:.2f}x the original's speed but lost "
-            f"{result.rounds_lost} of {result.rounds} timing rounds"
+            f"kept dense: the rewrite measured {interval.estimate:.2f}x the original's speed ({interval}, "
+            f"below the {MODEL_MARGIN}x it must reach)"
         )
     else:
         result.verdict = (
-            f"kept dense: the rewrite measured {original_ms / best_ms:.2f}x the original's speed "
-            f"(it must reach {MODEL_MARGIN}x)"
+            f"kept dense: the rewrite measured {interval.estimate:.2f}x the original's speed, but {interval} "
+            f"does not show it at least {MODEL_MARGIN}x faster within the timing budget; the original is the "
+            "safer plan"
         )
     return None, result, reverted, costs
 
@@ -318,13 +339,16 @@ def time_only(
     start = time.perf_counter()
     result = EndToEnd(threads, {k: list(v.shape) for k, v in feeds.items()}, kept=True)
     try:
-        original_t, rewritten_t = time_models(original, [rewritten], feeds, threads)
+        rounds = model_rounds(original, [rewritten], feeds, threads)
+        timed = [next(rounds) for _ in range(MIN_ROUNDS)]
     except Exception as e:  # noqa: BLE001 - ORT's failures have no common type
         raise NotMeasurable(f"the models failed to run here ({type(e).__name__}: {e})") from None
-    result.original_ms = original_t.median_ms
-    result.rewritten_ms = result.first_ms = result.best_ms = rewritten_t.median_ms
-    result.rounds = len(original_t.round_medians_ms)
-    result.rounds_lost = rounds_lost(original_t, rewritten_t)
+    original_r, rewritten_r = [r[0] for r in timed], [r[1] for r in timed]
+    interval = speedup_interval(original_r, rewritten_r)
+    _record(result, interval, original_r, rewritten_r)
+    result.rewritten_ms = result.first_ms = result.best_ms
     result.seconds = time.perf_counter() - start
-    result.verdict = f"{result.speedup:.2f}x the original's speed, measured; {why} decided, nothing reverted"
+    result.verdict = (
+        f"{interval.estimate:.2f}x the original's speed, measured ({interval}); {why} decided, nothing reverted"
+    )
     return result

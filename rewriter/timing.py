@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -78,6 +78,31 @@ class BoundRun:
         self.session.run_with_iobinding(self.binding)  # returns once the device work is done
 
 
+def alternating_rounds(
+    makers: Sequence[Callable[[], Callable[[], None]]], block_s: float = 0.3, min_runs: int = 3
+) -> Iterator[list[list[float]]]:
+    """Endless alternating rounds: each yields every variant's block of run times (ms), each block
+    timed in a fresh session after warm-up, one session alive at a time (time_alternating)."""
+    while True:
+        blocks: list[list[float]] = []
+        for make in makers:
+            run = make()
+            for _ in range(3):
+                run()
+            start = time.perf_counter()
+            block: list[float] = []
+            while True:
+                t0 = time.perf_counter()
+                run()
+                t1 = time.perf_counter()
+                block.append((t1 - t0) * 1e3)
+                if t1 - start > block_s and len(block) >= min_runs:
+                    break
+            blocks.append(block)
+            del run  # its session and threads go before the next is made
+        yield blocks
+
+
 def time_alternating(
     makers: Sequence[Callable[[], Callable[[], None]]],
     rounds: int = 3,
@@ -93,23 +118,12 @@ def time_alternating(
     after the timing (to read outputs; else an empty list)."""
     samples: list[list[float]] = [[] for _ in makers]
     round_medians: list[list[float]] = [[] for _ in makers]
+    timer = alternating_rounds(makers, block_s, min_runs)
     for _ in range(rounds):
-        for i, make in enumerate(makers):
-            run = make()
-            for _ in range(3):
-                run()
-            start = time.perf_counter()
-            block: list[float] = []
-            while True:
-                t0 = time.perf_counter()
-                run()
-                t1 = time.perf_counter()
-                block.append((t1 - t0) * 1e3)
-                if t1 - start > block_s and len(block) >= min_runs:
-                    break
+        for i, block in enumerate(next(timer)):
             samples[i] += block
             round_medians[i].append(statistics.median(block))
-            del run  # its session and threads go before the next is made
+    timer.close()
     timings = [Timing(statistics.median(s), min(s), max(s), len(s), tuple(r)) for s, r in zip(samples, round_medians)]
     return timings, [make() for make in makers] if runners else []
 
