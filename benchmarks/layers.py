@@ -15,6 +15,7 @@ class Layer:
     kernel: tuple[int, ...]
     attrs: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     sparsity: float = 0.9
+    block: int = 1  # input channels zeroed together (benchmarks.single_layer.random_weight)
 
     @property
     def group(self) -> int:

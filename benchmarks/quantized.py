@@ -2,7 +2,8 @@
 own int8 (QLinearConv, what its quantizer's QDQ models run), SparseConv fp32 and SparseQLinearConv
 int8, timed in one process in alternating blocks (one session alive at a time), 1 thread unless
 stated. The weight is the harness's (90% unstructured zeros), quantized per output channel to
-symmetric int8; X and Y uint8 with scales from their ranges.
+symmetric int8; X and Y uint8 with scales from their ranges. --block 4 prunes in runs of 4 input
+channels instead (the zeros SparseQLinearConv's quads skip whole).
 
 python -m benchmarks.quantized [--layers R1,R5] [--threads 1] [--out quantized.json]"""
 
@@ -67,7 +68,7 @@ def compare(layer: Layer, threads: int, block_s: float) -> dict:
     ]
     timings, runners = time_alternating(makers, rounds=5, block_s=block_s, runners=True)
     ort_int8, sparse_int8 = runners[1].outputs[0].numpy(), runners[3].outputs[0].numpy()
-    row = {"layer": layer.name, "threads": threads, "sparsity": layer.sparsity}
+    row = {"layer": layer.name, "threads": threads, "sparsity": layer.sparsity, "block": layer.block}
     row.update({name: t.median_ms for name, t in zip(COLUMNS, timings)})
     row["int8_elements_equal"] = float((ort_int8 == sparse_int8).mean())
     row["int8_max_step"] = int(np.abs(ort_int8.astype(np.int32) - sparse_int8.astype(np.int32)).max())
@@ -91,12 +92,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layers", default="R1,R2,R3,R4,R5,S1,A1")
     parser.add_argument("--threads", default="1")
+    parser.add_argument("--block", type=int, default=1, help="prune in runs of this many input channels (4: 4-block)")
     parser.add_argument("--block-s", type=float, default=0.15, help="seconds per timing block")
     parser.add_argument("--out", type=Path, help="JSON file for the rows and the machine")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     names = args.layers.split(",")
-    layers = [layer for layer, _ in TARGETS if layer.name in names]
+    layers = [layer.with_(block=args.block) for layer, _ in TARGETS if layer.name in names]
     rows = []
     for threads in (int(t) for t in args.threads.split(",")):
         for layer in layers:
@@ -109,8 +111,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.out.with_suffix(".md").write_text(
             f"Machine: {info['cpu']}, {info['cores']} cores, onnxruntime {info['onnxruntime']}, "
             f"onnx-sparsify {info['onnx_sparsify']}, {info['date']}; `python -m benchmarks.quantized "
-            f"--layers {args.layers} --threads {args.threads}`. Medians of 5 alternating rounds; ratios are "
-            f"ORT's time over SparseQLinearConv's.\n\n{table(rows)}\n"
+            f"--layers {args.layers} --threads {args.threads} --block {args.block}`. Medians of 5 alternating "
+            f"rounds; ratios are ORT's time over SparseQLinearConv's.\n\n{table(rows)}\n"
         )
 
 

@@ -15,11 +15,20 @@ from .layers import Layer
 from .timing import BoundRun, make_session, relative_l2, time_pair, timing_fields
 
 
-def random_weight(rng: np.random.Generator, shape, sparsity: float) -> np.ndarray:
-    """Unstructured: exactly round(sparsity * size) zeros at random positions."""
+def random_weight(rng: np.random.Generator, shape, sparsity: float, block: int = 1) -> np.ndarray:
+    """Unstructured (block 1): exactly round(sparsity * size) zeros at random positions. With
+    block b: runs of b consecutive input channels (one output channel, one tap, aligned to b) are
+    zeroed together, round(sparsity * runs) of them (DeepSparse's 4-block pruning, for int8)."""
     w = rng.standard_normal(shape).astype(np.float32)
-    flat = w.reshape(-1)
-    flat[rng.permutation(flat.size)[: int(round(sparsity * flat.size))]] = 0.0
+    if block == 1:
+        flat = w.reshape(-1)
+        flat[rng.permutation(flat.size)[: int(round(sparsity * flat.size))]] = 0.0
+        return w
+    runs = (shape[0], -(-shape[1] // block), *shape[2:])
+    count = int(np.prod(runs))
+    mask = np.zeros(count, bool)
+    mask[rng.permutation(count)[: int(round(sparsity * count))]] = True
+    w[np.repeat(mask.reshape(runs), block, axis=1)[:, : shape[1]]] = 0.0
     return w
 
 
@@ -41,7 +50,7 @@ class LayerModels:
 
 def layer_models_for(layer: Layer, seed: int = 0) -> LayerModels:
     rng = np.random.default_rng(seed)
-    weight = random_weight(rng, layer.w_shape, layer.sparsity)
+    weight = random_weight(rng, layer.w_shape, layer.sparsity, layer.block)
     bias = rng.standard_normal(layer.out_channels).astype(np.float32)
     dense = conv_model(layer, weight, bias)
     sparse, _ = onnx_sparsify.sparsify(dense, min_sparsity=0)

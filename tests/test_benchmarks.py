@@ -325,3 +325,18 @@ def test_variants_compare_plugin_builds_side_by_side() -> None:
     )
     for label in ("loops", "default"):
         assert row[label]["ms"] > 0 and row[label]["rel_l2"] < 1e-5
+
+
+def test_block_pruning_zeroes_whole_aligned_runs_of_input_channels() -> None:
+    """random_weight(block=4): every aligned run of 4 input channels (one output channel, one tap)
+    is all zero or all nonzero, and 90% of the runs are zero; block 1 stays unstructured."""
+    from benchmarks.single_layer import random_weight
+
+    rng = np.random.default_rng(0)
+    w = random_weight(rng, (16, 10, 3, 3), 0.9, block=4)  # 10 channels: runs of 4, 4 and 2
+    runs = [w[:, 0:4], w[:, 4:8], w[:, 8:10]]
+    zero = [(r == 0).all(axis=1) for r in runs]
+    assert all(((r == 0).all(axis=1) | (r != 0).all(axis=1)).all() for r in runs)
+    assert np.mean(np.concatenate([z.ravel() for z in zero])) == pytest.approx(0.9, abs=0.01)
+    unstructured = random_weight(np.random.default_rng(0), (16, 10, 3, 3), 0.9)
+    assert (unstructured == 0).mean() == pytest.approx(0.9, abs=0.001)
