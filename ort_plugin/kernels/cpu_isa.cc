@@ -36,7 +36,9 @@ bool CpuSupports(CpuIsa isa) {
 #ifdef ONNX_SPARSIFY_X86
   __builtin_cpu_init();
   switch (isa) {
-    case CpuIsa::kAvx512Vnni: return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
+    case CpuIsa::kAvx512Vnni:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vnni");
     case CpuIsa::kAvx512: return __builtin_cpu_supports("avx512f");
     case CpuIsa::kAvx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case CpuIsa::kBaseline: return true;

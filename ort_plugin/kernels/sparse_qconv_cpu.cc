@@ -92,6 +92,10 @@ std::vector<int32_t> Inits(const QuantizedWeights& w) {
 }
 
 // dst[4p + i] = planes[i * n + p] ^ flip for i < 4: a quad's 4 padded channels, one dword per position.
+// (Compiled for AVX-512: only the VNNI path stages quads, and the loop vectorizes there.)
+#ifdef ONNX_SPARSIFY_X86
+__attribute__((target("avx512f,avx512bw")))
+#endif
 void Interleave(const uint8_t* planes, int64_t n, uint8_t flip, uint8_t* dst) {
   const uint32_t flips = flip * 0x01010101u;
   const uint8_t *a = planes, *b = planes + n, *c = planes + 2 * n, *d = planes + 3 * n;
@@ -128,10 +132,14 @@ const uint8_t* StageQuads(const ConvGeometry& g, const QuantizedWeights& w, cons
         std::fill(plane, plane + stride, raw_zero);
       } else {
         const auto* src = reinterpret_cast<const uint8_t*>(x + (ng * g.in_channels_per_group + c) * in_plane);
-        if (g.layout.copy) {
-          FillPlaneBody<uint8_t>(g, src, plane, raw_zero);
-        } else {
+        if (!g.layout.copy) {
           std::copy(src, src + stride, plane);
+        } else if (!g.has_padding && g.layout.phases == 1) {
+          // Copied for alignment only (PhaseLayout::phase_plane): the plane, then its gap.
+          std::copy(src, src + in_plane, plane);
+          std::fill(plane + in_plane, plane + stride, raw_zero);
+        } else {
+          FillPlaneBody<uint8_t>(g, src, plane, raw_zero);
         }
       }
     }
