@@ -16,6 +16,8 @@ import onnx
 import onnx_sparsify
 import onnxruntime as ort
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from isa import Variant, forced_isa
 from models import conv_model, dense_reference, seeded_rng
 from onnx import helper, numpy_helper
@@ -50,15 +52,15 @@ def _range(dtype: str) -> tuple[int, int]:
     return int(info.min), int(info.max)
 
 
-def _case(rng: np.random.Generator, x_shape, w_shape, attrs, x_type: str, w_type: str, per_channel: bool):
-    """Random X, a quantized weight with 80% of its elements at the zero point, a bias, and
+def _case(rng: np.random.Generator, x_shape, w_shape, attrs, x_type: str, w_type: str, per_channel: bool, sparsity=0.8):
+    """Random X, a quantized weight with `sparsity` of its elements at the zero point, a bias, and
     scales that spread the outputs over Y's range (a few percent saturating at each end)."""
     x_lo, x_hi = _range(x_type)
     x = rng.integers(x_lo, x_hi + 1, size=x_shape).astype(x_type)
     x_zero = int(rng.integers(x_lo, x_hi + 1))
     w_zero = 128 if w_type == "uint8" else 0
     centered = rng.integers(-128, 128, size=w_shape)
-    centered[rng.random(w_shape) < 0.8] = 0
+    centered[rng.random(w_shape) < sparsity] = 0
     w_q = (centered + w_zero).astype(w_type)
     m = w_shape[0]
     w_scale = rng.uniform(0.002, 0.02, size=m if per_channel else 1).astype(np.float32)
@@ -69,7 +71,7 @@ def _case(rng: np.random.Generator, x_shape, w_shape, attrs, x_type: str, w_type
     acc = dense_reference(reference, (x - x_zero).astype(np.float32)).astype(np.float64)
     real = acc * x_scale * np.broadcast_to(w_scale, (m,)).reshape([1, m] + [1] * (acc.ndim - 2))
     lo, hi = np.percentile(real, [3, 97])
-    y_scale = float(np.float32((hi - lo) / (x_hi - x_lo)))
+    y_scale = float(np.float32(max(hi - lo, 1e-3) / (x_hi - x_lo)))
     y_zero = int(np.clip(round(x_lo - lo / y_scale), x_lo, x_hi))
     return x, w_q, bias, Quantization(x_type, x_scale, x_zero, w_scale, w_zero, y_scale, y_zero)
 
@@ -210,3 +212,36 @@ def test_accumulation_that_could_overflow_is_refused() -> None:
         _session(sparse_qlinear_conv_model((1, 8192, 3, 3), w_q, None, {}, q))
     w_q[0, 7360:] = 0  # 66240 weights: 127 x 255 x 66240 < 2^31 - 1
     _session(sparse_qlinear_conv_model((1, 8192, 3, 3), w_q, None, {}, q))
+
+
+@st.composite
+def _layers(draw: st.DrawFn):
+    """A random quantized Conv the ONNX Runtime CPU kernels run: rank 1 to 3, kernel, strides,
+    dilations, pads (each output at least 1), groups, batch, types, per-channel or not, and the
+    share of zeros (an empty weight and a dense one included)."""
+    rank = draw(st.integers(1, 3))
+    group = draw(st.integers(1, 3))
+    cg, mg = draw(st.integers(1, 6)), draw(st.integers(1, 5))
+    kernel = [draw(st.integers(1, 3)) for _ in range(rank)]
+    dilations = [draw(st.integers(1, 2)) for _ in range(rank)]
+    strides = [draw(st.integers(1, 3)) for _ in range(rank)]
+    pads = [draw(st.integers(0, 2)) for _ in range(2 * rank)]
+    extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
+    high = 12 if rank < 3 else 6
+    sizes = [draw(st.integers(max(1, e - pads[i] - pads[i + rank]), high)) for i, e in enumerate(extent)]
+    x_shape = (draw(st.integers(1, 2)), group * cg, *sizes)
+    w_shape = (group * mg, cg, *kernel)
+    attrs = {"group": group, "strides": strides, "dilations": dilations, "pads": pads}
+    types = draw(st.sampled_from(TYPES))
+    return x_shape, w_shape, attrs, types, draw(st.booleans()), draw(st.sampled_from([0.0, 0.5, 0.9, 1.0]))
+
+
+@pytest.mark.parametrize("isa", QUANTIZED_ISAS)
+@given(layer=_layers(), seed=st.integers(0, 2**31))
+def test_random_layers_equal_ort(isa, layer, seed) -> None:
+    """Random geometry, types and sparsity: every element equal to ORT's QLinearConv."""
+    x_shape, w_shape, attrs, (x_type, w_type), per_channel, sparsity = layer
+    rng = np.random.default_rng(seed)
+    x, w_q, bias, q = _case(rng, x_shape, w_shape, attrs, x_type, w_type, per_channel, sparsity)
+    expected = _ort_int8(qlinear_conv_model(x_shape, w_q, bias, attrs, q), x)
+    np.testing.assert_array_equal(_direct(x, w_q, bias, attrs, q, isa), expected)
