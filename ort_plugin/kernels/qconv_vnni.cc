@@ -39,13 +39,13 @@ ONNX_SPARSIFY_TARGET inline void StoreRequantized(__m512i sums, float multiplier
 
 // Positions [0, valid) of a chunk: sums, requantized, stored as bytes.
 template <int R>
-ONNX_SPARSIFY_TARGET inline void Chunk(const uint8_t* in, const int64_t* offsets, const int32_t* dwords, int64_t n,
-                                       int32_t init, float multiplier, const QuantParams& q, int valid,
+ONNX_SPARSIFY_TARGET inline void Chunk(const uint8_t* in, const int64_t* offsets, const uint32_t* dwords,
+                                       int64_t n, int32_t init, float multiplier, const QuantParams& q, int valid,
                                        int8_t* out) {
   __m512i acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_set1_epi32(init);
   for (int64_t j = 0; j < n; ++j) {
-    const __m512i w = _mm512_set1_epi32(dwords[j]);
+    const __m512i w = _mm512_set1_epi32(static_cast<int32_t>(dwords[j]));
     const uint8_t* p = in + offsets[j] * 4;
     for (int r = 0; r < R; ++r) acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_loadu_si512(p + r * 64), w);
   }
@@ -80,7 +80,7 @@ ONNX_SPARSIFY_TARGET void QuadRowsVnni(const ConvGeometry& g, const QuadTerms& t
   const PhaseLayout& l = g.layout;
   const int64_t begin = terms.row_begin[static_cast<size_t>(m)], end = terms.row_begin[static_cast<size_t>(m) + 1];
   const int64_t* offsets = terms.offsets.data() + begin;
-  const int32_t* dwords = terms.dwords.data() + begin;
+  const uint32_t* dwords = terms.dwords.data() + begin;
   const float multiplier = q.multipliers[static_cast<size_t>(m)];
   int8_t* out = static_cast<int8_t*>(y);  // the bytes of uint8 or int8 outputs alike
   // The plane's virtual positions in chunks, every term broadcast once per chunk of up to kChunk

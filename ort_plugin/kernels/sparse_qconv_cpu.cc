@@ -62,9 +62,13 @@ const int16_t* StageCentered(const ConvGeometry& g, const QuantizedWeights& w, c
   const int64_t in_plane = g.axes[0].in * g.axes[1].in * g.axes[2].in;
   const int64_t planes = g.batch * g.in_channels;
   // int16 buffers from float scratch: two int16 per float.
-  auto int16_scratch = [&](int64_t n) { return reinterpret_cast<int16_t*>(scratch(static_cast<size_t>(n + 1) / 2)); };
-  int16_t* centered = int16_scratch(planes * in_plane);
-  parallel_for(planes, [&](int64_t p) { SubtractZero(x + p * in_plane, in_plane, w.quant().x_zero, centered + p * in_plane); });
+  auto int16_scratch = [&](int64_t n) {
+    return reinterpret_cast<int16_t*>(scratch(static_cast<size_t>(n + 1) / 2));
+  };
+  int16_t* centered = int16_scratch(CheckedMul(planes, in_plane, "input"));
+  parallel_for(planes, [&](int64_t p) {
+    SubtractZero(x + p * in_plane, in_plane, w.quant().x_zero, centered + p * in_plane);
+  });
   if (!l.copy) return centered;
   int16_t* buffer = int16_scratch(planes * l.channel_stride);
   parallel_for(planes, [&](int64_t p) {
@@ -114,7 +118,9 @@ const uint8_t* StageQuads(const ConvGeometry& g, const QuantizedWeights& w, cons
   const int64_t stride = g.layout.channel_stride;
   const int64_t in_plane = g.axes[0].in * g.axes[1].in * g.axes[2].in;
   const int64_t quads = (g.in_channels_per_group + kQuad - 1) / kQuad;
-  const int64_t bytes = CheckedMul(CheckedMul(g.batch * g.group, quads, "quads"), stride * kQuad, "quads") + kQuadSlack;
+  const int64_t bytes = CheckedAdd(CheckedMul(CheckedMul(CheckedMul(g.batch, g.group, "quads"), quads, "quads"),
+                                              CheckedMul(stride, kQuad, "quads"), "quads"),
+                                   kQuadSlack, "quads");
   uint8_t* out = reinterpret_cast<uint8_t*>(scratch(static_cast<size_t>(bytes + 3) / 4));
   const uint8_t flip = static_cast<uint8_t>(UnsignedOffset(w.quant()));  // int8 + 128 as bits: xor 0x80
   const auto raw_zero = static_cast<uint8_t>(w.quant().x_zero);           // the zero point's own bits
@@ -155,8 +161,7 @@ void Run(const ConvGeometry& g, const QuantizedWeights& w, const QuantizedPlan& 
   if (quads) {
     const uint8_t* in = StageQuads(g, w, x, parallel_for, scratch);
     const int64_t group_bytes = (g.in_channels_per_group + kQuad - 1) / kQuad * l.channel_stride * kQuad;
-    const std::vector<int32_t> call_inits = plan.inits().empty() ? Inits(w) : std::vector<int32_t>();
-    const int32_t* inits = plan.inits().empty() ? call_inits.data() : plan.inits().data();
+    const int32_t* inits = plan.inits().data();  // made with every VNNI plan, as the quads are
     if (const JitTiles* code = plan.CodeFor(g)) {
       const int64_t blocks = code->block_count();
       parallel_for(g.batch * blocks, [&](int64_t task) {
@@ -225,7 +230,7 @@ QuadTerms PackQuads(const QuantizedWeights& w, const std::vector<int64_t>& offse
   const CpuWeights& cw = w.weights();
   QuadTerms t;
   t.row_begin.push_back(0);
-  std::vector<std::pair<int64_t, int32_t>> row;  // (offset, dword)
+  std::vector<std::pair<int64_t, uint32_t>> row;  // (offset, dword)
   for (int64_t m = 0; m < cw.out_channels(); ++m) {
     row.clear();
     for (int64_t j = cw.row_begin(m); j < cw.row_end(m); ++j) {
@@ -234,7 +239,7 @@ QuadTerms PackQuads(const QuantizedWeights& w, const std::vector<int64_t>& offse
       const int64_t at = offsets[static_cast<size_t>(j)] - c * channel_stride;
       const int64_t offset = c / kQuad * channel_stride + at;
       const auto byte = static_cast<uint32_t>(static_cast<uint8_t>(w.values()[j])) << (8 * (c % kQuad));
-      row.emplace_back(offset, static_cast<int32_t>(byte));
+      row.emplace_back(offset, byte);
     }
     std::sort(row.begin(), row.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     for (size_t i = 0; i < row.size(); ++i) {
@@ -260,9 +265,8 @@ QuantizedPlan QuantizedPlan::Make(const ConvAttributes& attrs, const QuantizedWe
   const ConvGeometry g = PrepareCall(attrs, weights.weights(), x_shape);
   plan.quads_ = PackQuads(weights, plan.cpu_.offsets(), g.layout.channel_stride);
   if (strategy == CpuStrategy::kGenerated) {
-    std::vector<uint32_t> dwords(plan.quads_.dwords.begin(), plan.quads_.dwords.end());
     const JitRows rows{weights.weights().out_channels(), plan.quads_.row_begin.data(), plan.quads_.offsets.data(),
-                       dwords.data()};
+                       plan.quads_.dwords.data()};
     // One chunk of positions per call: channel j's sums at j * kCpuTilePositions in the buffer.
     plan.code_ = JitTiles::Build(isa, JitProduct::kInt8Quads, rows, g.layout.channel_stride,
                                  g.out_channels_per_group, kCpuTilePositions);

@@ -50,7 +50,7 @@ class QuantizedWeights {
 // that quad's channels at that tap (0 where a channel has none), sorted by offset.
 struct QuadTerms {
   std::vector<int64_t> row_begin, offsets;
-  std::vector<int32_t> dwords;
+  std::vector<uint32_t> dwords;
 };
 
 // The prepared plan of a SparseQLinearConv layer, made once per kernel (or per call from Python)
